@@ -1,0 +1,362 @@
+//! Per-core statistics of a run and their merge on the reporter thread.
+//!
+//! Each executor owns one [`CoreStats`] and never shares it. Once per interval it hands a
+//! [`Snapshot`] (its cumulative counters plus the histograms recorded since the last snapshot) to
+//! the reporter, which folds snapshots into a [`Merged`] view. Merging is exact: counters add and
+//! HDR histograms add bucket by bucket.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency and connect histograms record microseconds, from 1 µs to one hour, 3 significant
+/// digits (0.1% resolution).
+pub const HIST_LOW_US: u64 = 1;
+pub const HIST_HIGH_US: u64 = 3_600_000_000;
+pub const HIST_SIGFIG: u8 = 3;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Categories of per-connection errors. Each is counted; none ends a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// TCP connect refused (nothing listening, or the server's backlog is full).
+    ConnectRefused,
+    /// No free local address/port for the connection (EADDRNOTAVAIL).
+    AddrNotAvailable,
+    /// Connect plus handshake did not finish within the connect timeout.
+    ConnectTimeout,
+    /// Any other error while connecting (fd limit, unreachable, ...).
+    ConnectOther,
+    /// The server answered the upgrade with something other than 101.
+    HandshakeRejected,
+    /// The server's 101 answer was malformed or had a wrong Sec-WebSocket-Accept.
+    HandshakeInvalid,
+    /// The connection was reset by the peer.
+    Reset,
+    /// A WebSocket protocol violation by the peer.
+    Protocol,
+    /// Any other I/O error on an established connection.
+    Io,
+    /// A binary frame arrived where text was expected.
+    BinaryFrame,
+    /// A frame carried no marker.
+    MarkerMissing,
+    /// A marker that could not be parsed (truncated, bad digits).
+    MarkerMalformed,
+    /// A well-formed marker of another run.
+    MarkerForeign,
+    /// A marker naming a conversation, sender or sequence number that this run never sent to this
+    /// receiver.
+    MarkerOutOfRange,
+    /// Sending a message failed.
+    SendFailed,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::ConnectOther,
+        ErrorKind::HandshakeRejected,
+        ErrorKind::HandshakeInvalid,
+        ErrorKind::Reset,
+        ErrorKind::Protocol,
+        ErrorKind::Io,
+        ErrorKind::BinaryFrame,
+        ErrorKind::MarkerMissing,
+        ErrorKind::MarkerMalformed,
+        ErrorKind::MarkerForeign,
+        ErrorKind::MarkerOutOfRange,
+        ErrorKind::SendFailed,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The name used in JSON results and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::AddrNotAvailable => "addr_not_available",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::ConnectOther => "connect_other",
+            ErrorKind::HandshakeRejected => "handshake_rejected",
+            ErrorKind::HandshakeInvalid => "handshake_invalid",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Io => "io",
+            ErrorKind::BinaryFrame => "binary_frame",
+            ErrorKind::MarkerMissing => "marker_missing",
+            ErrorKind::MarkerMalformed => "marker_malformed",
+            ErrorKind::MarkerForeign => "marker_foreign",
+            ErrorKind::MarkerOutOfRange => "marker_out_of_range",
+            ErrorKind::SendFailed => "send_failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Monotonic counters of one core (or, merged, of the whole run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub conns_attempted: u64,
+    pub conns_established: u64,
+    pub conns_failed: u64,
+    /// Established connections that the peer closed (close frame, EOF or reset) before herd did.
+    pub conns_closed_by_peer: u64,
+    /// Connections herd closed itself at the end of the run.
+    pub conns_closed: u64,
+    /// Messages written to a socket.
+    pub msgs_sent: u64,
+    /// Deliveries owed: for each sent message, the other members of its conversation that were
+    /// connected when it was sent.
+    pub msgs_expected: u64,
+    /// First receipts of expected messages.
+    pub msgs_delivered: u64,
+    /// Receipts of a message the receiver already had.
+    pub msgs_duplicated: u64,
+    /// First receipts of a message after a later message of the same sender.
+    pub msgs_reordered: u64,
+    /// Receipts of a message sent before the receiver was connected (not owed, not delivered).
+    pub msgs_unexpected: u64,
+    /// A sender receiving its own message back (servers that echo).
+    pub msgs_echoed: u64,
+    pub errors: [u64; ErrorKind::COUNT],
+}
+
+impl Counters {
+    pub fn error(&mut self, kind: ErrorKind) {
+        self.errors[kind.index()] += 1;
+    }
+
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind.index()]
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Connections open now: established and not yet closed by either side.
+    pub fn open(&self) -> u64 {
+        self.conns_established
+            .saturating_sub(self.conns_closed_by_peer + self.conns_closed)
+    }
+
+    /// Owed deliveries that have not arrived (yet). At the end of a run this is the missed count.
+    pub fn pending(&self) -> u64 {
+        self.msgs_expected.saturating_sub(self.msgs_delivered)
+    }
+
+    pub fn add(&mut self, o: &Counters) {
+        self.conns_attempted += o.conns_attempted;
+        self.conns_established += o.conns_established;
+        self.conns_failed += o.conns_failed;
+        self.conns_closed_by_peer += o.conns_closed_by_peer;
+        self.conns_closed += o.conns_closed;
+        self.msgs_sent += o.msgs_sent;
+        self.msgs_expected += o.msgs_expected;
+        self.msgs_delivered += o.msgs_delivered;
+        self.msgs_duplicated += o.msgs_duplicated;
+        self.msgs_reordered += o.msgs_reordered;
+        self.msgs_unexpected += o.msgs_unexpected;
+        self.msgs_echoed += o.msgs_echoed;
+        for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// Histograms in microseconds.
+#[derive(Clone, Debug)]
+pub struct Histos {
+    /// Delivery latency from the intended send time (corrected for coordinated omission).
+    pub corrected: Histogram<u64>,
+    /// Delivery latency from the actual send time.
+    pub uncorrected: Histogram<u64>,
+    /// TCP connect plus WebSocket handshake.
+    pub connect: Histogram<u64>,
+}
+
+impl Default for Histos {
+    fn default() -> Self {
+        Histos {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            connect: new_histogram(),
+        }
+    }
+}
+
+impl Histos {
+    pub fn add(&mut self, o: &Histos) {
+        // Same bounds everywhere, so addition cannot fail.
+        let _ = self.corrected.add(&o.corrected);
+        let _ = self.uncorrected.add(&o.uncorrected);
+        let _ = self.connect.add(&o.connect);
+    }
+
+    pub fn reset(&mut self) {
+        self.corrected.reset();
+        self.uncorrected.reset();
+        self.connect.reset();
+    }
+}
+
+/// The state one executor owns.
+#[derive(Default)]
+pub struct CoreStats {
+    pub counters: Counters,
+    /// Recorded since the last snapshot.
+    pub interval: Histos,
+}
+
+impl CoreStats {
+    pub fn record_delivery(&mut self, corrected_ns: u64, uncorrected_ns: u64) {
+        self.interval.corrected.saturating_record((corrected_ns / 1000).max(1));
+        self.interval.uncorrected.saturating_record((uncorrected_ns / 1000).max(1));
+    }
+
+    pub fn record_connect(&mut self, ns: u64) {
+        self.interval.connect.saturating_record((ns / 1000).max(1));
+    }
+
+    /// Takes a snapshot and starts a new interval.
+    pub fn snapshot(&mut self, core: usize, at_ns: u64, last: bool) -> Snapshot {
+        let interval = self.interval.clone();
+        self.interval.reset();
+        Snapshot {
+            core,
+            at_ns,
+            last,
+            counters: self.counters.clone(),
+            interval,
+        }
+    }
+}
+
+/// What a core hands to the reporter once per interval.
+pub struct Snapshot {
+    pub core: usize,
+    /// Clock reading (`clock::now_ns`) when it was taken.
+    pub at_ns: u64,
+    /// The core's final snapshot: it will send no more.
+    pub last: bool,
+    /// Cumulative since the start of the run.
+    pub counters: Counters,
+    /// Recorded since the core's previous snapshot.
+    pub interval: Histos,
+}
+
+/// The run as a whole, folded from snapshots.
+pub struct Merged {
+    per_core: Vec<Counters>,
+    /// Sum of `per_core`.
+    pub counters: Counters,
+    /// Everything recorded since the start.
+    pub total: Histos,
+    /// What arrived since the last call to [`Merged::take_interval`].
+    pub interval: Histos,
+}
+
+impl Merged {
+    pub fn new(cores: usize) -> Self {
+        Merged {
+            per_core: vec![Counters::default(); cores],
+            counters: Counters::default(),
+            total: Histos::default(),
+            interval: Histos::default(),
+        }
+    }
+
+    pub fn fold(&mut self, s: &Snapshot) {
+        if s.core >= self.per_core.len() {
+            self.per_core.resize(s.core + 1, Counters::default());
+        }
+        self.per_core[s.core] = s.counters.clone();
+        let mut sum = Counters::default();
+        for c in &self.per_core {
+            sum.add(c);
+        }
+        self.counters = sum;
+        self.total.add(&s.interval);
+        self.interval.add(&s.interval);
+    }
+
+    /// The histograms of the interval just ended; a fresh interval starts.
+    pub fn take_interval(&mut self) -> Histos {
+        let out = self.interval.clone();
+        self.interval.reset();
+        out
+    }
+
+    pub fn per_core(&self) -> &[Counters] {
+        &self.per_core
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_merge_exactly() {
+        let mut a = CoreStats::default();
+        let mut b = CoreStats::default();
+        a.counters.msgs_sent = 3;
+        a.counters.msgs_expected = 9;
+        a.counters.msgs_delivered = 8;
+        a.counters.error(ErrorKind::Reset);
+        b.counters.msgs_sent = 2;
+        b.counters.msgs_expected = 6;
+        b.counters.msgs_delivered = 6;
+        a.record_delivery(1_500_000, 1_000_000);
+        b.record_delivery(3_000_000, 2_000_000);
+        b.record_delivery(5_000, 0);
+
+        let mut m = Merged::new(2);
+        m.fold(&a.snapshot(0, 1, false));
+        m.fold(&b.snapshot(1, 1, false));
+        assert_eq!(m.counters.msgs_sent, 5);
+        assert_eq!(m.counters.pending(), 1);
+        assert_eq!(m.counters.errors_of(ErrorKind::Reset), 1);
+        assert_eq!(m.total.corrected.len(), 3);
+        assert_eq!(m.total.uncorrected.min(), 1, "sub-microsecond values count as 1 µs");
+
+        // A later cumulative snapshot of core 0 replaces its counters, and adds its new interval.
+        a.counters.msgs_sent = 4;
+        a.record_delivery(2_000_000, 1_000_000);
+        m.fold(&a.snapshot(0, 2, true));
+        assert_eq!(m.counters.msgs_sent, 6);
+        assert_eq!(m.total.corrected.len(), 4);
+        assert_eq!(m.take_interval().corrected.len(), 4);
+        assert_eq!(m.interval.corrected.len(), 0);
+    }
+
+    #[test]
+    fn error_names_are_unique_and_indexed_in_order() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::COUNT);
+    }
+
+    #[test]
+    fn open_connections_exclude_both_kinds_of_close() {
+        let c = Counters {
+            conns_established: 10,
+            conns_closed_by_peer: 3,
+            conns_closed: 2,
+            ..Default::default()
+        };
+        assert_eq!(c.open(), 5);
+    }
+}
