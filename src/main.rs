@@ -1,1 +1,24 @@
-fn main(){}
+//! The `herd` binary: parse, dispatch to the library, print `error: ...` and exit with the
+//! error's sysexits code.
+
+use clap::Parser;
+use herd::cli::{Cli, Command};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match &cli.command {
+        Command::Run(a) => herd::run_command(a).map(|_| ()),
+        Command::Serve(a) => herd::server::main(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,21 @@
+//! The command line: `herd run`, `herd serve`. Parsing only; each subcommand's work lives in its
+//! own module.
+
+use crate::scenario::RunArgs;
+use crate::server::ServeArgs;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "herd", version, about = "A thread-per-core WebSocket chat load generator")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open conversations of WebSocket clients, send at a fixed rate, measure delivery
+    Run(RunArgs),
+    /// Run the reference chat server
+    Serve(ServeArgs),
+}

@@ -1,0 +1,131 @@
+//! Opening one client connection: a non-blocking TCP connect through socket2 (so a source address
+//! can be bound), herd's own WebSocket upgrade, then a tungstenite stream over the glommio socket.
+
+use crate::handshake::{self, ReadHeadError, ResponseError};
+use crate::stats::ErrorKind;
+use crate::template::{UrlTemplate, Vars};
+use async_tungstenite::WebSocketStream;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use tungstenite::protocol::{Role, WebSocketConfig};
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Where and how to connect; shared by every connection of a core.
+pub struct Target {
+    pub template: UrlTemplate,
+    /// The server's address (resolved once).
+    pub addr: SocketAddr,
+    pub ws_config: WebSocketConfig,
+}
+
+impl Target {
+    pub fn new(template: UrlTemplate, max_frame: usize, read_buffer: usize) -> io::Result<Target> {
+        use std::net::ToSocketAddrs;
+        let addr = (template.host.as_str(), template.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(read_buffer)
+            .write_buffer_size(0)
+            .max_message_size(Some(max_frame))
+            .max_frame_size(Some(max_frame));
+        Ok(Target { template, addr, ws_config })
+    }
+}
+
+/// Maps an I/O error while connecting to its category.
+pub fn connect_error_kind(e: &io::Error) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::AddrNotAvailable => ErrorKind::AddrNotAvailable,
+        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+            ErrorKind::Reset
+        }
+        _ => ErrorKind::ConnectOther,
+    }
+}
+
+/// Starts a non-blocking connect, bound to `source` if given (with IP_BIND_ADDRESS_NO_PORT so the
+/// kernel picks the port per destination, not per source address).
+fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+    s.set_tcp_nodelay(true)?;
+    if let Some(ip) = source {
+        s.set_reuse_address(true)?;
+        set_bind_address_no_port(&s)?;
+        s.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: a connecting TCP socket we own; glommio takes it over.
+    Ok(unsafe { TcpStream::from_raw_fd(s.into_raw_fd()) })
+}
+
+/// IP_BIND_ADDRESS_NO_PORT: defer the port choice to connect(), where the kernel can reuse a
+/// port for different destinations.
+fn set_bind_address_no_port(s: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a pointer to a c_int of the size we pass.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Connects and upgrades. The caller bounds the time it may take.
+pub async fn open(t: &Target, vars: &Vars, key_seed: u64, source: Option<IpAddr>, path_buf: &mut String) -> Result<Ws, ErrorKind> {
+    let mut stream = start_connect(t.addr, source).map_err(|e| connect_error_kind(&e))?;
+    t.template.render_target(vars, path_buf);
+    let key = handshake::client_key(key_seed);
+    let req = handshake::client_request(&t.template.host_header(), path_buf, &key, &[]);
+    // The first write completes once the connection is established (or fails with its error).
+    stream.write_all(&req).await.map_err(|e| connect_error_kind(&e))?;
+    drop(req);
+    let (buf, end) = handshake::read_head(&mut stream).await.map_err(|e| match e {
+        ReadHeadError::Io(e) => connect_error_kind(&e),
+        ReadHeadError::Eof => ErrorKind::HandshakeRejected,
+        ReadHeadError::TooLarge => ErrorKind::HandshakeInvalid,
+    })?;
+    handshake::check_response(&buf[..end], &key).map_err(|e| match e {
+        ResponseError::Status(_) => ErrorKind::HandshakeRejected,
+        ResponseError::Invalid(_) => ErrorKind::HandshakeInvalid,
+    })?;
+    let leftover = buf[end..].to_vec();
+    drop(buf);
+    Ok(WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_map_to_categories() {
+        let k = |kind| connect_error_kind(&io::Error::from(kind));
+        assert_eq!(k(io::ErrorKind::ConnectionRefused), ErrorKind::ConnectRefused);
+        assert_eq!(k(io::ErrorKind::AddrNotAvailable), ErrorKind::AddrNotAvailable);
+        assert_eq!(k(io::ErrorKind::ConnectionReset), ErrorKind::Reset);
+        assert_eq!(k(io::ErrorKind::PermissionDenied), ErrorKind::ConnectOther);
+    }
+}

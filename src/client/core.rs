@@ -1,0 +1,271 @@
+//! One generator executor: its conversations, the connect ramp, the send scheduler (one per
+//! core, not one timer per sender) and the periodic snapshot.
+
+use super::connect::Target;
+use super::{conn, Control, CorePlan, Phase};
+use crate::clock::now_ns;
+use crate::pacing::{self, Schedule};
+use crate::stats::{CoreStats, Snapshot};
+use glommio::{Latency, Shares};
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+/// A connection's doorbell: the scheduler and the core ring it; the connection's task waits on it.
+#[derive(Default)]
+pub struct Slot {
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Slot {
+    pub fn register(&self, w: &Waker) {
+        let mut s = self.waker.borrow_mut();
+        match &*s {
+            Some(old) if old.will_wake(w) => {}
+            _ => *s = Some(w.clone()),
+        }
+    }
+
+    pub fn wake(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+pub struct SenderState {
+    /// Messages due so far (set by the scheduler).
+    pub due: Cell<u64>,
+    /// Messages written so far; the next one to send has this sequence number.
+    pub sent: Cell<u64>,
+    pub schedule: Cell<Option<Schedule>>,
+}
+
+pub struct Conv {
+    pub id: u64,
+    /// Members connected now.
+    pub open: Cell<u32>,
+    pub senders: Vec<SenderState>,
+    pub slots: Vec<Slot>,
+}
+
+pub struct CoreCtx {
+    pub plan: CorePlan,
+    pub target: Arc<Target>,
+    pub control: Arc<Control>,
+    pub stats: RefCell<CoreStats>,
+    pub convs: Vec<Conv>,
+    /// Set once sending must stop (end of duration or Ctrl-C).
+    pub sending_over: Cell<bool>,
+    /// Set when connections must close.
+    pub closing: Cell<bool>,
+    /// Connection tasks still running.
+    pub live: Cell<u64>,
+    /// Connection tasks still connecting.
+    pub connecting: Cell<u64>,
+    /// The ramp has attempted every connection, or given up because the run is closing.
+    pub ramp_over: Cell<bool>,
+}
+
+impl CoreCtx {
+    fn wake_all(&self) {
+        for c in &self.convs {
+            for s in &c.slots {
+                s.wake();
+            }
+        }
+    }
+}
+
+pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
+    let convs = plan
+        .convs
+        .iter()
+        .map(|&id| Conv {
+            id,
+            open: Cell::new(0),
+            senders: (0..plan.senders)
+                .map(|_| SenderState { due: Cell::new(0), sent: Cell::new(0), schedule: Cell::new(None) })
+                .collect(),
+            slots: (0..plan.members).map(|_| Slot::default()).collect(),
+        })
+        .collect();
+    let ctx = Rc::new(CoreCtx {
+        plan,
+        target,
+        control,
+        stats: RefCell::new(CoreStats::default()),
+        convs,
+        sending_over: Cell::new(false),
+        closing: Cell::new(false),
+        live: Cell::new(0),
+        connecting: Cell::new(0),
+        ramp_over: Cell::new(false),
+    });
+    let idx = ctx.plan.idx;
+    let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
+
+    // The connect ramp runs beside the ticker below.
+    {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            ramp(&ctx, conn_tq).await;
+            ctx.ramp_over.set(true);
+        })
+        .detach();
+    }
+
+    let interval_ns = ctx.plan.interval.as_nanos() as u64;
+    let mut next_snapshot = now_ns() + interval_ns;
+    let mut ramp_reported = false;
+    let mut heap: BinaryHeap<Reverse<(u64, u32, u32)>> = BinaryHeap::new();
+    let mut sending_started = false;
+    let mut closing_since: Option<u64> = None;
+
+    loop {
+        let now = now_ns();
+        let phase = ctx.control.phase();
+        {
+            let c = &ctx.stats.borrow().counters;
+            ctx.control.pending[idx].store(c.pending(), Ordering::Relaxed);
+            ctx.control.open[idx].store(c.open(), Ordering::Relaxed);
+        }
+        if !ramp_reported && ramp_finished(&ctx) {
+            ramp_reported = true;
+            ctx.control.ramped.fetch_add(1, Ordering::SeqCst);
+        }
+        if phase >= Phase::Sending && !sending_started {
+            sending_started = true;
+            start_schedules(&ctx, &mut heap);
+        }
+        if phase >= Phase::Draining && !ctx.sending_over.get() {
+            ctx.sending_over.set(true);
+            heap.clear();
+            ctx.wake_all();
+        }
+        // Ring the senders whose next message is due.
+        while let Some(&Reverse((due, c, s))) = heap.peek() {
+            if due > now {
+                break;
+            }
+            heap.pop();
+            let conv = &ctx.convs[c as usize];
+            let st = &conv.senders[s as usize];
+            let Some(sched) = st.schedule.get() else { continue };
+            let count = sched.due_count(now);
+            st.due.set(count);
+            conv.slots[s as usize].wake();
+            if let Some(next) = sched.next_due_ns(count) {
+                heap.push(Reverse((next, c, s)));
+            }
+        }
+        if phase >= Phase::Closing && !ctx.closing.get() {
+            ctx.closing.set(true);
+            closing_since = Some(now);
+            ctx.wake_all();
+        }
+        if now >= next_snapshot {
+            next_snapshot = now + interval_ns;
+            publish(&ctx, &tx, false);
+        }
+        let all_closed = ctx.live.get() == 0 && ramp_reported;
+        let close_timed_out = closing_since.is_some_and(|t| now - t > 3_000_000_000);
+        if ctx.closing.get() && (all_closed || close_timed_out || ctx.control.abort.load(Ordering::Relaxed)) {
+            break;
+        }
+        // Sleep until the next due message, snapshot or control check, whichever is first.
+        let mut wake_at = next_snapshot.min(now + 5_000_000);
+        if let Some(&Reverse((due, _, _))) = heap.peek() {
+            wake_at = wake_at.min(due);
+        }
+        let wait = wake_at.saturating_sub(now_ns());
+        if wait > 0 {
+            glommio::timer::sleep(Duration::from_nanos(wait)).await;
+        } else {
+            glommio::yield_if_needed().await;
+        }
+    }
+    ctx.control.open[idx].store(0, Ordering::Relaxed);
+    publish(&ctx, &tx, true);
+}
+
+/// Every connection of the core has been attempted and none is still connecting.
+fn ramp_finished(ctx: &CoreCtx) -> bool {
+    ctx.ramp_over.get() && ctx.connecting.get() == 0
+}
+
+impl CorePlan {
+    pub fn total_conns(&self) -> u64 {
+        self.convs.len() as u64 * self.members as u64
+    }
+}
+
+fn publish(ctx: &CoreCtx, tx: &Sender<Snapshot>, last: bool) {
+    let mut stats = ctx.stats.borrow_mut();
+    let idx = ctx.plan.idx;
+    ctx.control.pending[idx].store(stats.counters.pending(), Ordering::Relaxed);
+    ctx.control.open[idx].store(stats.counters.open(), Ordering::Relaxed);
+    let _ = tx.send(stats.snapshot(idx, now_ns(), last));
+}
+
+fn start_schedules(ctx: &CoreCtx, heap: &mut BinaryHeap<Reverse<(u64, u32, u32)>>) {
+    let p = &ctx.plan;
+    if p.rate <= 0.0 {
+        return;
+    }
+    let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
+    let period = pacing::period_ns(p.rate);
+    for (ci, conv) in ctx.convs.iter().enumerate() {
+        for (si, st) in conv.senders.iter().enumerate() {
+            let global = conv.id * p.senders as u64 + si as u64;
+            let phase = pacing::phase_ns(p.seed, global, period);
+            let sched = Schedule::new(start, phase, p.rate, p.duration.as_nanos() as u64);
+            st.schedule.set(Some(sched));
+            if let Some(first) = sched.next_due_ns(0) {
+                heap.push(Reverse((first, ci as u32, si as u32)));
+            }
+        }
+    }
+}
+
+/// Opens this core's connections at its share of the connect rate, conversation by conversation.
+async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
+    let start = now_ns();
+    let per_conn_ns = (1e9 / ctx.plan.connect_rate.max(1e-3)) as u64;
+    let mut i: u64 = 0;
+    for ci in 0..ctx.convs.len() {
+        for member in 0..ctx.plan.members {
+            if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
+                return;
+            }
+            let due = start + i * per_conn_ns;
+            let now = now_ns();
+            if due > now + 1_000_000 {
+                glommio::timer::sleep(Duration::from_nanos(due - now)).await;
+            }
+            i += 1;
+            ctx.stats.borrow_mut().counters.conns_attempted += 1;
+            ctx.connecting.set(ctx.connecting.get() + 1);
+            ctx.live.set(ctx.live.get() + 1);
+            let c = ctx.clone();
+            match glommio::spawn_local_into(conn::run(c, ci, member), tq) {
+                Ok(t) => {
+                    t.detach();
+                }
+                Err(_) => {
+                    ctx.connecting.set(ctx.connecting.get() - 1);
+                    ctx.live.set(ctx.live.get() - 1);
+                }
+            }
+            if i % 64 == 0 {
+                glommio::yield_if_needed().await;
+            }
+        }
+    }
+}

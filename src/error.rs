@@ -1,0 +1,40 @@
+//! Setup errors: what stops herd before or instead of a run, each with its sysexits code.
+//!
+//! Errors on one connection are never these: they are counted in the run's statistics.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A flag or scenario key has a bad value. Exit 64 (EX_USAGE).
+    Usage(String),
+    /// A needed resource is missing or too small: fd limit, port, target. Exit 69 (EX_UNAVAILABLE).
+    Unavailable(String),
+    /// A file could not be read or written. Exit 74 (EX_IOERR).
+    Io(String),
+    /// herd itself failed. Exit 70 (EX_SOFTWARE).
+    Software(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 64,
+            Error::Unavailable(_) => 69,
+            Error::Software(_) => 70,
+            Error::Io(_) => 74,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Unavailable(m) | Error::Io(m) | Error::Software(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

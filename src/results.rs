@@ -1,0 +1,262 @@
+//! A run's results: the JSON document written with `--out` and the summary table on stdout.
+//! Both are built from the merged statistics by pure functions.
+
+use crate::scenario::Scenario;
+use crate::server::metrics::ServerTotals;
+use crate::stats::{Counters, ErrorKind, Merged};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Serialize, Debug, Clone)]
+pub struct RunResult {
+    pub herd_version: &'static str,
+    pub run_id: String,
+    /// Unix time the run started, in seconds.
+    pub started_at_unix_s: f64,
+    pub scenario: Scenario,
+    pub target: String,
+    pub embedded_server: bool,
+    /// `completed`, `interrupted` (Ctrl-C/SIGTERM: stopped sending early, drained) or `aborted`
+    /// (second Ctrl-C: no drain).
+    pub outcome: String,
+    pub connections: Connections,
+    pub messages: Messages,
+    pub latency: LatencyPair,
+    pub connect: ConnectTimes,
+    pub errors: BTreeMap<String, u64>,
+    /// Wall time from start to the end of closing.
+    pub duration_s: f64,
+    pub phases: Phases,
+    pub process: ProcessCost,
+    /// The embedded reference server's own counters (absent with --url).
+    pub server: Option<ServerTotals>,
+    /// Anything a reader of these figures should know (limits reached, outputs that failed).
+    pub notes: Vec<String>,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct Connections {
+    pub attempted: u64,
+    pub established: u64,
+    pub failed: u64,
+    pub closed_by_peer: u64,
+    pub closed: u64,
+    pub open_at_end: u64,
+    pub peak_open: u64,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct Messages {
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub missed: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub unexpected: u64,
+    pub echoed: u64,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct LatencyPair {
+    pub corrected: Latency,
+    pub uncorrected: Latency,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct ConnectTimes {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct Phases {
+    pub connect_s: f64,
+    pub send_s: f64,
+    pub drain_s: f64,
+    pub close_s: f64,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct ProcessCost {
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+    /// CPU (user + system) spent from the start of sending to the end of the drain.
+    pub cpu_send_drain_s: f64,
+    pub rss_start_bytes: u64,
+    pub rss_connected_bytes: u64,
+    pub rss_end_bytes: u64,
+    pub rss_peak_bytes: u64,
+    /// (RSS once connected - RSS at start) / connections established. Only with --url: with the
+    /// embedded server the process holds both ends.
+    pub rss_per_connection_bytes: Option<f64>,
+    /// cpu_send_drain_s / delivered, in microseconds. Only with --url, as above.
+    pub cpu_per_delivery_us: Option<f64>,
+}
+
+/// Latency figures from a histogram of microseconds.
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        count: h.len(),
+        p50_ms: ms(h.value_at_quantile(0.5)),
+        p90_ms: ms(h.value_at_quantile(0.9)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        p999_ms: ms(h.value_at_quantile(0.999)),
+        max_ms: ms(h.max()),
+        mean_ms: h.mean() / 1000.0,
+    }
+}
+
+pub fn connect_times(h: &Histogram<u64>) -> ConnectTimes {
+    let l = latency(h);
+    ConnectTimes { count: l.count, p50_ms: l.p50_ms, p99_ms: l.p99_ms, max_ms: l.max_ms, mean_ms: l.mean_ms }
+}
+
+pub fn connections(c: &Counters, peak_open: u64) -> Connections {
+    Connections {
+        attempted: c.conns_attempted,
+        established: c.conns_established,
+        failed: c.conns_failed,
+        closed_by_peer: c.conns_closed_by_peer,
+        closed: c.conns_closed,
+        open_at_end: c.open(),
+        peak_open,
+    }
+}
+
+/// Message counts; at the end of a run every owed delivery that did not arrive is missed.
+pub fn messages(c: &Counters) -> Messages {
+    Messages {
+        sent: c.msgs_sent,
+        expected: c.msgs_expected,
+        delivered: c.msgs_delivered,
+        missed: c.pending(),
+        duplicated: c.msgs_duplicated,
+        reordered: c.msgs_reordered,
+        unexpected: c.msgs_unexpected,
+        echoed: c.msgs_echoed,
+    }
+}
+
+/// Every category, zeros included, so the schema is stable.
+pub fn errors(c: &Counters) -> BTreeMap<String, u64> {
+    ErrorKind::ALL.iter().map(|k| (k.name().to_string(), c.errors_of(*k))).collect()
+}
+
+/// Fills the statistics parts of a result from the merged view.
+pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
+    r.connections = connections(&m.counters, peak_open);
+    r.messages = messages(&m.counters);
+    r.latency = LatencyPair { corrected: latency(&m.total.corrected), uncorrected: latency(&m.total.uncorrected) };
+    r.connect = connect_times(&m.total.connect);
+    r.errors = errors(&m.counters);
+}
+
+/// The summary table printed on stdout at the end of a run.
+pub fn summary(r: &RunResult) -> String {
+    let mut s = String::new();
+    let c = &r.connections;
+    let m = &r.messages;
+    let _ = writeln!(s, "herd run {} — {} ({})", r.run_id, r.target, r.outcome);
+    let _ = writeln!(
+        s,
+        "scenario     {} conversations x {} members, {} sender(s) at {}/s, {} B, {:.1}s sending",
+        r.scenario.conversations, r.scenario.members, r.scenario.senders, r.scenario.rate, r.scenario.size,
+        r.phases.send_s
+    );
+    let _ = writeln!(
+        s,
+        "connections  attempted {}  established {}  failed {}  closed by peer {}  peak open {}",
+        c.attempted, c.established, c.failed, c.closed_by_peer, c.peak_open
+    );
+    let _ = writeln!(
+        s,
+        "messages     sent {}  expected {}  delivered {}  missed {}  duplicated {}  reordered {}",
+        m.sent, m.expected, m.delivered, m.missed, m.duplicated, m.reordered
+    );
+    if m.unexpected + m.echoed > 0 {
+        let _ = writeln!(s, "             unexpected {}  echoed to sender {}", m.unexpected, m.echoed);
+    }
+    let _ = writeln!(s, "latency (ms)         p50      p90      p99    p99.9      max     mean");
+    for (name, l) in [("corrected", &r.latency.corrected), ("uncorrected", &r.latency.uncorrected)] {
+        let _ = writeln!(
+            s,
+            "  {:<13} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+            name, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
+        );
+    }
+    let k = &r.connect;
+    let _ = writeln!(s, "  {:<13} {:>8.3}          {:>8.3}          {:>8.3} {:>8.3}", "connect", k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms);
+    let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(s, "errors       {}", if errs.is_empty() { "none".to_string() } else { errs.join(", ") });
+    let p = &r.process;
+    let _ = write!(s, "process      cpu {:.2}s user {:.2}s sys, peak rss {:.1} MiB", p.cpu_user_s, p.cpu_sys_s, p.rss_peak_bytes as f64 / 1048576.0);
+    if let Some(b) = p.rss_per_connection_bytes {
+        let _ = write!(s, ", {b:.0} B/connection");
+    }
+    if let Some(us) = p.cpu_per_delivery_us {
+        let _ = write!(s, ", {us:.2} µs CPU/delivery");
+    }
+    let _ = writeln!(s);
+    if let Some(sv) = &r.server {
+        let _ = writeln!(
+            s,
+            "server       received {}  delivered {}  dropped (fault) {}  duplicated (fault) {}  slow consumers {}",
+            sv.messages_received, sv.messages_delivered, sv.messages_dropped_fault, sv.messages_duplicated_fault,
+            sv.slow_consumers_closed
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note         {n}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_histogram;
+
+    #[test]
+    fn latency_figures_are_in_milliseconds() {
+        let mut h = new_histogram();
+        for us in 1..=1000 {
+            h.record(us * 20).unwrap(); // 20 µs .. 20 ms
+        }
+        let l = latency(&h);
+        assert_eq!(l.count, 1000);
+        assert!((l.p50_ms - 10.0).abs() < 0.02, "{l:?}");
+        assert!((l.max_ms - 20.0).abs() < 0.02, "{l:?}");
+        assert!((l.mean_ms - 10.01).abs() < 0.02, "{l:?}");
+        assert_eq!(latency(&new_histogram()).count, 0);
+    }
+
+    #[test]
+    fn missed_is_expected_minus_delivered() {
+        let c = Counters { msgs_expected: 30, msgs_delivered: 27, ..Default::default() };
+        assert_eq!(messages(&c).missed, 3);
+        let e = errors(&c);
+        assert_eq!(e.len(), ErrorKind::COUNT);
+        assert!(e.values().all(|&v| v == 0));
+    }
+}

@@ -1,0 +1,370 @@
+//! A run's scenario: the `herd run` flags, the optional TOML scenario file, and the resolved
+//! [`Scenario`] the rest of herd works from.
+//!
+//! Precedence: a flag given on the command line wins over the same key in `--scenario FILE`,
+//! which wins over the default. Scenario file keys are the flag names without dashes
+//! (`connect-rate = "5k"`); unknown keys are errors.
+
+use crate::error::{Error, Result};
+use crate::units;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Defaults: 1000 conversations x 4 members (4,000 connections), one sender per conversation at
+/// 1 message/s, 20 s of sending.
+pub mod defaults {
+    pub const CONVERSATIONS: u32 = 1000;
+    pub const MEMBERS: u32 = 4;
+    pub const SENDERS: u32 = 1;
+    pub const RATE: f64 = 1.0;
+    pub const SIZE: usize = 128;
+    pub const CONNECT_RATE: f64 = 10_000.0;
+    pub const DURATION_S: u64 = 20;
+    pub const DRAIN_S: u64 = 5;
+    pub const CONNECT_TIMEOUT_S: u64 = 10;
+    /// Largest accepted `--size`.
+    pub const MAX_SIZE: usize = 1 << 20;
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Target URL template, e.g. ws://127.0.0.1:8080/conv/{conv}?user={user}. Without it herd
+    /// starts its reference server in-process on a loopback port and targets that.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub url: Option<String>,
+    /// TOML file with scenario keys (flag names without dashes); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Number of conversations (rooms) [default: 1000]
+    #[arg(long, short = 'c', value_parser = units::parse_count_u32)]
+    pub conversations: Option<u32>,
+    /// Members (connections) per conversation, at least 2 [default: 4]
+    #[arg(long, short = 'k', value_parser = units::parse_count_u32)]
+    pub members: Option<u32>,
+    /// Sending members per conversation [default: 1]
+    #[arg(long, value_parser = units::parse_count_u32)]
+    pub senders: Option<u32>,
+    /// Messages per second per sender, decimal; 0 holds connections idle [default: 1]
+    #[arg(long, value_parser = units::parse_rate)]
+    pub rate: Option<f64>,
+    /// Message size in bytes (never smaller than the ~40-70 byte marker) [default: 128]
+    #[arg(long, value_parser = units::parse_count)]
+    pub size: Option<u64>,
+    /// New connections per second across all cores [default: 10k]
+    #[arg(long, value_parser = units::parse_rate)]
+    pub connect_rate: Option<f64>,
+    /// Length of the sending phase, e.g. 20s, 2m [default: 20s]
+    #[arg(long, short = 'd', value_parser = units::parse_duration)]
+    pub duration: Option<Duration>,
+    /// After sending stops, how long to wait for in-flight deliveries (ends early once nothing
+    /// is pending) [default: 5s]
+    #[arg(long, value_parser = units::parse_duration)]
+    pub drain: Option<Duration>,
+    /// Limit on TCP connect plus WebSocket handshake per connection [default: 10s]
+    #[arg(long, value_parser = units::parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Executors (pinned threads) to run [default: one per online core]
+    #[arg(long, short = 't', value_parser = units::parse_count_u32, conflicts_with = "cores")]
+    pub threads: Option<u32>,
+    /// CPU cores to pin executors to, e.g. 0,2-3
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+    /// Executors of the embedded reference server (only without --url) [default: --threads]
+    #[arg(long, value_parser = units::parse_count_u32)]
+    pub server_threads: Option<u32>,
+    /// Write JSON results to this file
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write HdrHistogram interval logs of delivery latency to this file
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+    /// Seed for send phases and handshake keys [default: random]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress lines on stderr
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// The scenario file: the same keys as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScenarioFile {
+    pub url: Option<String>,
+    pub conversations: Option<Value>,
+    pub members: Option<Value>,
+    pub senders: Option<Value>,
+    pub rate: Option<Value>,
+    pub size: Option<Value>,
+    pub connect_rate: Option<Value>,
+    pub duration: Option<Value>,
+    pub drain: Option<Value>,
+    pub connect_timeout: Option<Value>,
+    pub threads: Option<Value>,
+    pub cores: Option<String>,
+    pub server_threads: Option<Value>,
+    pub out: Option<PathBuf>,
+    pub hdr_log: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub quiet: Option<bool>,
+}
+
+/// A number or a string such as "10k" or "20s".
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Str(s) => s.clone(),
+        }
+    }
+}
+
+/// Everything a run needs, resolved and checked.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// `None`: the embedded reference server.
+    pub url: Option<String>,
+    pub conversations: u32,
+    pub members: u32,
+    pub senders: u32,
+    pub rate: f64,
+    pub size: usize,
+    pub connect_rate: f64,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    #[serde(with = "secs")]
+    pub drain: Duration,
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+    /// The cores executors are pinned to, one executor each.
+    pub cores: Vec<usize>,
+    pub server_threads: u32,
+    pub out: Option<PathBuf>,
+    pub hdr_log: Option<PathBuf>,
+    pub seed: u64,
+    pub quiet: bool,
+}
+
+impl Scenario {
+    pub fn connections(&self) -> u64 {
+        self.conversations as u64 * self.members as u64
+    }
+}
+
+mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Reads and parses a scenario file.
+pub fn load_file(path: &std::path::Path) -> Result<ScenarioFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("--scenario {}: cannot read: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))
+}
+
+/// Combines flags, file and defaults (pure). `online_cores` is the machine's core list.
+pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<Scenario> {
+    let conversations = pick(a.conversations, &f.conversations, "conversations", units::parse_count_u32)?
+        .unwrap_or(defaults::CONVERSATIONS);
+    let members = pick(a.members, &f.members, "members", units::parse_count_u32)?.unwrap_or(defaults::MEMBERS);
+    let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
+    let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
+    let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
+    let connect_rate =
+        pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
+    let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
+        .unwrap_or(Duration::from_secs(defaults::DURATION_S));
+    let drain =
+        pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
+    let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
+        .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
+    let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
+    let cores_text = a.cores.clone().or_else(|| if a.threads.is_some() { None } else { f.cores.clone() });
+
+    let bad = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
+    if conversations == 0 {
+        return Err(bad("conversations", "must be at least 1".into()));
+    }
+    if members < 2 {
+        return Err(bad("members", format!("must be at least 2 (a sender and a receiver), got {members}")));
+    }
+    if senders == 0 || senders > members {
+        return Err(bad("senders", format!("must be between 1 and --members ({members}), got {senders}")));
+    }
+    if size as usize > defaults::MAX_SIZE {
+        return Err(bad("size", format!("at most {} bytes, got {size}", defaults::MAX_SIZE)));
+    }
+    if rate > 1e6 {
+        return Err(bad("rate", format!("at most 1000000 messages/s per sender, got {rate}")));
+    }
+    if connect_rate <= 0.0 {
+        return Err(bad("connect-rate", "must be positive".into()));
+    }
+    if connect_timeout.is_zero() {
+        return Err(bad("connect-timeout", "must be positive".into()));
+    }
+    let cores = match (cores_text, threads) {
+        (Some(list), _) => {
+            let cores = parse_core_list(&list).map_err(|e| bad("cores", e))?;
+            if let Some(c) = cores.iter().find(|c| !online_cores.contains(c)) {
+                return Err(bad("cores", format!("core {c} is not online (online: {online_cores:?})")));
+            }
+            cores
+        }
+        (None, Some(0)) => return Err(bad("threads", "must be at least 1".into())),
+        (None, Some(t)) => (0..t as usize).map(|i| online_cores[i % online_cores.len()]).collect(),
+        (None, None) => online_cores.to_vec(),
+    };
+    let server_threads = pick(a.server_threads, &f.server_threads, "server-threads", units::parse_count_u32)?
+        .unwrap_or(cores.len() as u32);
+    if server_threads == 0 {
+        return Err(bad("server-threads", "must be at least 1".into()));
+    }
+    let url = a.url.clone().or_else(|| f.url.clone());
+    if let Some(u) = &url {
+        crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?;
+    }
+    Ok(Scenario {
+        url,
+        conversations,
+        members,
+        senders,
+        rate,
+        size: size as usize,
+        connect_rate,
+        duration,
+        drain,
+        connect_timeout,
+        cores,
+        server_threads,
+        out: a.out.clone().or_else(|| f.out.clone()),
+        hdr_log: a.hdr_log.clone().or_else(|| f.hdr_log.clone()),
+        seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
+        quiet: a.quiet || f.quiet.unwrap_or(false),
+    })
+}
+
+/// The flag's value if given, else the file's (parsed with the flag's parser), else `None`.
+fn pick<T>(
+    flag: Option<T>,
+    file: &Option<Value>,
+    key: &str,
+    parse: fn(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match file {
+        None => Ok(None),
+        Some(v) => parse(&v.text())
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("scenario key '{key}': {e}"))),
+    }
+}
+
+/// `0,2-3` -> [0, 2, 3].
+pub fn parse_core_list(s: &str) -> std::result::Result<Vec<usize>, String> {
+    let mut out = vec![];
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: usize = a.trim().parse().map_err(|_| format!("'{part}' is not a core number or range"))?;
+        let b: usize = b.trim().parse().map_err(|_| format!("'{part}' is not a core number or range"))?;
+        if a > b {
+            return Err(format!("'{part}' is a backwards range"));
+        }
+        for c in a..=b {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("empty core list".into());
+    }
+    Ok(out)
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    crate::pacing::splitmix64(t ^ ((std::process::id() as u64) << 32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(t: &str) -> ScenarioFile {
+        toml::from_str(t).unwrap()
+    }
+
+    #[test]
+    fn defaults_give_the_documented_scenario() {
+        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0, 1]).unwrap();
+        assert_eq!(s.connections(), 4000);
+        assert_eq!((s.senders, s.rate, s.duration), (1, 1.0, Duration::from_secs(20)));
+        assert_eq!(s.cores, vec![0, 1]);
+        assert_eq!(s.url, None);
+    }
+
+    #[test]
+    fn flags_win_over_file_which_wins_over_defaults() {
+        let f = file("conversations = 10\nmembers = \"5\"\nduration = \"3s\"\nrate = 0.5\nconnect-rate = \"2k\"");
+        let a = RunArgs {
+            members: Some(3),
+            ..Default::default()
+        };
+        let s = resolve(&a, &f, &[0]).unwrap();
+        assert_eq!((s.conversations, s.members), (10, 3));
+        assert_eq!(s.duration, Duration::from_secs(3));
+        assert_eq!((s.rate, s.connect_rate), (0.5, 2000.0));
+    }
+
+    #[test]
+    fn errors_name_the_flag_or_key() {
+        let e = |a: RunArgs, f: &str| resolve(&a, &file(f), &[0, 1]).unwrap_err().to_string();
+        assert!(e(RunArgs { members: Some(1), ..Default::default() }, "").contains("--members"));
+        assert!(e(RunArgs { senders: Some(5), ..Default::default() }, "").contains("--senders"));
+        assert!(e(RunArgs::default(), "duration = \"soon\"").contains("scenario key 'duration'"));
+        assert!(e(RunArgs { cores: Some("7".into()), ..Default::default() }, "").contains("not online"));
+        assert!(e(RunArgs { url: Some("http://x".into()), ..Default::default() }, "").contains("--url"));
+        assert!(e(RunArgs { threads: Some(0), ..Default::default() }, "").contains("--threads"));
+        let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();
+        assert!(unknown.contains("conversatons"), "{unknown}");
+    }
+
+    #[test]
+    fn core_lists() {
+        assert_eq!(parse_core_list("0,2-3").unwrap(), vec![0, 2, 3]);
+        assert_eq!(parse_core_list("1,1").unwrap(), vec![1]);
+        assert!(parse_core_list("3-1").is_err());
+        assert!(parse_core_list("a").is_err());
+        assert!(parse_core_list("").is_err());
+    }
+
+    #[test]
+    fn threads_beyond_cores_wrap_around() {
+        let a = RunArgs { threads: Some(3), ..Default::default() };
+        assert_eq!(resolve(&a, &ScenarioFile::default(), &[0, 1]).unwrap().cores, vec![0, 1, 0]);
+    }
+}

@@ -1,0 +1,283 @@
+//! One server connection: HTTP routing (`/conv/{id}`, `/metrics`, `/healthz`), the upgrade, and
+//! the loop that relays what the client sends and writes what its room sends it.
+
+use super::core::Core;
+use super::mailbox::Mailbox;
+use super::metrics::{add, inc};
+use super::rooms::Member;
+use crate::handshake::{self, ReadHeadError};
+use async_tungstenite::WebSocketStream;
+use futures_lite::{AsyncWrite, AsyncWriteExt};
+use futures_util::{SinkExt, StreamExt};
+use glommio::net::TcpStream;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Error as WsError, Message};
+
+/// Longest room name accepted.
+const MAX_ROOM: usize = 256;
+
+enum Route {
+    Room(String, String),
+    Metrics,
+    Health,
+    Reply(u16, &'static str, String),
+}
+
+fn route(head: &[u8], core: &Core) -> Route {
+    let req = match handshake::parse_request(head) {
+        Ok(r) => r,
+        Err(e) => return Route::Reply(400, "Bad Request", e),
+    };
+    let path = req.path.split('?').next().unwrap_or("");
+    if req.method != "GET" {
+        return Route::Reply(405, "Method Not Allowed", "only GET\n".into());
+    }
+    match path {
+        "/metrics" => return Route::Metrics,
+        "/healthz" => return Route::Health,
+        _ => {}
+    }
+    let Some(room) = path.strip_prefix("/conv/") else {
+        return Route::Reply(404, "Not Found", "WebSocket endpoint is /conv/{id}\n".into());
+    };
+    if room.is_empty() || room.len() > MAX_ROOM || room.contains('/') {
+        return Route::Reply(404, "Not Found", "room id must be 1-256 characters without '/'\n".into());
+    }
+    if let Some(p) = req.ws_problem {
+        return Route::Reply(400, "Bad Request", format!("{p}\n"));
+    }
+    let Some(key) = req.ws_key else {
+        return Route::Reply(426, "Upgrade Required", "this endpoint speaks WebSocket\n".into());
+    };
+    if let Some(max) = core.shared.cfg.max_connections {
+        if core.shared.totals().connections >= max {
+            inc(&core.counters().connections_refused);
+            return Route::Reply(503, "Service Unavailable", "connection limit reached\n".into());
+        }
+    }
+    Route::Room(room.to_string(), key)
+}
+
+async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctype: &str, body: &[u8]) {
+    let _ = s.write_all(&handshake::http_response(status, reason, ctype, body)).await;
+    let _ = s.flush().await;
+}
+
+/// Serves a freshly accepted connection until it closes.
+pub async fn handle(core: Rc<Core>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let timeout = core.shared.cfg.handshake_timeout;
+    let head = glommio::timer::timeout(timeout, async {
+        Ok(handshake::read_head(&mut stream).await)
+    })
+    .await;
+    let (buf, end) = match head {
+        Ok(Ok(h)) => h,
+        Ok(Err(ReadHeadError::TooLarge)) => {
+            inc(&core.counters().handshakes_failed);
+            reply(&mut stream, 431, "Request Header Fields Too Large", "text/plain", b"").await;
+            return;
+        }
+        // Timed out, closed early, or an I/O error: nothing sensible to answer.
+        _ => {
+            inc(&core.counters().handshakes_failed);
+            return;
+        }
+    };
+    let (room, key) = match route(&buf[..end], &core) {
+        Route::Room(r, k) => (r, k),
+        Route::Metrics => {
+            inc(&core.counters().http_requests);
+            let body = super::metrics::render(&core.shared.totals());
+            reply(&mut stream, 200, "OK", "text/plain; version=0.0.4", body.as_bytes()).await;
+            return;
+        }
+        Route::Health => {
+            reply(&mut stream, 200, "OK", "text/plain", b"ok\n").await;
+            return;
+        }
+        Route::Reply(code, reason, body) => {
+            inc(&core.counters().handshakes_failed);
+            reply(&mut stream, code, reason, "text/plain", body.as_bytes()).await;
+            return;
+        }
+    };
+    let leftover = buf[end..].to_vec();
+    drop(buf);
+
+    // Join before answering 101, so everything sent after the client sees 101 reaches it.
+    let id = core.new_id();
+    let mailbox = Rc::new(Mailbox::new(core.shared.cfg.queue));
+    let (room, first) = core.rooms.borrow_mut().join(&room, Member { id, mailbox: mailbox.clone() });
+    if first {
+        core.shared.registry.set(&room, core.idx, true);
+    }
+    core.mailboxes.borrow_mut().push((id, mailbox.clone()));
+    core.live.set(core.live.get() + 1);
+    inc(&core.counters().connections_opened);
+
+    if stream.write_all(&handshake::accept_response(&key)).await.is_ok() {
+        let max = core.shared.cfg.max_frame;
+        let cfg = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(cfg)).await;
+        serve_ws(&core, &room, id, &mailbox, ws).await;
+    }
+
+    if core.rooms.borrow_mut().leave(&room, id) {
+        core.shared.registry.set(&room, core.idx, false);
+    }
+    core.mailboxes.borrow_mut().retain(|(i, _)| *i != id);
+    core.live.set(core.live.get() - 1);
+    inc(&core.counters().connections_closed);
+}
+
+enum Event {
+    Frame(Option<Result<Message, WsError>>),
+    Write,
+    Overflow,
+    Shutdown,
+}
+
+async fn serve_ws(core: &Core, room: &std::sync::Arc<str>, id: u64, mailbox: &Mailbox, mut ws: WebSocketStream<TcpStream>) {
+    let mut delay_timer: Option<glommio::timer::Timer> = None;
+    loop {
+        let ev = poll_fn(|cx| {
+            if mailbox.close_requested() {
+                return Poll::Ready(Event::Shutdown);
+            }
+            if mailbox.overflowed() {
+                return Poll::Ready(Event::Overflow);
+            }
+            if let Some(due) = mailbox.head_due() {
+                if due == 0 {
+                    return Poll::Ready(Event::Write);
+                }
+                let now = crate::clock::now_ns();
+                if due <= now {
+                    delay_timer = None;
+                    return Poll::Ready(Event::Write);
+                }
+                let t = delay_timer
+                    .get_or_insert_with(|| glommio::timer::Timer::new(std::time::Duration::from_nanos(due - now)));
+                if Pin::new(t).poll(cx).is_ready() {
+                    delay_timer = None;
+                    return Poll::Ready(Event::Write);
+                }
+            }
+            if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
+                return Poll::Ready(Event::Frame(f));
+            }
+            mailbox.register(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        match ev {
+            Event::Write => {
+                let now = crate::clock::now_ns();
+                let mut n = 0u64;
+                let mut ok = true;
+                while mailbox.head_due().is_some_and(|d| d <= now) {
+                    let Some(o) = mailbox.pop() else { break };
+                    if ws.feed(Message::Text(o.text)).await.is_err() {
+                        ok = false;
+                        break;
+                    }
+                    n += 1;
+                }
+                if !ok || ws.flush().await.is_err() {
+                    return;
+                }
+                add(&core.counters().messages_delivered, n);
+            }
+            Event::Frame(Some(Ok(Message::Text(t)))) => {
+                core.relay(room, id, t).await;
+                glommio::yield_if_needed().await;
+            }
+            Event::Frame(Some(Ok(Message::Binary(_)))) => {
+                close(&mut ws, CloseCode::Unsupported, "text frames only").await;
+                return;
+            }
+            Event::Frame(Some(Ok(_))) => {} // ping, pong, close: tungstenite answers them
+            Event::Frame(None) => return,
+            Event::Frame(Some(Err(e))) => {
+                match e {
+                    WsError::Capacity(_) => {
+                        inc(&core.counters().frames_too_large);
+                        close(&mut ws, CloseCode::Size, "frame too large").await;
+                    }
+                    WsError::Utf8(_) => {
+                        inc(&core.counters().invalid_utf8);
+                        close(&mut ws, CloseCode::Invalid, "invalid UTF-8").await;
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            Event::Overflow => {
+                inc(&core.counters().slow_consumers_closed);
+                close(&mut ws, CloseCode::Policy, "slow consumer").await;
+                return;
+            }
+            Event::Shutdown => {
+                close(&mut ws, CloseCode::Away, "server shutting down").await;
+                return;
+            }
+        }
+    }
+}
+
+/// Sends a close frame and waits briefly for the client's answer.
+async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
+    let frame = CloseFrame { code, reason: reason.into() };
+    let _ = glommio::timer::timeout(std::time::Duration::from_secs(1), async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// `--metrics-listen`: a plain HTTP listener that serves only `/metrics`.
+pub async fn serve_metrics_only(core: Rc<Core>, l: std::net::TcpListener) {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let _ = l.set_nonblocking(true);
+    // SAFETY: a bound, listening TCP socket we own.
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(l.into_raw_fd()) };
+    while !core.shared.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let stop = async {
+            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+            None
+        };
+        let Some(Ok(mut s)) = futures_lite::future::or(async { Some(listener.accept().await) }, stop).await else {
+            continue;
+        };
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            if let Ok(Ok((buf, end))) = glommio::timer::timeout(core.shared.cfg.handshake_timeout, async {
+                Ok(handshake::read_head(&mut s).await)
+            })
+            .await
+            {
+                let is_metrics = handshake::parse_request(&buf[..end])
+                    .is_ok_and(|r| r.path.split('?').next() == Some("/metrics"));
+                if is_metrics {
+                    let body = super::metrics::render(&core.shared.totals());
+                    reply(&mut s, 200, "OK", "text/plain; version=0.0.4", body.as_bytes()).await;
+                } else {
+                    reply(&mut s, 404, "Not Found", "text/plain", b"only /metrics here\n").await;
+                }
+            }
+        })
+        .detach();
+    }
+}

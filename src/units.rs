@@ -1,0 +1,134 @@
+//! Parsers for human-friendly values on the command line and in scenario files: durations
+//! (`500ms`, `20s`, `2m`, `1h`), counts (`4000`, `10k`, `1.5m`) and rates (`0.5`, `10`, `5/s`).
+
+use std::time::Duration;
+
+/// `250ms`, `20s`, `1.5s`, `2m`, `1h`, `100us`; a bare number means seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 20s, 2m)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" | "µs" => v / 1e6,
+        "ns" => v / 1e9,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        u => return Err(format!("'{s}' has unknown unit '{u}' (use ns, us, ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `4000`, `10k`, `1.5m` (thousand, million; case-insensitive), `1_000`.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let t: String = s.trim().chars().filter(|&c| c != '_').collect();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&t[..t.len() - 1], 1e3),
+        Some('m') => (&t[..t.len() - 1], 1e6),
+        _ => (&t[..], 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count (examples: 4000, 10k, 1.5m)"))?;
+    let n = v * mult;
+    if !n.is_finite() || n < 0.0 || n.fract() != 0.0 || n > u64::MAX as f64 {
+        return Err(format!("'{s}' is not a whole, non-negative count"));
+    }
+    Ok(n as u64)
+}
+
+/// A count that fits in u32 (conversations, members, senders, threads).
+pub fn parse_count_u32(s: &str) -> Result<u32, String> {
+    let n = parse_count(s)?;
+    u32::try_from(n).map_err(|_| format!("'{s}' is too large (at most {})", u32::MAX))
+}
+
+/// Messages (or connections) per second: `0.5`, `10`, `5/s`, `300/m`, `2k`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, per) = match t.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "m")) | Some((n, "min")) => (n, 60.0),
+        Some((n, "h")) => (n, 3600.0),
+        Some(_) => return Err(format!("'{s}' has an unknown rate unit (use /s, /m or /h)")),
+        None => (t, 1.0),
+    };
+    let v = match parse_count(num) {
+        Ok(n) => n as f64,
+        Err(_) => num
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("'{s}' is not a rate (examples: 1, 0.5, 5/s, 2k)"))?,
+    };
+    let r = v / per;
+    if !r.is_finite() || r < 0.0 {
+        return Err(format!("'{s}' is not a non-negative rate"));
+    }
+    Ok(r)
+}
+
+/// Formats a duration the way the parsers read it back.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 1000.0 && ms.fract() == 0.0 {
+        format!("{}ms", ms as u64)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(parse_duration("20").unwrap(), Duration::from_secs(20));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(fmt_duration(Duration::from_secs(20)), "20s");
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("4000").unwrap(), 4000);
+        assert_eq!(parse_count("10k").unwrap(), 10_000);
+        assert_eq!(parse_count("1.5M").unwrap(), 1_500_000);
+        assert_eq!(parse_count("1_000").unwrap(), 1000);
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("-3").is_err());
+        assert!(parse_count("k").is_err());
+        assert!(parse_count_u32("5000000000").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("1").unwrap(), 1.0);
+        assert_eq!(parse_rate("0.5").unwrap(), 0.5);
+        assert_eq!(parse_rate("5/s").unwrap(), 5.0);
+        assert_eq!(parse_rate("120/m").unwrap(), 2.0);
+        assert_eq!(parse_rate("2k").unwrap(), 2000.0);
+        assert_eq!(parse_rate("0").unwrap(), 0.0);
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("5/fortnight").is_err());
+        assert!(parse_rate("-1").is_err());
+    }
+}
