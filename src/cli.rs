@@ -1,6 +1,7 @@
-//! The command line: `herd run`, `herd serve`. Parsing only; each subcommand's work lives in its
+//! The command line: `herd run`, `herd serve`, `herd doctor`. Parsing only; each subcommand's work lives in its
 //! own module.
 
+use crate::doctor::DoctorArgs;
 use crate::scenario::RunArgs;
 use crate::server::ServeArgs;
 use clap::{Parser, Subcommand};
@@ -18,4 +19,6 @@ pub enum Command {
     Run(RunArgs),
     /// Run the reference chat server
     Serve(ServeArgs),
+    /// Check the limits that cap connections on this host, and how to raise them
+    Doctor(DoctorArgs),
 }

@@ -16,6 +16,7 @@ fn main() {
     let result = match &cli.command {
         Command::Run(a) => herd::run_command(a).map(|_| ()),
         Command::Serve(a) => herd::server::main(a),
+        Command::Doctor(a) => std::process::exit(herd::doctor::main(a)),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

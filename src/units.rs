@@ -28,22 +28,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `4000`, `10k`, `1.5m` (thousand, million; case-insensitive), `1_000`.
-pub fn parse_count(s: &str) -> Result<u64, String> {
-    let t: String = s.trim().chars().filter(|&c| c != '_').collect();
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
-        Some('k') => (&t[..t.len() - 1], 1e3),
-        Some('m') => (&t[..t.len() - 1], 1e6),
-        _ => (&t[..], 1.0),
+/// `4000`, `10k`, `1.5m`, `1g` (thousand, million, billion; case-insensitive), `1_000`.
+/// Exact integer arithmetic: `1.0001k` is refused rather than rounded.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    let s: String = text.trim().chars().filter(|c| *c != '_').collect();
+    let (digits, mult) = match s.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&s[..s.len() - 1], 1_000u64),
+        Some('m') => (&s[..s.len() - 1], 1_000_000),
+        Some('g') => (&s[..s.len() - 1], 1_000_000_000),
+        _ => (s.as_str(), 1),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a count (examples: 4000, 10k, 1.5m)"))?;
-    let n = v * mult;
-    if !n.is_finite() || n < 0.0 || n.fract() != 0.0 || n > u64::MAX as f64 {
-        return Err(format!("'{s}' is not a whole, non-negative count"));
+    let bad = || format!("'{text}' is not a count (examples: 4000, 10k, 1.5m)");
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
-    Ok(n as u64)
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 9 {
+        return Err(bad());
+    }
+    let scale = 10u64.pow(frac.len() as u32);
+    let frac_value: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+    if (frac_value * mult) % scale != 0 {
+        return Err(format!("'{text}' is not a whole count"));
+    }
+    whole
+        .parse::<u64>()
+        .ok()
+        .and_then(|w| w.checked_mul(mult))
+        .and_then(|v| v.checked_add(frac_value * mult / scale))
+        .ok_or_else(bad)
 }
 
 /// A count that fits in u32 (conversations, members, senders, threads).
@@ -109,13 +122,24 @@ mod tests {
 
     #[test]
     fn counts() {
-        assert_eq!(parse_count("4000").unwrap(), 4000);
-        assert_eq!(parse_count("10k").unwrap(), 10_000);
-        assert_eq!(parse_count("1.5M").unwrap(), 1_500_000);
-        assert_eq!(parse_count("1_000").unwrap(), 1000);
-        assert!(parse_count("1.5").is_err());
-        assert!(parse_count("-3").is_err());
-        assert!(parse_count("k").is_err());
+        for (text, n) in [
+            ("4000", 4000),
+            ("0", 0),
+            ("10k", 10_000),
+            ("10K", 10_000),
+            ("1.5M", 1_500_000),
+            ("2.5m", 2_500_000),
+            ("1_000", 1000),
+            ("1g", 1_000_000_000),
+        ] {
+            assert_eq!(parse_count(text), Ok(n), "{text}");
+        }
+        for bad in [
+            "", "k", "-5", "1.5", "1.0001k", "1e6", "ten", "1..5m", ".5m", "99999999999999999999", "99999999999g",
+            "1.5x", "1.1234567891m",
+        ] {
+            assert!(parse_count(bad).is_err(), "{bad:?}");
+        }
         assert!(parse_count_u32("5000000000").is_err());
     }
 

@@ -32,8 +32,15 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     ctx.connecting.set(ctx.connecting.get() - 1);
     if let Some(ws) = ws {
         conv.open.set(conv.open.get() + 1);
+        let sender = conv.senders.get(member as usize);
+        if let Some(st) = sender {
+            ctx.set_connected(st, true);
+        }
         let established_ns = now_ns();
         let how = serve(&ctx, conv, member, established_ns, ws).await;
+        if let Some(st) = sender {
+            ctx.set_connected(st, false);
+        }
         conv.open.set(conv.open.get() - 1);
         let mut st = ctx.stats.borrow_mut();
         match how {
@@ -98,7 +105,7 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
             if ctx.closing.get() {
                 return Poll::Ready(Event::Close);
             }
-            if is_sender && !ctx.sending_over.get() {
+            if is_sender {
                 let st = &conv.senders[member as usize];
                 if st.due.get() > st.sent.get() {
                     return Poll::Ready(Event::Send);
@@ -150,7 +157,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
     let p = &ctx.plan;
     let mut wrote = 0u64;
     let mut owed_total = 0u64;
-    while st.sent.get() < st.due.get() && !ctx.sending_over.get() {
+    while st.sent.get() < st.due.get() {
         let seq = st.sent.get();
         let m = Marker {
             run: p.run_id,
@@ -165,6 +172,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
         // task resumes.
         let owed = conv.open.get().saturating_sub(1) as u64;
         st.sent.set(seq + 1);
+        ctx.backlog.set(ctx.backlog.get() - 1);
         {
             let mut s = ctx.stats.borrow_mut();
             s.counters.msgs_sent += 1;
@@ -175,6 +183,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
         if let Err(e) = ws.feed(Message::text(buf.as_str())).await {
             // Nothing of this batch is known to have left: take it back.
             st.sent.set(st.sent.get() - wrote);
+            ctx.backlog.set(ctx.backlog.get() + wrote);
             let mut s = ctx.stats.borrow_mut();
             s.counters.msgs_sent -= wrote;
             s.counters.msgs_expected -= owed_total;

@@ -45,6 +45,8 @@ pub struct SenderState {
     /// Messages written so far; the next one to send has this sequence number.
     pub sent: Cell<u64>,
     pub schedule: Cell<Option<Schedule>>,
+    /// Whether the sender's connection is open; only open senders add to the backlog.
+    pub connected: Cell<bool>,
 }
 
 pub struct Conv {
@@ -61,8 +63,10 @@ pub struct CoreCtx {
     pub control: Arc<Control>,
     pub stats: RefCell<CoreStats>,
     pub convs: Vec<Conv>,
-    /// Set once sending must stop (end of duration or Ctrl-C).
+    /// Set once the send phase is over (end of duration or Ctrl-C): no more messages become due.
     pub sending_over: Cell<bool>,
+    /// Messages due but not yet written, over all senders of the core.
+    pub backlog: Cell<u64>,
     /// Set when connections must close.
     pub closing: Cell<bool>,
     /// Connection tasks still running.
@@ -74,6 +78,30 @@ pub struct CoreCtx {
 }
 
 impl CoreCtx {
+    /// Raises a sender's due count, keeping the core's backlog in step.
+    fn set_due(&self, st: &SenderState, due: u64) {
+        let old = st.due.get();
+        if due > old {
+            st.due.set(due);
+            if st.connected.get() {
+                self.backlog.set(self.backlog.get() + (due - old));
+            }
+        }
+    }
+
+    /// A sender's connection opened or closed: its unsent messages join or leave the backlog.
+    pub fn set_connected(&self, st: &SenderState, connected: bool) {
+        if st.connected.replace(connected) == connected {
+            return;
+        }
+        let unsent = st.due.get() - st.sent.get();
+        if connected {
+            self.backlog.set(self.backlog.get() + unsent);
+        } else {
+            self.backlog.set(self.backlog.get() - unsent);
+        }
+    }
+
     fn wake_all(&self) {
         for c in &self.convs {
             for s in &c.slots {
@@ -91,7 +119,12 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             id,
             open: Cell::new(0),
             senders: (0..plan.senders)
-                .map(|_| SenderState { due: Cell::new(0), sent: Cell::new(0), schedule: Cell::new(None) })
+                .map(|_| SenderState {
+                    due: Cell::new(0),
+                    sent: Cell::new(0),
+                    schedule: Cell::new(None),
+                    connected: Cell::new(false),
+                })
                 .collect(),
             slots: (0..plan.members).map(|_| Slot::default()).collect(),
         })
@@ -103,6 +136,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         stats: RefCell::new(CoreStats::default()),
         convs,
         sending_over: Cell::new(false),
+        backlog: Cell::new(0),
         closing: Cell::new(false),
         live: Cell::new(0),
         connecting: Cell::new(0),
@@ -133,7 +167,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         let phase = ctx.control.phase();
         {
             let c = &ctx.stats.borrow().counters;
-            ctx.control.pending[idx].store(c.pending(), Ordering::Relaxed);
+            ctx.control.pending[idx].store(c.pending() + ctx.backlog.get(), Ordering::Relaxed);
             ctx.control.open[idx].store(c.open(), Ordering::Relaxed);
         }
         if !ramp_reported && ramp_finished(&ctx) {
@@ -145,9 +179,17 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             start_schedules(&ctx, &mut heap);
         }
         if phase >= Phase::Draining && !ctx.sending_over.get() {
+            // Sending ends: whatever is due by now (never past the schedule's end) still goes
+            // out; nothing later is scheduled.
             ctx.sending_over.set(true);
-            heap.clear();
-            ctx.wake_all();
+            for Reverse((_, c, s)) in heap.drain() {
+                let conv = &ctx.convs[c as usize];
+                let st = &conv.senders[s as usize];
+                if let Some(sched) = st.schedule.get() {
+                    ctx.set_due(st, sched.due_count(now));
+                    conv.slots[s as usize].wake();
+                }
+            }
         }
         // Ring the senders whose next message is due.
         while let Some(&Reverse((due, c, s))) = heap.peek() {
@@ -159,7 +201,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             let st = &conv.senders[s as usize];
             let Some(sched) = st.schedule.get() else { continue };
             let count = sched.due_count(now);
-            st.due.set(count);
+            ctx.set_due(st, count);
             conv.slots[s as usize].wake();
             if let Some(next) = sched.next_due_ns(count) {
                 heap.push(Reverse((next, c, s)));
@@ -209,8 +251,8 @@ impl CorePlan {
 fn publish(ctx: &CoreCtx, tx: &Sender<Snapshot>, last: bool) {
     let mut stats = ctx.stats.borrow_mut();
     let idx = ctx.plan.idx;
-    ctx.control.pending[idx].store(stats.counters.pending(), Ordering::Relaxed);
     ctx.control.open[idx].store(stats.counters.open(), Ordering::Relaxed);
+    ctx.control.pending[idx].store(stats.counters.pending() + ctx.backlog.get(), Ordering::Relaxed);
     let _ = tx.send(stats.snapshot(idx, now_ns(), last));
 }
 

@@ -1,0 +1,595 @@
+//! The Prometheus text exposition of a run: counters, gauges and HDR-backed histograms.
+//!
+//! Each call builds a fresh `prometheus::Registry`: counters and gauges are the crate's own
+//! types, set to the merged totals; histograms are built as `prometheus::proto` metric families
+//! from the HDR histograms (the crate's `Histogram` records observations one by one and cannot
+//! take precomputed buckets). The crate's `TextEncoder` writes the result.
+//!
+//! Metrics, with the default prefix `herd`:
+//!
+//! | name | type | meaning |
+//! | --- | --- | --- |
+//! | `herd_delivery_latency_seconds` | histogram | delivery latency from the intended send time (corrected for coordinated omission) |
+//! | `herd_delivery_latency_uncorrected_seconds` | histogram | delivery latency from the actual send time |
+//! | `herd_delivery_latency_quantile_seconds{kind,quantile}` | gauge | exact HDR quantiles over the run so far; `quantile` is 0.5, 0.9, 0.99, 0.999 or 1 (the maximum), `kind` is `corrected` or `uncorrected`; absent while nothing was delivered |
+//! | `herd_connect_duration_seconds` | histogram | TCP connect plus WebSocket handshake |
+//! | `herd_connections` | gauge | open now: established − closed by peer − closed by herd |
+//! | `herd_core_connections{core}` | gauge | the same, per executor core |
+//! | `herd_connections_attempted_total`, `_established_total`, `_failed_total`, `_closed_by_peer_total`, `_closed_total` | counter | connection outcomes |
+//! | `herd_messages_sent_total`, `_expected_total`, `_delivered_total`, `_duplicated_total`, `_reordered_total`, `_unexpected_total`, `_echoed_total` | counter | see [`crate::stats::Counters`] |
+//! | `herd_messages_pending` | gauge | expected − delivered now: deliveries still owed |
+//! | `herd_messages_missed_total` | counter | expected − delivered once the run is [`Phase::Done`]; 0 before |
+//! | `herd_errors_total{category}` | counter | every [`crate::stats::ErrorKind`] name, zeros included |
+//! | `herd_run_phase{phase}` | gauge | the phase's number (0 starting … 5 done); the `phase` label names it |
+//! | `herd_run_info{run_id,target,conversations,members,senders,rate,size,threads,version,...}` | gauge | always 1; the scenario as labels |
+//!
+//! Why quantiles are a gauge family and not a summary: a summary's `_sum` and `_count` would
+//! repeat the histogram's, and one family carries both kinds through the `kind` label.
+//!
+//! Why `missed` is not simply expected − delivered during the run: that difference falls each
+//! time a late delivery arrives, and a counter that falls is read by `rate()` as a restart. While
+//! the run goes on it is exported as the `herd_messages_pending` gauge; what is still pending
+//! when the run is done is the missed count.
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Bucket, Histogram as HistogramProto, Metric, MetricFamily, MetricType};
+use prometheus::{
+    Encoder as _, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use serde::Serialize;
+
+use super::buckets::{hdr_buckets, DEFAULT_BOUNDS_SECONDS};
+use crate::stats::{ErrorKind, Merged};
+
+/// The scenario of a run, exported as the labels of `herd_run_info`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    /// The target WebSocket URL.
+    pub target: String,
+    pub conversations: u64,
+    /// Members per conversation.
+    pub members: u64,
+    /// Senders per conversation.
+    pub senders: u64,
+    /// Messages per second of each sender.
+    pub rate: f64,
+    /// Message size in bytes.
+    pub size: u64,
+    /// Executor threads.
+    pub threads: u64,
+    /// More labels. Names are made valid (other characters become `_`); a name that is reserved
+    /// (`job`, `instance`, `le`, `quantile`, `__*`) or already a label of `herd_run_info` gets an
+    /// `extra_` prefix; later duplicates are dropped.
+    pub extra: Vec<(String, String)>,
+}
+
+/// Where a run is. `herd_run_phase` carries the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Starting = 0,
+    Connecting = 1,
+    Sending = 2,
+    Draining = 3,
+    Closing = 4,
+    Done = 5,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Starting,
+        Phase::Connecting,
+        Phase::Sending,
+        Phase::Draining,
+        Phase::Closing,
+        Phase::Done,
+    ];
+
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The phase of a number (what [`Phase::number`] gives); above 5 is `Done`.
+    pub fn from_number(n: u8) -> Phase {
+        Phase::ALL
+            .get(usize::from(n))
+            .copied()
+            .unwrap_or(Phase::Done)
+    }
+
+    /// The value of the `phase` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Connecting => "connecting",
+            Phase::Sending => "sending",
+            Phase::Draining => "draining",
+            Phase::Closing => "closing",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// Exported quantiles, and their `quantile` label values.
+const QUANTILES: [(f64, &str); 5] = [
+    (0.5, "0.5"),
+    (0.9, "0.9"),
+    (0.99, "0.99"),
+    (0.999, "0.999"),
+    (1.0, "1"),
+];
+
+/// The text exposition of a run, with the default histogram bounds
+/// ([`DEFAULT_BOUNDS_SECONDS`]). `prefix` is joined to every name with `_` (`herd` gives
+/// `herd_connections`); an empty prefix leaves the bare names.
+pub fn encode(prefix: &str, run: &RunInfo, phase: Phase, merged: &Merged) -> String {
+    encode_with_bounds(prefix, run, phase, merged, &DEFAULT_BOUNDS_SECONDS)
+}
+
+/// [`encode`] with other histogram bounds (seconds, ascending; non-finite ones are left out).
+/// Never fails: should encoding fail, the text is a single comment saying why, which the
+/// Pushgateway accepts as an empty group.
+pub fn encode_with_bounds(
+    prefix: &str,
+    run: &RunInfo,
+    phase: Phase,
+    merged: &Merged,
+    bounds_seconds: &[f64],
+) -> String {
+    match try_encode(prefix, run, phase, merged, bounds_seconds) {
+        Ok(text) => text,
+        Err(e) => format!(
+            "# herd could not encode its metrics: {}\n",
+            e.to_string().replace('\n', " ")
+        ),
+    }
+}
+
+fn try_encode(
+    prefix: &str,
+    run: &RunInfo,
+    phase: Phase,
+    merged: &Merged,
+    bounds_seconds: &[f64],
+) -> prometheus::Result<String> {
+    let prefix = sanitize_prefix(prefix);
+    let name = |base: &str| {
+        if prefix.is_empty() {
+            base.to_string()
+        } else {
+            format!("{prefix}_{base}")
+        }
+    };
+    let reg = Registry::new();
+    let c = &merged.counters;
+
+    for (base, help, value) in [
+        ("connections_attempted_total", "Connections herd tried to open.", c.conns_attempted),
+        ("connections_established_total", "Connections that completed the WebSocket handshake.", c.conns_established),
+        ("connections_failed_total", "Connections that failed before or during the handshake.", c.conns_failed),
+        ("connections_closed_by_peer_total", "Established connections the peer closed before herd did.", c.conns_closed_by_peer),
+        ("connections_closed_total", "Connections herd closed itself at the end of the run.", c.conns_closed),
+        ("messages_sent_total", "Messages written to a socket.", c.msgs_sent),
+        ("messages_expected_total", "Deliveries owed: each sent message times the other connected members of its conversation.", c.msgs_expected),
+        ("messages_delivered_total", "First receipts of expected messages.", c.msgs_delivered),
+        ("messages_duplicated_total", "Receipts of a message the receiver already had.", c.msgs_duplicated),
+        ("messages_reordered_total", "First receipts of a message after a later message of the same sender.", c.msgs_reordered),
+        ("messages_unexpected_total", "Receipts of messages sent before the receiver was connected.", c.msgs_unexpected),
+        ("messages_echoed_total", "Senders receiving their own message back.", c.msgs_echoed),
+        (
+            "messages_missed_total",
+            "Deliveries still owed when the run was done (0 until then).",
+            if phase == Phase::Done { c.pending() } else { 0 },
+        ),
+    ] {
+        let m = IntCounter::with_opts(Opts::new(name(base), help))?;
+        m.inc_by(value);
+        reg.register(Box::new(m))?;
+    }
+
+    for (base, help, value) in [
+        (
+            "connections",
+            "Connections open now: established minus closed by either side.",
+            c.open(),
+        ),
+        (
+            "messages_pending",
+            "Deliveries owed that have not arrived (yet).",
+            c.pending(),
+        ),
+    ] {
+        let m = IntGauge::with_opts(Opts::new(name(base), help))?;
+        m.set(to_i64(value));
+        reg.register(Box::new(m))?;
+    }
+
+    let per_core = IntGaugeVec::new(
+        Opts::new(
+            name("core_connections"),
+            "Connections open now, per executor core.",
+        ),
+        &["core"],
+    )?;
+    for (i, core) in merged.per_core().iter().enumerate() {
+        per_core
+            .with_label_values(&[i.to_string()])
+            .set(to_i64(core.open()));
+    }
+    reg.register(Box::new(per_core))?;
+
+    let errors = IntCounterVec::new(
+        Opts::new(name("errors_total"), "Per-connection errors by category."),
+        &["category"],
+    )?;
+    for kind in ErrorKind::ALL {
+        errors
+            .with_label_values(&[kind.name()])
+            .inc_by(c.errors_of(kind));
+    }
+    reg.register(Box::new(errors))?;
+
+    let phase_gauge = IntGaugeVec::new(
+        Opts::new(
+            name("run_phase"),
+            "Phase of the run: 0 starting, 1 connecting, 2 sending, 3 draining, 4 closing, 5 done.",
+        ),
+        &["phase"],
+    )?;
+    phase_gauge
+        .with_label_values(&[phase.name()])
+        .set(i64::from(phase.number()));
+    reg.register(Box::new(phase_gauge))?;
+
+    let (label_names, label_values) = run_info_labels(run);
+    let names: Vec<&str> = label_names.iter().map(String::as_str).collect();
+    let info = IntGaugeVec::new(
+        Opts::new(name("run_info"), "The run's scenario, as labels; always 1."),
+        &names,
+    )?;
+    info.with_label_values(&label_values).set(1);
+    reg.register(Box::new(info))?;
+
+    let quantiles = GaugeVec::new(
+        Opts::new(
+            name("delivery_latency_quantile_seconds"),
+            "Exact delivery latency quantiles over the run so far (HDR histogram, 0.1% resolution).",
+        ),
+        &["quantile", "kind"],
+    )?;
+    for (kind, h) in [
+        ("corrected", &merged.total.corrected),
+        ("uncorrected", &merged.total.uncorrected),
+    ] {
+        if h.is_empty() {
+            continue;
+        }
+        for (q, label) in QUANTILES {
+            quantiles
+                .with_label_values(&[label, kind])
+                .set(h.value_at_quantile(q) as f64 / 1e6);
+        }
+    }
+    reg.register(Box::new(quantiles))?;
+
+    let bounds: Vec<f64> = bounds_seconds
+        .iter()
+        .copied()
+        .filter(|b| b.is_finite())
+        .collect();
+    let mut histograms = Precomputed::default();
+    for (base, help, h) in [
+        (
+            "delivery_latency_seconds",
+            "Delivery latency from the intended send time (corrected for coordinated omission).",
+            &merged.total.corrected,
+        ),
+        (
+            "delivery_latency_uncorrected_seconds",
+            "Delivery latency from the actual send time.",
+            &merged.total.uncorrected,
+        ),
+        (
+            "connect_duration_seconds",
+            "TCP connect plus WebSocket handshake.",
+            &merged.total.connect,
+        ),
+    ] {
+        histograms.add(&name(base), help, h, &bounds)?;
+    }
+    reg.register(Box::new(histograms))?;
+
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&reg.gather(), &mut buf)?;
+    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Histogram families computed elsewhere, registered as one collector.
+#[derive(Default)]
+struct Precomputed {
+    descs: Vec<Desc>,
+    families: Vec<MetricFamily>,
+}
+
+impl Precomputed {
+    fn add(
+        &mut self,
+        name: &str,
+        help: &str,
+        h: &hdrhistogram::Histogram<u64>,
+        bounds: &[f64],
+    ) -> prometheus::Result<()> {
+        let desc = Desc::new(
+            name.to_string(),
+            help.to_string(),
+            vec![],
+            Default::default(),
+        )?;
+        let (cumulative, sum, count) = hdr_buckets(h, bounds);
+        let buckets = bounds
+            .iter()
+            .zip(cumulative)
+            .map(|(&le, n)| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(n);
+                b
+            })
+            .collect();
+        let mut hp = HistogramProto::default();
+        hp.set_bucket(buckets);
+        hp.set_sample_count(count);
+        hp.set_sample_sum(sum);
+        let mut m = Metric::default();
+        m.set_histogram(hp);
+        let mut mf = MetricFamily::default();
+        mf.set_name(name.to_string());
+        mf.set_help(help.to_string());
+        mf.set_field_type(MetricType::HISTOGRAM);
+        mf.set_metric(vec![m]);
+        self.descs.push(desc);
+        self.families.push(mf);
+        Ok(())
+    }
+}
+
+impl Collector for Precomputed {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.families.clone()
+    }
+}
+
+/// A valid metric-name prefix: other characters become `_`, a leading digit gets a `_` before it,
+/// trailing `_` are dropped.
+fn sanitize_prefix(prefix: &str) -> String {
+    let p = prefix.trim_end_matches('_');
+    let mut out: String = p
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+const FIXED_LABELS: [&str; 9] = [
+    "run_id",
+    "target",
+    "conversations",
+    "members",
+    "senders",
+    "rate",
+    "size",
+    "threads",
+    "version",
+];
+const RESERVED_LABELS: [&str; 4] = ["job", "instance", "le", "quantile"];
+
+fn sanitize_label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    if out.starts_with("__")
+        || RESERVED_LABELS.contains(&out.as_str())
+        || FIXED_LABELS.contains(&out.as_str())
+    {
+        out = format!("extra_{}", out.trim_start_matches('_'));
+    }
+    out
+}
+
+fn run_info_labels(run: &RunInfo) -> (Vec<String>, Vec<String>) {
+    let mut names: Vec<String> = FIXED_LABELS.iter().map(|s| s.to_string()).collect();
+    let mut values = vec![
+        run.run_id.clone(),
+        run.target.clone(),
+        run.conversations.to_string(),
+        run.members.to_string(),
+        run.senders.to_string(),
+        run.rate.to_string(),
+        run.size.to_string(),
+        run.threads.to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    ];
+    for (k, v) in &run.extra {
+        let k = sanitize_label_name(k);
+        if !names.contains(&k) {
+            names.push(k);
+            values.push(v.clone());
+        }
+    }
+    (names, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::CoreStats;
+
+    fn sample() -> Merged {
+        let mut a = CoreStats::default();
+        a.counters.conns_attempted = 12;
+        a.counters.conns_established = 10;
+        a.counters.conns_failed = 2;
+        a.counters.conns_closed_by_peer = 1;
+        a.counters.msgs_sent = 100;
+        a.counters.msgs_expected = 300;
+        a.counters.msgs_delivered = 290;
+        a.counters.error(ErrorKind::ConnectRefused);
+        a.counters.error(ErrorKind::ConnectRefused);
+        for i in 0..290u64 {
+            a.record_delivery(200_000 + i * 1_000, 150_000 + i * 1_000);
+        }
+        for _ in 0..10 {
+            a.record_connect(1_200_000);
+        }
+        let mut m = Merged::new(2);
+        m.fold(&a.snapshot(0, 1, false));
+        let mut b = CoreStats::default();
+        b.counters.conns_established = 3;
+        m.fold(&b.snapshot(1, 1, false));
+        m
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn encodes_every_metric() {
+        let run = RunInfo {
+            run_id: "r1".into(),
+            target: "ws://127.0.0.1:9000/chat".into(),
+            conversations: 10,
+            members: 3,
+            senders: 1,
+            rate: 0.5,
+            size: 64,
+            threads: 2,
+            extra: vec![
+                ("git sha".into(), "abc\"d".into()),
+                ("job".into(), "x".into()),
+                ("run_id".into(), "y".into()),
+                ("git_sha".into(), "dropped".into()),
+            ],
+        };
+        let t = encode("herd", &run, Phase::Sending, &sample());
+        assert_eq!(value(&t, "herd_connections"), 12.0);
+        assert_eq!(value(&t, "herd_core_connections{core=\"0\"}"), 9.0);
+        assert_eq!(value(&t, "herd_core_connections{core=\"1\"}"), 3.0);
+        assert_eq!(value(&t, "herd_connections_attempted_total"), 12.0);
+        assert_eq!(value(&t, "herd_messages_pending"), 10.0);
+        assert_eq!(value(&t, "herd_messages_missed_total"), 0.0);
+        assert_eq!(
+            value(&t, "herd_errors_total{category=\"connect_refused\"}"),
+            2.0
+        );
+        for k in ErrorKind::ALL {
+            assert!(t.contains(&format!("herd_errors_total{{category=\"{}\"}}", k.name())));
+        }
+        assert_eq!(value(&t, "herd_run_phase{phase=\"sending\"}"), 2.0);
+        assert_eq!(value(&t, "herd_delivery_latency_seconds_count"), 290.0);
+        assert_eq!(
+            value(&t, "herd_delivery_latency_seconds_bucket{le=\"+Inf\"}"),
+            290.0
+        );
+        assert_eq!(
+            value(&t, "herd_delivery_latency_seconds_bucket{le=\"0.0003\"}"),
+            101.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                "herd_delivery_latency_uncorrected_seconds_bucket{le=\"0.0002\"}"
+            ),
+            51.0
+        );
+        assert_eq!(
+            value(&t, "herd_connect_duration_seconds_bucket{le=\"0.0015\"}"),
+            10.0
+        );
+        assert_eq!(
+            value(&t, "herd_connect_duration_seconds_bucket{le=\"0.001\"}"),
+            0.0
+        );
+        let p50 = value(
+            &t,
+            "herd_delivery_latency_quantile_seconds{kind=\"corrected\",quantile=\"0.5\"}",
+        );
+        assert!((p50 - 0.000344).abs() < 1e-6, "p50 {p50}");
+        let max = value(
+            &t,
+            "herd_delivery_latency_quantile_seconds{kind=\"uncorrected\",quantile=\"1\"}",
+        );
+        assert!((max - 0.000439).abs() < 1e-6, "max {max}");
+        let info = t.lines().find(|l| l.starts_with("herd_run_info{")).unwrap();
+        assert!(info.ends_with("} 1"), "{info}");
+        assert!(
+            info.contains("target=\"ws://127.0.0.1:9000/chat\""),
+            "{info}"
+        );
+        assert!(info.contains("rate=\"0.5\""), "{info}");
+        assert!(info.contains("git_sha=\"abc\\\"d\""), "{info}");
+        assert!(info.contains("extra_job=\"x\""), "{info}");
+        assert!(info.contains("extra_run_id=\"y\""), "{info}");
+        assert!(!info.contains("dropped"), "{info}");
+        assert!(!t.contains("# herd could not encode"));
+
+        for p in Phase::ALL {
+            assert_eq!(Phase::from_number(p.number()), p);
+        }
+        assert_eq!(Phase::from_number(9), Phase::Done);
+
+        let done = encode("herd", &run, Phase::Done, &sample());
+        assert_eq!(value(&done, "herd_messages_missed_total"), 10.0);
+        assert_eq!(value(&done, "herd_run_phase{phase=\"done\"}"), 5.0);
+    }
+
+    #[test]
+    fn prefix_and_empty_histograms() {
+        let m = Merged::new(1);
+        let t = encode("load_test_", &RunInfo::default(), Phase::Starting, &m);
+        assert!(t.contains("\nload_test_connections 0\n"), "{t}");
+        assert!(
+            !t.contains("quantile_seconds{"),
+            "no quantiles without deliveries"
+        );
+        assert_eq!(value(&t, "load_test_delivery_latency_seconds_count"), 0.0);
+        assert!(!t.lines().any(|l| l.starts_with("herd_")));
+        let bare = encode("", &RunInfo::default(), Phase::Starting, &m);
+        assert!(bare.contains("\nconnections 0\n"), "{bare}");
+        let odd = encode("9 bad-prefix", &RunInfo::default(), Phase::Starting, &m);
+        assert!(odd.contains("\n_9_bad_prefix_connections 0\n"), "{odd}");
+    }
+}
