@@ -15,6 +15,7 @@ pub mod limits;
 pub mod marker;
 pub mod metrics;
 pub mod pacing;
+pub mod phase;
 pub mod process;
 pub mod reporter;
 pub mod results;
@@ -36,7 +37,8 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
     };
     let s = scenario::resolve(args, &file, &executor::online_cores())?;
     let signals = signal::Signals::install()?;
-    let r = run::run(s, signals, run::Hooks::default())?;
+    let push = args.metrics.push_config(None).map(|config| run::Push { config, prefix: args.metrics.metrics_prefix.clone() });
+    let r = run::run(s, signals, run::Hooks { push, ..Default::default() })?;
     print!("{}", results::summary(&r));
     if r.connections.established == 0 && r.connections.attempted > 0 {
         let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();

@@ -32,6 +32,8 @@ pub struct RunResult {
     pub process: ProcessCost,
     /// The embedded reference server's own counters (absent with --url).
     pub server: Option<ServerTotals>,
+    /// What happened to the Pushgateway pushes (absent without --pushgateway).
+    pub push: Option<crate::metrics::PushReport>,
     /// Anything a reader of these figures should know (limits reached, outputs that failed).
     pub notes: Vec<String>,
 }

@@ -7,6 +7,7 @@ use crate::client::{self, connect::Target, Control, CorePlan, Phase};
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::metrics;
 use crate::process::{self, Cpu};
 use crate::reporter::{self, Observer, ReporterConfig};
 use crate::results::{self, Phases, ProcessCost, RunResult};
@@ -30,6 +31,14 @@ pub const READ_BUFFER: usize = 1024;
 pub struct Hooks {
     /// Called by the reporter once per interval and at the end.
     pub observers: Vec<Observer>,
+    /// Push metrics to a Pushgateway during the run and once more at the end.
+    pub push: Option<Push>,
+}
+
+pub struct Push {
+    pub config: metrics::PushConfig,
+    /// Metric name prefix (`herd`).
+    pub prefix: String,
 }
 
 pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
@@ -75,12 +84,30 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
     let control = Arc::new(Control::new(cores));
+    let info = metrics::RunInfo {
+        run_id: format!("{run_id:08x}"),
+        target: url.clone(),
+        conversations: s.conversations as u64,
+        members: s.members as u64,
+        senders: s.senders as u64,
+        rate: s.rate,
+        size: s.size as u64,
+        threads: cores as u64,
+        extra: vec![],
+    };
+    let mut observers = hooks.observers;
+    let pusher = hooks.push.map(|p| {
+        let pusher = Arc::new(metrics::Pusher::start(p.config));
+        let (push, info, prefix) = (pusher.clone(), info.clone(), p.prefix.clone());
+        observers.push(Box::new(move |m, phase| push.update(metrics::encode(&prefix, &info, phase, m))));
+        (pusher, p.prefix)
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     let reporter = reporter::spawn(
         ReporterConfig { cores, interval: INTERVAL, quiet: s.quiet, hdr_log: hdr_file },
         rx,
         control.clone(),
-        hooks.observers,
+        observers,
     );
     let say = |m: String| {
         if !s.quiet {
@@ -180,6 +207,17 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let report = reporter.join().map_err(|_| Error::Software("the reporter thread failed".into()))?;
     let close_s = t_close.elapsed().as_secs_f64();
     let server_totals = server.map(|sv| sv.stop());
+    // The final push, after the drain (or the interruption), with a few retries.
+    let push = pusher.map(|(p, prefix)| {
+        let body = metrics::encode(&prefix, &info, Phase::Done, &report.merged);
+        match Arc::try_unwrap(p) {
+            Ok(p) => p.finish(body),
+            Err(p) => {
+                p.update(body);
+                metrics::PushReport { url: p.url().to_string(), ..Default::default() }
+            }
+        }
+    });
 
     let outcome = if aborted {
         "aborted"
@@ -195,6 +233,15 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let mut notes = vec![];
     if let Some(e) = &report.hdr_log_error {
         notes.push(format!("--hdr-log could not be written completely: {e}"));
+    }
+    if let Some(p) = push.as_ref().filter(|p| !p.final_push_ok) {
+        notes.push(format!(
+            "the final push to {} failed ({} of {} pushes failed): {}",
+            p.url,
+            p.pushes_failed,
+            p.pushes_ok + p.pushes_failed,
+            p.last_error.as_deref().unwrap_or("unknown error")
+        ));
     }
     let mut r = RunResult {
         herd_version: env!("CARGO_PKG_VERSION"),
@@ -224,6 +271,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
             cpu_per_delivery_us: (!embedded && delivered > 0).then(|| cpu_send.total_s() * 1e6 / delivered as f64),
         },
         server: server_totals,
+        push,
         notes,
     };
     results::fill_stats(&mut r, m, report.peak_open);

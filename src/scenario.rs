@@ -86,6 +86,8 @@ pub struct RunArgs {
     /// No progress lines on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// The scenario file: the same keys as the flags.

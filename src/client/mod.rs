@@ -16,41 +16,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run phases, in order. The orchestrator moves them forward; cores follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Phase {
-    Starting = 0,
-    Connecting = 1,
-    Sending = 2,
-    Draining = 3,
-    Closing = 4,
-    Done = 5,
-}
-
-impl Phase {
-    pub fn from_u8(v: u8) -> Phase {
-        match v {
-            0 => Phase::Starting,
-            1 => Phase::Connecting,
-            2 => Phase::Sending,
-            3 => Phase::Draining,
-            4 => Phase::Closing,
-            _ => Phase::Done,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Connecting => "connecting",
-            Phase::Sending => "sending",
-            Phase::Draining => "draining",
-            Phase::Closing => "closing",
-            Phase::Done => "done",
-        }
-    }
-}
+pub use crate::phase::Phase;
 
 /// What the orchestrator and the cores share: phase changes one way, progress the other.
 pub struct Control {
@@ -80,7 +46,7 @@ impl Control {
     }
 
     pub fn phase(&self) -> Phase {
-        Phase::from_u8(self.phase.load(Ordering::SeqCst))
+        Phase::from_number(self.phase.load(Ordering::SeqCst))
     }
 
     pub fn set_phase(&self, p: Phase) {
@@ -155,12 +121,5 @@ mod tests {
         assert_eq!(a, vec![vec![0, 3, 6], vec![1, 4], vec![2, 5]]);
         let total: usize = a.iter().map(|v| v.len()).sum();
         assert_eq!(total, 7);
-    }
-
-    #[test]
-    fn phases_round_trip() {
-        for p in [Phase::Starting, Phase::Connecting, Phase::Sending, Phase::Draining, Phase::Closing, Phase::Done] {
-            assert_eq!(Phase::from_u8(p as u8), p);
-        }
     }
 }

@@ -39,6 +39,8 @@ use prometheus::{
 };
 use serde::Serialize;
 
+pub use crate::phase::Phase;
+
 use super::buckets::{hdr_buckets, DEFAULT_BOUNDS_SECONDS};
 use crate::stats::{ErrorKind, Merged};
 
@@ -63,53 +65,6 @@ pub struct RunInfo {
     /// (`job`, `instance`, `le`, `quantile`, `__*`) or already a label of `herd_run_info` gets an
     /// `extra_` prefix; later duplicates are dropped.
     pub extra: Vec<(String, String)>,
-}
-
-/// Where a run is. `herd_run_phase` carries the number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Starting = 0,
-    Connecting = 1,
-    Sending = 2,
-    Draining = 3,
-    Closing = 4,
-    Done = 5,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 6] = [
-        Phase::Starting,
-        Phase::Connecting,
-        Phase::Sending,
-        Phase::Draining,
-        Phase::Closing,
-        Phase::Done,
-    ];
-
-    pub fn number(self) -> u8 {
-        self as u8
-    }
-
-    /// The phase of a number (what [`Phase::number`] gives); above 5 is `Done`.
-    pub fn from_number(n: u8) -> Phase {
-        Phase::ALL
-            .get(usize::from(n))
-            .copied()
-            .unwrap_or(Phase::Done)
-    }
-
-    /// The value of the `phase` label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Connecting => "connecting",
-            Phase::Sending => "sending",
-            Phase::Draining => "draining",
-            Phase::Closing => "closing",
-            Phase::Done => "done",
-        }
-    }
 }
 
 /// Exported quantiles, and their `quantile` label values.

@@ -36,6 +36,12 @@ impl PromStack {
     /// Starts both servers and waits until both answer `/-/ready`. Panics (failing the test) if a
     /// binary is missing or does not become ready.
     pub fn start() -> PromStack {
+        PromStack::start_scraping(&[])
+    }
+
+    /// Like [`PromStack::start`], and Prometheus also scrapes `/metrics` of each `host:port` in
+    /// `targets` (job `herd_server`), such as a running `herd serve`.
+    pub fn start_scraping(targets: &[&str]) -> PromStack {
         let pushgateway_bin = find_binary(
             "HERD_TEST_PUSHGATEWAY_BIN",
             &["prometheus-pushgateway", "pushgateway"],
@@ -65,6 +71,14 @@ impl PromStack {
              scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
              static_configs:\n      - targets: ['127.0.0.1:{pg_port}']\n"
         );
+        let mut config = config;
+        if !targets.is_empty() {
+            let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+            config.push_str(&format!(
+                "  - job_name: herd_server\n    static_configs:\n      - targets: [{}]\n",
+                list.join(", ")
+            ));
+        }
         let config_path = stack.dir.join("prometheus.yml");
         fs::write(&config_path, config).expect("writing prometheus.yml");
         let prom_port = stack.spawn_ready("prometheus", |port, dir| {
