@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 pub const INTERVAL: Duration = Duration::from_secs(1);
 /// Largest frame herd accepts from a server.
 pub const MAX_FRAME: usize = 1 << 20;
-/// tungstenite's read chunk per connection.
-pub const READ_BUFFER: usize = 1024;
+/// tungstenite's read chunk per connection: holds a default-sized message and its header in
+/// one read; each connection keeps it resident, so it is small.
+pub const READ_BUFFER: usize = 256;
 
 /// Hooks a caller may add to a run.
 #[derive(Default)]

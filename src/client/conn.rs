@@ -28,7 +28,8 @@ enum Event {
 /// The body of a connection task.
 pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     let conv = &ctx.convs[conv_idx];
-    let ws = connect(&ctx, conv, member).await;
+    // Boxed: the connect future is large and needed once; the task keeps only what serving needs.
+    let ws = Box::pin(connect(&ctx, conv, member)).await;
     ctx.connecting.set(ctx.connecting.get() - 1);
     if let Some(ws) = ws {
         conv.open.set(conv.open.get() + 1);
@@ -56,7 +57,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     ctx.live.set(ctx.live.get() - 1);
 }
 
-async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Ws> {
+async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
     let p = &ctx.plan;
     let vars = Vars {
         conv: conv.id,
@@ -75,7 +76,9 @@ async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Ws> {
         Ok(Ok(ws)) => {
             st.counters.conns_established += 1;
             st.record_connect(now_ns() - t0);
-            Some(ws)
+            // On the heap, so the task's state machine holds a pointer rather than a copy per
+            // state.
+            Some(Box::new(ws))
         }
         Ok(Err(kind)) => {
             st.counters.conns_failed += 1;
@@ -95,7 +98,7 @@ enum Ended {
     ByPeer(Option<ErrorKind>),
 }
 
-async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut ws: Ws) -> Ended {
+async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut ws: Box<Ws>) -> Ended {
     let is_sender = member < ctx.plan.senders;
     let mut trackers: Vec<StreamTracker> = vec![StreamTracker::default(); ctx.plan.senders as usize];
     let slot = &conv.slots[member as usize];
@@ -120,13 +123,12 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
         .await;
         match ev {
             Event::Close => {
-                let _ = ws.close(None).await;
-                // Read until the server's close answer; the core stops waiting after a while.
-                while let Some(Ok(_)) = ws.next().await {}
+                Box::pin(close(&mut ws)).await;
                 return Ended::ByUs;
             }
             Event::Send => {
-                if let Err(e) = send_due(ctx, conv, member, &mut ws, &mut buf).await {
+                // Boxed so that the (rare) sending state does not size every connection's task.
+                if let Err(e) = Box::pin(send_due(ctx, conv, member, &mut ws, &mut buf)).await {
                     ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
                     return Ended::ByPeer(Some(ws_error_kind(&e)));
                 }
@@ -148,6 +150,13 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
             Event::Frame(Some(Err(e))) => return Ended::ByPeer(Some(ws_error_kind(&e))),
         }
     }
+}
+
+/// Closes from our side and reads until the server's close answer; the core stops waiting after
+/// a while.
+async fn close(ws: &mut Ws) {
+    let _ = ws.close(None).await;
+    while let Some(Ok(_)) = ws.next().await {}
 }
 
 /// Sends every message that is due, each stamped with its intended and actual send time.

@@ -296,7 +296,8 @@ async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
             ctx.connecting.set(ctx.connecting.get() + 1);
             ctx.live.set(ctx.live.get() + 1);
             let c = ctx.clone();
-            match glommio::spawn_local_into(conn::run(c, ci, member), tq) {
+            let fut = conn::run(c, ci, member);
+            match glommio::spawn_local_into(fut, tq) {
                 Ok(t) => {
                     t.detach();
                 }
