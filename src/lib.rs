@@ -4,6 +4,7 @@
 //! `server::main` serves. See docs/ARCHITECTURE.md for the data flow and folder map.
 
 pub mod accounting;
+pub mod addrs;
 pub mod cli;
 pub mod client;
 pub mod clock;

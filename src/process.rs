@@ -10,6 +10,13 @@ pub fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Returns freed heap memory to the kernel (glibc `malloc_trim`), so that RSS shows what is
+/// held rather than what a burst once needed.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
 /// Peak resident set size in bytes (VmHWM), 0 if unreadable.
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -116,6 +116,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         }
     };
 
+    let sources: Arc<[std::net::IpAddr]> = s.source_ips.clone().into();
+    process::trim_heap();
     let rss_start = process::rss_bytes();
     let plans: Vec<CorePlan> = client::assign(s.conversations, cores)
         .into_iter()
@@ -131,6 +133,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
             duration: s.duration,
             connect_rate: s.connect_rate / cores as f64,
             connect_timeout: s.connect_timeout,
+            sources: sources.clone(),
             run_id,
             seed: s.seed,
             interval: INTERVAL,
@@ -155,6 +158,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     while control.ramped.load(Ordering::SeqCst) < cores && signals.count() == 0 {
         std::thread::sleep(Duration::from_millis(5));
     }
+    process::trim_heap();
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
 

@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// Limit on TCP connect plus WebSocket handshake per connection [default: 10s]
     #[arg(long, value_parser = units::parse_duration)]
     pub connect_timeout: Option<Duration>,
+    /// Source addresses to spread connections over (round-robin), e.g. 127.0.0.2-127.0.0.50,
+    /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
+    #[arg(long, value_name = "LIST|RANGE|CIDR")]
+    pub source_ip: Option<String>,
     /// Executors (pinned threads) to run [default: one per online core]
     #[arg(long, short = 't', value_parser = units::parse_count_u32, conflicts_with = "cores")]
     pub threads: Option<u32>,
@@ -104,6 +108,7 @@ pub struct ScenarioFile {
     pub duration: Option<Value>,
     pub drain: Option<Value>,
     pub connect_timeout: Option<Value>,
+    pub source_ip: Option<String>,
     pub threads: Option<Value>,
     pub cores: Option<String>,
     pub server_threads: Option<Value>,
@@ -149,6 +154,8 @@ pub struct Scenario {
     pub drain: Duration,
     #[serde(with = "secs")]
     pub connect_timeout: Duration,
+    /// Source addresses, used round-robin; empty: the kernel chooses.
+    pub source_ips: Vec<std::net::IpAddr>,
     /// The cores executors are pinned to, one executor each.
     pub cores: Vec<usize>,
     pub server_threads: u32,
@@ -237,6 +244,10 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if server_threads == 0 {
         return Err(bad("server-threads", "must be at least 1".into()));
     }
+    let source_ips = match a.source_ip.as_ref().or(f.source_ip.as_ref()) {
+        Some(spec) => crate::addrs::parse_sources(spec).map_err(|e| bad("source-ip", e))?,
+        None => vec![],
+    };
     let url = a.url.clone().or_else(|| f.url.clone());
     if let Some(u) = &url {
         crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?;
@@ -252,6 +263,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         duration,
         drain,
         connect_timeout,
+        source_ips,
         cores,
         server_threads,
         out: a.out.clone().or_else(|| f.out.clone()),

@@ -68,7 +68,8 @@ async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
     let mut path = String::new();
     let seed = p.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let r = glommio::timer::timeout(p.connect_timeout, async {
-        Ok(connect::open(&ctx.target, &vars, seed, None, &mut path).await)
+        let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
+        Ok(connect::open(&ctx.target, &vars, seed, source, &mut path).await)
     })
     .await;
     let mut st = ctx.stats.borrow_mut();

@@ -77,6 +77,8 @@ pub struct CorePlan {
     /// Connections per second for this core.
     pub connect_rate: f64,
     pub connect_timeout: Duration,
+    /// Source addresses, used round-robin by connection number; empty: the kernel chooses.
+    pub sources: Arc<[std::net::IpAddr]>,
     pub run_id: u32,
     pub seed: u64,
     pub interval: Duration,
