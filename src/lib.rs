@@ -13,6 +13,7 @@ pub mod error;
 pub mod executor;
 pub mod handshake;
 pub mod limits;
+pub mod load;
 pub mod marker;
 pub mod metrics;
 pub mod pacing;

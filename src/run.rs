@@ -1,46 +1,18 @@
-//! `herd run`: the orchestrator. It checks limits, starts the embedded server when no URL is
-//! given, starts the cores and the reporter, moves the run through its phases (connect, send,
-//! drain, close), and builds the results. Ctrl-C stops sending and drains; a second one stops at
-//! once. Results are written in every case.
+//! `herd run`: drives a started load through its phases (connect, send, drain, close) and builds
+//! the results. Ctrl-C stops sending and drains; a second one stops at once. Results are
+//! written in every case.
 
-use crate::client::{self, connect::Target, Control, CorePlan, Phase};
+use crate::client::Phase;
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
-use crate::limits;
-use crate::metrics;
+pub use crate::load::{Hooks, Push, INTERVAL, MAX_FRAME, READ_BUFFER};
+use crate::load::{self, wait_until};
 use crate::process::{self, Cpu};
-use crate::reporter::{self, Observer, ReporterConfig};
 use crate::results::{self, Phases, ProcessCost, RunResult};
 use crate::scenario::Scenario;
-use crate::server::{Server, ServerConfig};
 use crate::signal::Signals;
-use crate::template::UrlTemplate;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Snapshot and progress interval.
-pub const INTERVAL: Duration = Duration::from_secs(1);
-/// Largest frame herd accepts from a server.
-pub const MAX_FRAME: usize = 1 << 20;
-/// tungstenite's read chunk per connection: holds a default-sized message and its header in
-/// one read; each connection keeps it resident, so it is small.
-pub const READ_BUFFER: usize = 256;
-
-/// Hooks a caller may add to a run.
-#[derive(Default)]
-pub struct Hooks {
-    /// Called by the reporter once per interval and at the end.
-    pub observers: Vec<Observer>,
-    /// Push metrics to a Pushgateway during the run and once more at the end.
-    pub push: Option<Push>,
-}
-
-pub struct Push {
-    pub config: metrics::PushConfig,
-    /// Metric name prefix (`herd`).
-    pub prefix: String,
-}
 
 pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let started = Instant::now();
@@ -48,17 +20,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    crate::clock::origin();
-    let embedded = s.url.is_none();
-    let nofile = limits::raise_nofile();
-    let conns = s.connections();
-    let (needed, what) = if embedded {
-        (2 * conns + limits::SPARE_FDS, format!("{conns} client + {conns} embedded-server connections + spare"))
-    } else {
-        (conns + limits::SPARE_FDS, format!("{conns} connections + spare"))
-    };
-    limits::check_nofile(nofile, needed, &what)?;
-
+    load::check_fds(&s)?;
     // Open outputs first, so a bad path fails before any load is made.
     let out_file = match &s.out {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
@@ -69,95 +31,18 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         None => None,
     };
 
-    let server = if embedded {
-        Some(Server::start(ServerConfig::embedded(s.server_threads as usize))?)
-    } else {
-        None
-    };
-    let url = match (&s.url, &server) {
-        (Some(u), _) => u.clone(),
-        (None, Some(sv)) => format!("ws://{}/conv/{{conv}}?user={{user}}", sv.addr),
-        (None, None) => unreachable!("embedded server exists when no URL is given"),
-    };
-    let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, MAX_FRAME, READ_BUFFER)
-        .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
-    let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
+    let load = load::start(&s, hooks, hdr_file)?;
+    let control = load.control.clone();
     let cores = s.cores.len();
-    let control = Arc::new(Control::new(cores));
-    let info = metrics::RunInfo {
-        run_id: format!("{run_id:08x}"),
-        target: url.clone(),
-        conversations: s.conversations as u64,
-        members: s.members as u64,
-        senders: s.senders as u64,
-        rate: s.rate,
-        size: s.size as u64,
-        threads: cores as u64,
-        extra: vec![],
-    };
-    let mut observers = hooks.observers;
-    let pusher = hooks.push.map(|p| {
-        let pusher = Arc::new(metrics::Pusher::start(p.config));
-        let (push, info, prefix) = (pusher.clone(), info.clone(), p.prefix.clone());
-        observers.push(Box::new(move |m, phase| push.update(metrics::encode(&prefix, &info, phase, m))));
-        (pusher, p.prefix)
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reporter = reporter::spawn(
-        ReporterConfig { cores, interval: INTERVAL, quiet: s.quiet, hdr_log: hdr_file },
-        rx,
-        control.clone(),
-        observers,
-    );
     let say = |m: String| {
         if !s.quiet {
             eprintln!("herd: {m}");
         }
     };
 
-    let sources: Arc<[std::net::IpAddr]> = s.source_ips.clone().into();
-    process::trim_heap();
-    let rss_start = process::rss_bytes();
-    let plans: Vec<CorePlan> = client::assign(s.conversations, cores)
-        .into_iter()
-        .enumerate()
-        .map(|(idx, convs)| CorePlan {
-            idx,
-            cpu: s.cores[idx],
-            convs,
-            members: s.members,
-            senders: s.senders,
-            rate: s.rate,
-            size: s.size,
-            duration: s.duration,
-            connect_rate: s.connect_rate / cores as f64,
-            connect_timeout: s.connect_timeout,
-            sources: sources.clone(),
-            run_id,
-            seed: s.seed,
-            interval: INTERVAL,
-        })
-        .collect();
-    say(format!(
-        "run {run_id:08x}: connecting {conns} connections to {url} on {cores} core(s){}",
-        if embedded { " (embedded server)" } else { "" }
-    ));
-    let handles = match client::start(plans, Arc::new(target), control.clone(), tx) {
-        Ok(h) => h,
-        Err(e) => {
-            if let Some(sv) = server {
-                sv.stop();
-            }
-            return Err(e);
-        }
-    };
-
     // Connect phase: until every core has attempted all its connections, or a signal.
     let t_connect = Instant::now();
-    while control.ramped.load(Ordering::SeqCst) < cores && signals.count() == 0 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(Duration::MAX, || control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0);
     process::trim_heap();
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
@@ -174,10 +59,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         } else {
             say(format!("holding {} connections idle for {:?}", control.open_total(), s.duration));
         }
-        let end = Instant::now() + Duration::from_millis(20) + s.duration;
-        while Instant::now() < end && signals.count() == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(Duration::from_millis(20) + s.duration, || signals.count() > 0);
     }
     let send_s = t_send.elapsed().as_secs_f64();
 
@@ -191,38 +73,17 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     }
     // Give every core a tick to publish its pending count after sending stopped.
     std::thread::sleep(Duration::from_millis(20));
-    while t_drain.elapsed() < s.drain && control.pending_total() > 0 && signals.count() < 2 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(s.drain.saturating_sub(t_drain.elapsed()), || control.pending_total() == 0 || signals.count() >= 2);
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
 
     // Close phase.
     let t_close = Instant::now();
     let aborted = signals.count() >= 2;
-    if aborted {
-        control.abort.store(true, Ordering::SeqCst);
-    }
-    control.set_phase(Phase::Closing);
-    for h in handles {
-        if h.join().is_err() {
-            eprintln!("herd: an executor failed; its last statistics may be missing");
-        }
-    }
-    let report = reporter.join().map_err(|_| Error::Software("the reporter thread failed".into()))?;
+    let (url, embedded, run_id, rss_start) = (load.url.clone(), load.embedded, load.run_id, load.rss_start);
+    let finished = load.finish(aborted)?;
     let close_s = t_close.elapsed().as_secs_f64();
-    let server_totals = server.map(|sv| sv.stop());
-    // The final push, after the drain (or the interruption), with a few retries.
-    let push = pusher.map(|(p, prefix)| {
-        let body = metrics::encode(&prefix, &info, Phase::Done, &report.merged);
-        match Arc::try_unwrap(p) {
-            Ok(p) => p.finish(body),
-            Err(p) => {
-                p.update(body);
-                metrics::PushReport { url: p.url().to_string(), ..Default::default() }
-            }
-        }
-    });
+    let (report, server_totals, push) = (finished.report, finished.server, finished.push);
 
     let outcome = if aborted {
         "aborted"

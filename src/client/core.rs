@@ -169,6 +169,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             let c = &ctx.stats.borrow().counters;
             ctx.control.pending[idx].store(c.pending() + ctx.backlog.get(), Ordering::Relaxed);
             ctx.control.open[idx].store(c.open(), Ordering::Relaxed);
+            ctx.control.attempted[idx].store(c.conns_attempted, Ordering::Relaxed);
+            ctx.control.settled[idx].store(c.conns_established + c.conns_failed, Ordering::Relaxed);
         }
         if !ramp_reported && ramp_finished(&ctx) {
             ramp_reported = true;
@@ -278,13 +280,23 @@ fn start_schedules(ctx: &CoreCtx, heap: &mut BinaryHeap<Reverse<(u64, u32, u32)>
 
 /// Opens this core's connections at its share of the connect rate, conversation by conversation.
 async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
-    let start = now_ns();
+    let mut start = now_ns();
     let per_conn_ns = (1e9 / ctx.plan.connect_rate.max(1e-3)) as u64;
+    let total = ctx.plan.total_conns();
     let mut i: u64 = 0;
     for ci in 0..ctx.convs.len() {
         for member in 0..ctx.plan.members {
             if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
                 return;
+            }
+            // Gated runs (the ceiling) open connections in steps.
+            while i >= ctx.control.allowance(total) {
+                if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
+                    return;
+                }
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+                // The connect rate counts from the moment the gate opens.
+                start = now_ns().saturating_sub(i * per_conn_ns);
             }
             let due = start + i * per_conn_ns;
             let now = now_ns();

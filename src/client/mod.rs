@@ -29,8 +29,15 @@ pub struct Control {
     pub pending: Vec<AtomicU64>,
     /// Per core: connections open now.
     pub open: Vec<AtomicU64>,
+    /// Per core: connections attempted, and attempts settled (established or failed).
+    pub attempted: Vec<AtomicU64>,
+    pub settled: Vec<AtomicU64>,
     /// Stop at once, without closing handshakes (second Ctrl-C).
     pub abort: AtomicBool,
+    /// Connections the run may attempt so far, across all cores (the ceiling raises it in
+    /// steps; a plain run allows everything at once), and how many the run has in all.
+    allowed: AtomicU64,
+    all_conns: AtomicU64,
 }
 
 impl Control {
@@ -41,8 +48,37 @@ impl Control {
             ramped: AtomicUsize::new(0),
             pending: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             open: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            attempted: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            settled: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             abort: AtomicBool::new(false),
+            allowed: AtomicU64::new(0),
+            all_conns: AtomicU64::new(1),
         }
+    }
+
+    /// Lets the cores attempt up to `n` connections in all.
+    pub fn allow(&self, n: u64) {
+        self.allowed.store(n, Ordering::SeqCst);
+    }
+
+    pub fn set_all_conns(&self, n: u64) {
+        self.all_conns.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// How many of its `core_conns` connections a core may attempt now: its share of the
+    /// allowance.
+    pub fn allowance(&self, core_conns: u64) -> u64 {
+        let allowed = self.allowed.load(Ordering::SeqCst) as u128;
+        let all = self.all_conns.load(Ordering::SeqCst) as u128;
+        ((allowed * core_conns as u128) / all).min(core_conns as u128) as u64
+    }
+
+    pub fn attempted_total(&self) -> u64 {
+        self.attempted.iter().map(|p| p.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn settled_total(&self) -> u64 {
+        self.settled.iter().map(|p| p.load(Ordering::Relaxed)).sum()
     }
 
     pub fn phase(&self) -> Phase {

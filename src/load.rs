@@ -1,0 +1,213 @@
+//! Starting and stopping a load: the fd-limit check, the embedded server when no URL is given,
+//! the target, the reporter (with the metrics pusher), and the generator's cores. `run` and
+//! `ceiling` each drive the phases of a started [`Load`] their own way.
+
+use crate::client::{self, connect::Target, Control, CorePlan, Phase};
+use crate::clock::now_ns;
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::metrics;
+use crate::process;
+use crate::reporter::{self, Observer, Report, ReporterConfig};
+use crate::scenario::Scenario;
+use crate::server::{metrics::ServerTotals, Server, ServerConfig};
+use crate::template::UrlTemplate;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Snapshot and progress interval.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+/// Largest frame herd accepts from a server.
+pub const MAX_FRAME: usize = 1 << 20;
+/// tungstenite's read chunk per connection: holds a default-sized message and its header in
+/// one read; each connection keeps it resident, so it is small.
+pub const READ_BUFFER: usize = 256;
+
+/// Hooks a caller may add to a load.
+#[derive(Default)]
+pub struct Hooks {
+    /// Called by the reporter once per interval and at the end.
+    pub observers: Vec<Observer>,
+    /// Push metrics to a Pushgateway during the run and once more at the end.
+    pub push: Option<Push>,
+    /// Ask the cores to wait for [`Control::allow`] before each connection (ceiling ramps).
+    pub gated: bool,
+}
+
+pub struct Push {
+    pub config: metrics::PushConfig,
+    /// Metric name prefix (`herd`).
+    pub prefix: String,
+}
+
+/// A started load.
+pub struct Load {
+    pub url: String,
+    pub embedded: bool,
+    pub run_id: u32,
+    pub control: Arc<Control>,
+    /// RSS just before the cores started connecting.
+    pub rss_start: u64,
+    server: Option<Server>,
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    reporter: std::thread::JoinHandle<Report>,
+    info: metrics::RunInfo,
+    pusher: Option<(Arc<metrics::Pusher>, String)>,
+}
+
+/// What a finished load hands back.
+pub struct Finished {
+    pub report: Report,
+    pub server: Option<ServerTotals>,
+    pub push: Option<metrics::PushReport>,
+}
+
+/// Checks the fd limit against the scenario: its connections, twice over with the embedded
+/// server in the same process.
+pub fn check_fds(s: &Scenario) -> Result<()> {
+    let nofile = limits::raise_nofile();
+    let conns = s.connections();
+    let (needed, what) = if s.url.is_none() {
+        (2 * conns + limits::SPARE_FDS, format!("{conns} client + {conns} embedded-server connections + spare"))
+    } else {
+        (conns + limits::SPARE_FDS, format!("{conns} connections + spare"))
+    };
+    limits::check_nofile(nofile, needed, &what)
+}
+
+pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Result<Load> {
+    crate::clock::origin();
+    let embedded = s.url.is_none();
+    let server = if embedded {
+        Some(Server::start(ServerConfig::embedded(s.server_threads as usize))?)
+    } else {
+        None
+    };
+    let url = match (&s.url, &server) {
+        (Some(u), _) => u.clone(),
+        (None, Some(sv)) => format!("ws://{}/conv/{{conv}}?user={{user}}", sv.addr),
+        (None, None) => unreachable!("embedded server exists when no URL is given"),
+    };
+    let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
+    let target = Target::new(template, MAX_FRAME, READ_BUFFER)
+        .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
+    let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
+    let cores = s.cores.len();
+    let control = Arc::new(Control::new(cores));
+    control.set_all_conns(s.connections());
+    if !hooks.gated {
+        control.allow(u64::MAX);
+    }
+    let info = metrics::RunInfo {
+        run_id: format!("{run_id:08x}"),
+        target: url.clone(),
+        conversations: s.conversations as u64,
+        members: s.members as u64,
+        senders: s.senders as u64,
+        rate: s.rate,
+        size: s.size as u64,
+        threads: cores as u64,
+        extra: vec![],
+    };
+    let mut observers = hooks.observers;
+    let pusher = hooks.push.map(|p| {
+        let pusher = Arc::new(metrics::Pusher::start(p.config));
+        let (push, info, prefix) = (pusher.clone(), info.clone(), p.prefix.clone());
+        observers.push(Box::new(move |m, phase| push.update(metrics::encode(&prefix, &info, phase, m))));
+        (pusher, p.prefix)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reporter = reporter::spawn(
+        ReporterConfig { cores, interval: INTERVAL, quiet: s.quiet, hdr_log },
+        rx,
+        control.clone(),
+        observers,
+    );
+
+    let sources: Arc<[std::net::IpAddr]> = s.source_ips.clone().into();
+    process::trim_heap();
+    let rss_start = process::rss_bytes();
+    let plans: Vec<CorePlan> = client::assign(s.conversations, cores)
+        .into_iter()
+        .enumerate()
+        .map(|(idx, convs)| CorePlan {
+            idx,
+            cpu: s.cores[idx],
+            convs,
+            members: s.members,
+            senders: s.senders,
+            rate: s.rate,
+            size: s.size,
+            duration: s.duration,
+            connect_rate: s.connect_rate / cores as f64,
+            connect_timeout: s.connect_timeout,
+            sources: sources.clone(),
+            run_id,
+            seed: s.seed,
+            interval: INTERVAL,
+        })
+        .collect();
+    if !s.quiet {
+        eprintln!(
+            "herd: run {run_id:08x}: {} connections to {url} on {cores} core(s){}",
+            s.connections(),
+            if embedded { " (embedded server)" } else { "" }
+        );
+    }
+    let handles = match client::start(plans, Arc::new(target), control.clone(), tx) {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(sv) = server {
+                sv.stop();
+            }
+            return Err(e);
+        }
+    };
+    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher })
+}
+
+impl Load {
+    /// Closes every connection (at once when `abort`), stops the cores, the reporter and the
+    /// embedded server, and makes the final push.
+    pub fn finish(self, abort: bool) -> Result<Finished> {
+        if abort {
+            self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.control.set_phase(Phase::Closing);
+        for h in self.handles {
+            if h.join().is_err() {
+                eprintln!("herd: an executor failed; its last statistics may be missing");
+            }
+        }
+        let report = self.reporter.join().map_err(|_| Error::Software("the reporter thread failed".into()))?;
+        let server = self.server.map(|sv| sv.stop());
+        // The final push, after the drain (or the interruption), with a few retries.
+        let info = self.info;
+        let push = self.pusher.map(|(p, prefix)| {
+            let body = metrics::encode(&prefix, &info, Phase::Done, &report.merged);
+            match Arc::try_unwrap(p) {
+                Ok(p) => p.finish(body),
+                Err(p) => {
+                    p.update(body);
+                    metrics::PushReport { url: p.url().to_string(), ..Default::default() }
+                }
+            }
+        });
+        Ok(Finished { report, server, push })
+    }
+}
+
+/// Waits up to `limit` (`Duration::MAX`: for ever) for `done`, checking every 5 ms; returns
+/// whether it became true.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now().checked_add(limit);
+    loop {
+        if done() {
+            return true;
+        }
+        if end.is_some_and(|e| Instant::now() >= e) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
