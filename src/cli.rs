@@ -1,6 +1,7 @@
-//! The command line: `herd run`, `herd serve`, `herd doctor`. Parsing only; each subcommand's work lives in its
+//! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`. Parsing only; each subcommand's work lives in its
 //! own module.
 
+use crate::ceiling::CeilingArgs;
 use crate::doctor::DoctorArgs;
 use crate::scenario::RunArgs;
 use crate::server::ServeArgs;
@@ -21,4 +22,6 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check the limits that cap connections on this host, and how to raise them
     Doctor(DoctorArgs),
+    /// Find how many connections a target holds: open them in steps until errors or limits
+    Ceiling(CeilingArgs),
 }

@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod addrs;
+pub mod ceiling;
 pub mod cli;
 pub mod client;
 pub mod clock;
