@@ -19,9 +19,14 @@ use std::time::{Duration, Instant};
 pub const INTERVAL: Duration = Duration::from_secs(1);
 /// Largest frame herd accepts from a server.
 pub const MAX_FRAME: usize = 1 << 20;
-/// tungstenite's read chunk per connection: holds a default-sized message and its header in
-/// one read; each connection keeps it resident, so it is small.
-pub const READ_BUFFER: usize = 256;
+/// tungstenite's read chunk per connection: each connection keeps it resident, so it is sized to
+/// hold one of the run's messages and its frame header in one read, and no more.
+pub fn read_buffer(s: &Scenario) -> usize {
+    if s.rate == 0.0 {
+        return 128;
+    }
+    (s.size + 16).next_multiple_of(16).clamp(128, 4096)
+}
 
 /// Hooks a caller may add to a load.
 #[derive(Default)]
@@ -89,7 +94,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, MAX_FRAME, READ_BUFFER)
+    let target = Target::new(template, MAX_FRAME, read_buffer(s))
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();

@@ -5,7 +5,7 @@
 use crate::client::Phase;
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
-pub use crate::load::{Hooks, Push, INTERVAL, MAX_FRAME, READ_BUFFER};
+pub use crate::load::{Hooks, Push, INTERVAL, MAX_FRAME};
 use crate::load::{self, wait_until};
 use crate::process::{self, Cpu};
 use crate::results::{self, Phases, ProcessCost, RunResult};

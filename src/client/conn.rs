@@ -101,7 +101,7 @@ enum Ended {
 
 async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut ws: Box<Ws>) -> Ended {
     let is_sender = member < ctx.plan.senders;
-    let mut trackers: Vec<StreamTracker> = vec![StreamTracker::default(); ctx.plan.senders as usize];
+    let mut trackers: Box<[StreamTracker]> = vec![StreamTracker::default(); ctx.plan.senders as usize].into();
     let slot = &conv.slots[member as usize];
     let mut buf = String::new();
     loop {
@@ -145,11 +145,12 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
                     Message::Close(_) => {} // tungstenite answers; the stream ends next
                     _ => {}                 // ping/pong: tungstenite answers pings itself
                 }
-                glommio::yield_if_needed().await;
             }
             Event::Frame(None) => return Ended::ByPeer(None),
             Event::Frame(Some(Err(e))) => return Ended::ByPeer(Some(ws_error_kind(&e))),
         }
+        // Nothing of the event is held across this await, which keeps the task small.
+        glommio::yield_if_needed().await;
     }
 }
 
