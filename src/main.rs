@@ -19,7 +19,7 @@ fn main() {
         Command::Doctor(a) => std::process::exit(herd::doctor::main(a)),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        herd::errln!("error: {e}");
         std::process::exit(e.exit_code());
     }
 }
