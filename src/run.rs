@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 
 /// Snapshot and progress interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// Largest frame herd accepts from a server.
-pub const MAX_FRAME: usize = 1 << 20;
 /// tungstenite's read chunk per connection.
 pub const READ_BUFFER: usize = 1024;
 
@@ -70,7 +68,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, MAX_FRAME, READ_BUFFER)
+    let target = Target::new(template, s.max_frame, READ_BUFFER)
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
@@ -84,7 +82,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     );
     let say = |m: String| {
         if !s.quiet {
-            eprintln!("herd: {m}");
+            crate::errln!("herd: {m}");
         }
     };
 
@@ -103,6 +101,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
             duration: s.duration,
             connect_rate: s.connect_rate / cores as f64,
             connect_timeout: s.connect_timeout,
+            reconnect: s.reconnect,
             run_id,
             seed: s.seed,
             interval: INTERVAL,
@@ -174,7 +173,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     control.set_phase(Phase::Closing);
     for h in handles {
         if h.join().is_err() {
-            eprintln!("herd: an executor failed; its last statistics may be missing");
+            crate::errln!("herd: an executor failed; its last statistics may be missing");
         }
     }
     let report = reporter.join().map_err(|_| Error::Software("the reporter thread failed".into()))?;

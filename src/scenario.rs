@@ -26,6 +26,8 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT_S: u64 = 10;
     /// Largest accepted `--size`.
     pub const MAX_SIZE: usize = 1 << 20;
+    /// Largest frame accepted from the target.
+    pub const MAX_FRAME: usize = 1 << 20;
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -65,6 +67,14 @@ pub struct RunArgs {
     /// Limit on TCP connect plus WebSocket handshake per connection [default: 10s]
     #[arg(long, value_parser = units::parse_duration)]
     pub connect_timeout: Option<Duration>,
+    /// After an established connection is lost, open it again with jittered exponential backoff
+    /// (100 ms doubling to 5 s) until the run closes
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Largest frame accepted from the target, in bytes; a larger one closes the connection
+    /// with 1009 and counts as frame_too_large [default: 1m]
+    #[arg(long, value_parser = units::parse_count)]
+    pub max_frame: Option<u64>,
     /// Executors (pinned threads) to run [default: one per online core]
     #[arg(long, short = 't', value_parser = units::parse_count_u32, conflicts_with = "cores")]
     pub threads: Option<u32>,
@@ -102,6 +112,8 @@ pub struct ScenarioFile {
     pub duration: Option<Value>,
     pub drain: Option<Value>,
     pub connect_timeout: Option<Value>,
+    pub reconnect: Option<bool>,
+    pub max_frame: Option<Value>,
     pub threads: Option<Value>,
     pub cores: Option<String>,
     pub server_threads: Option<Value>,
@@ -147,6 +159,8 @@ pub struct Scenario {
     pub drain: Duration,
     #[serde(with = "secs")]
     pub connect_timeout: Duration,
+    pub reconnect: bool,
+    pub max_frame: usize,
     /// The cores executors are pinned to, one executor each.
     pub cores: Vec<usize>,
     pub server_threads: u32,
@@ -193,6 +207,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
     let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
         .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
+    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?
+        .unwrap_or(defaults::MAX_FRAME as u64);
     let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
     let cores_text = a.cores.clone().or_else(|| if a.threads.is_some() { None } else { f.cores.clone() });
 
@@ -217,6 +233,13 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     }
     if connect_timeout.is_zero() {
         return Err(bad("connect-timeout", "must be positive".into()));
+    }
+    let min_frame = size.max(crate::marker::MAX_LEN as u64);
+    if max_frame < min_frame || max_frame > 1 << 30 {
+        return Err(bad(
+            "max-frame",
+            format!("must be between {min_frame} (a whole message) and 1g bytes, got {max_frame}"),
+        ));
     }
     let cores = match (cores_text, threads) {
         (Some(list), _) => {
@@ -250,6 +273,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         duration,
         drain,
         connect_timeout,
+        reconnect: a.reconnect || f.reconnect.unwrap_or(false),
+        max_frame: max_frame as usize,
         cores,
         server_threads,
         out: a.out.clone().or_else(|| f.out.clone()),
