@@ -21,8 +21,13 @@ pub struct ServeProc {
 
 impl ServeProc {
     pub fn start(extra: &[&str]) -> ServeProc {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// On a given address (a port a killed server left).
+    pub fn start_on(listen: &str, extra: &[&str]) -> ServeProc {
         let mut child = Command::new(herd_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -58,6 +63,9 @@ impl ServeProc {
 
 impl Drop for ServeProc {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         signal(&self.child, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
