@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Most executors a run may start (`--threads`, `--server-threads`).
+pub const MAX_THREADS: u32 = 1024;
+/// Core numbers in `--cores` are below this (the kernel's default CPU set size).
+pub const MAX_CORE: usize = 1024;
+
 /// Defaults: 1000 conversations x 4 members (4,000 connections), one sender per conversation at
 /// 1 message/s, 20 s of sending.
 pub mod defaults {
@@ -250,13 +255,16 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
             cores
         }
         (None, Some(0)) => return Err(bad("threads", "must be at least 1".into())),
+        (None, Some(t)) if t > MAX_THREADS => {
+            return Err(bad("threads", format!("at most {MAX_THREADS}, got {t}")));
+        }
         (None, Some(t)) => (0..t as usize).map(|i| online_cores[i % online_cores.len()]).collect(),
         (None, None) => online_cores.to_vec(),
     };
     let server_threads = pick(a.server_threads, &f.server_threads, "server-threads", units::parse_count_u32)?
         .unwrap_or(cores.len() as u32);
-    if server_threads == 0 {
-        return Err(bad("server-threads", "must be at least 1".into()));
+    if server_threads == 0 || server_threads > MAX_THREADS {
+        return Err(bad("server-threads", format!("must be between 1 and {MAX_THREADS}, got {server_threads}")));
     }
     let url = a.url.clone().or_else(|| f.url.clone());
     if let Some(u) = &url {
@@ -314,6 +322,9 @@ pub fn parse_core_list(s: &str) -> std::result::Result<Vec<usize>, String> {
         let b: usize = b.trim().parse().map_err(|_| format!("'{part}' is not a core number or range"))?;
         if a > b {
             return Err(format!("'{part}' is a backwards range"));
+        }
+        if b >= MAX_CORE {
+            return Err(format!("'{part}': core numbers go up to {}", MAX_CORE - 1));
         }
         for c in a..=b {
             if !out.contains(&c) {
@@ -374,6 +385,9 @@ mod tests {
         assert!(e(RunArgs { cores: Some("7".into()), ..Default::default() }, "").contains("not online"));
         assert!(e(RunArgs { url: Some("http://x".into()), ..Default::default() }, "").contains("--url"));
         assert!(e(RunArgs { threads: Some(0), ..Default::default() }, "").contains("--threads"));
+        assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }, "").contains("--threads"));
+        assert!(e(RunArgs::default(), "server-threads = \"4g\"").contains("server-threads"));
+        assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }, "").contains("--max-frame"));
         let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();
         assert!(unknown.contains("conversatons"), "{unknown}");
     }
@@ -385,6 +399,7 @@ mod tests {
         assert!(parse_core_list("3-1").is_err());
         assert!(parse_core_list("a").is_err());
         assert!(parse_core_list("").is_err());
+        assert!(parse_core_list("0-99999999999").is_err(), "a huge range is refused, not expanded");
     }
 
     #[test]
