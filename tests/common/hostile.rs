@@ -11,6 +11,9 @@
 //! - `storm`: closes each receiver right after its handshake (a close storm with `--reconnect`).
 //! - `replay`: like a server with history: closes each receiver (1001) after every 10th message
 //!   it relays to it and, when it comes back, first replays the room's history.
+//! - `random`: before each relay, sends each receiver a few random frames from a seeded
+//!   generator (see [`random_frames`]): junk text and binary, forged markers, pings, pongs,
+//!   reserved opcodes, stray continuations, invalid UTF-8, oversized lengths, closes.
 //! - `deaf`: completes handshakes and then never reads another byte.
 //! - `silent`: accepts TCP and never answers the upgrade.
 #![allow(dead_code)]
@@ -203,6 +206,12 @@ fn relay(st: &State, mode: &str, conv: u64, msg: &[u8]) {
                 let _ = g.write_all(&[b'a'; 1000]);
             }
             ("mix", 3) | ("mix", 4) if n > 3 => {}
+            ("random", _) => {
+                let seed = random_seed() ^ conv.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ n;
+                let mut g = p.lock().unwrap();
+                let _ = g.write_all(&random_frames(seed, run, conv));
+                let _ = raw::write_frame(&mut *g, TEXT, msg, false);
+            }
             _ => send(p, TEXT, msg),
         }
         *count += 1;
@@ -214,4 +223,58 @@ fn relay(st: &State, mode: &str, conv: u64, msg: &[u8]) {
     for i in gone.into_iter().rev() {
         room.receivers.remove(i);
     }
+}
+
+/// The generator's seed: `HERD_FUZZ_SEED` or a fixed default, so a failure can be replayed.
+pub fn random_seed() -> u64 {
+    std::env::var("HERD_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed)
+}
+
+/// One to four random server frames. Forged markers always name another run or a sequence
+/// number no sender reaches, so a correct client counts them as errors, never as deliveries.
+pub fn random_frames(seed: u64, run: u32, conv: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = vec![];
+    for _ in 0..1 + rnd() % 4 {
+        let len = (rnd() % 200) as usize;
+        let junk: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        let forged = format!(
+            "x~h1.{:x}.{:x}.{:x}.{:x}.{:x}.{:x}~y",
+            if rnd() % 2 == 0 { run ^ 1 + (rnd() as u32 % 7) } else { run },
+            if rnd() % 2 == 0 { conv } else { rnd() },
+            rnd() % 3,
+            (1u64 << 40) + rnd() % 1000,
+            rnd(),
+            rnd()
+        );
+        match rnd() % 100 {
+            0..=24 => out.extend(raw::frame(TEXT, forged.as_bytes(), false)),
+            25..=44 => out.extend(raw::frame(TEXT, &forged.as_bytes()[..(rnd() as usize % forged.len())], false)),
+            45..=59 => out.extend(raw::frame(BINARY, &junk, false)),
+            60..=69 => out.extend(raw::frame(raw::PING, &junk[..len.min(125)], false)),
+            70..=79 => out.extend(raw::frame(raw::PONG, &junk[..len.min(125)], false)),
+            80..=89 => {
+                // A message in fragments, with a marker-like prefix split across them.
+                let text = format!("{forged}{}", "-".repeat(len));
+                let cut = rnd() as usize % text.len();
+                out.extend(raw::header_bytes(false, TEXT, cut as u64, false));
+                out.extend(&text.as_bytes()[..cut]);
+                out.extend(raw::header_bytes(true, 0, (text.len() - cut) as u64, false));
+                out.extend(&text.as_bytes()[cut..]);
+            }
+            // The rest end the connection (a client with --reconnect comes back).
+            90..=91 => out.extend(raw::frame(TEXT, b"\xff\xfe\xfd", false)),
+            92..=93 => out.extend(raw::frame(3 + (rnd() % 5) as u8, &junk, false)),
+            94..=95 => out.extend(raw::frame(0, &junk, false)),
+            96..=97 => out.extend(raw::header_bytes(true, TEXT, 1 << 40, false)),
+            _ => out.extend(raw::frame(CLOSE, &raw::close_payload(1000 + (rnd() % 4000) as u16, "bye"), false)),
+        }
+    }
+    out
 }
