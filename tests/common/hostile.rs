@@ -246,7 +246,7 @@ pub fn random_frames(seed: u64, run: u32, conv: u64) -> Vec<u8> {
         let junk: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
         let forged = format!(
             "x~h1.{:x}.{:x}.{:x}.{:x}.{:x}.{:x}~y",
-            if rnd() % 2 == 0 { run ^ 1 + (rnd() as u32 % 7) } else { run },
+            if rnd() % 2 == 0 { run ^ (1 + (rnd() as u32 % 7)) } else { run },
             if rnd() % 2 == 0 { conv } else { rnd() },
             rnd() % 3,
             (1u64 << 40) + rnd() % 1000,
