@@ -393,6 +393,17 @@ mod tests {
     }
 
     #[test]
+    fn reconnect_and_max_frame_from_flags_or_file() {
+        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0]).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (false, defaults::MAX_FRAME));
+        let s = resolve(&RunArgs::default(), &file("reconnect = true\nmax-frame = \"64k\""), &[0]).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (true, 64_000));
+        let a = RunArgs { max_frame: Some(4096), reconnect: true, ..Default::default() };
+        let s = resolve(&a, &file("max-frame = \"64k\""), &[0]).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (true, 4096));
+    }
+
+    #[test]
     fn core_lists() {
         assert_eq!(parse_core_list("0,2-3").unwrap(), vec![0, 2, 3]);
         assert_eq!(parse_core_list("1,1").unwrap(), vec![1]);
