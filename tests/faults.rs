@@ -102,11 +102,12 @@ fn a_server_that_stops_reading_leaves_herd_bounded_and_counting() {
     );
     let line = run.wait_line("unsent", Duration::from_secs(20));
     assert!(line.is_some(), "no progress line showed the unsent backlog: {:?}", run.seen);
-    let (status, _, took, v) = run.finish(Duration::from_secs(60));
+    let (status, _, took, v) = run.finish(Duration::from_secs(120));
     assert!(status.success());
     assert!(took < Duration::from_secs(40), "took {took:?}");
     let v = v.expect("results written");
     let (sent, unsent) = (u(&v, "messages.sent"), u(&v, "messages.unsent"));
+    eprintln!("messages {} phases {} process {}", v["messages"], v["phases"], v["process"]);
     assert!(unsent > 1000, "{}", v["messages"]);
     assert!(sent < 2000, "{}", v["messages"]);
     // Nothing is queued in herd beyond one frame per connection.
