@@ -209,7 +209,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
             passed: false,
         };
         if !a.quiet {
-            eprintln!(
+            crate::errln!(
                 "herd ceiling: step to {target}: {open} open, {failed} of {attempted} failed, {dropped} dropped, connect p99 {:.2} ms",
                 step.connect_p99_ms
             );

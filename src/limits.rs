@@ -17,7 +17,7 @@ pub fn nofile() -> NoFile {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    NoFile { soft: r.rlim_cur as u64, hard: r.rlim_max as u64 }
+    NoFile { soft: r.rlim_cur, hard: r.rlim_max }
 }
 
 /// Raises the soft fd limit to the hard limit; returns the limits now in force.

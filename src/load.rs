@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 /// Snapshot and progress interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// Largest frame herd accepts from a server.
-pub const MAX_FRAME: usize = 1 << 20;
 /// tungstenite's read chunk per connection: each connection keeps it resident, so it is sized to
 /// hold one of the run's messages and its frame header in one read, and no more.
 pub fn read_buffer(s: &Scenario) -> usize {
@@ -94,7 +92,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, MAX_FRAME, read_buffer(s))
+    let target = Target::new(template, s.max_frame, read_buffer(s))
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
@@ -147,13 +145,14 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
             connect_rate: s.connect_rate / cores as f64,
             connect_timeout: s.connect_timeout,
             sources: sources.clone(),
+            reconnect: s.reconnect,
             run_id,
             seed: s.seed,
             interval: INTERVAL,
         })
         .collect();
     if !s.quiet {
-        eprintln!(
+        crate::errln!(
             "herd: run {run_id:08x}: {} connections to {url} on {cores} core(s){}",
             s.connections(),
             if embedded { " (embedded server)" } else { "" }
@@ -181,7 +180,7 @@ impl Load {
         self.control.set_phase(Phase::Closing);
         for h in self.handles {
             if h.join().is_err() {
-                eprintln!("herd: an executor failed; its last statistics may be missing");
+                crate::errln!("herd: an executor failed; its last statistics may be missing");
             }
         }
         let report = self.reporter.join().map_err(|_| Error::Software("the reporter thread failed".into()))?;

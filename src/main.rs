@@ -17,10 +17,10 @@ fn main() {
         Command::Run(a) => herd::run_command(a).map(|_| ()),
         Command::Serve(a) => herd::server::main(a),
         Command::Doctor(a) => std::process::exit(herd::doctor::main(a)),
-        Command::Ceiling(a) => herd::ceiling::main(a).map(|r| print!("{}", herd::ceiling::summary(&r))),
+        Command::Ceiling(a) => herd::ceiling::main(a).map(|r| herd::out!("{}", herd::ceiling::summary(&r))),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        herd::errln!("error: {e}");
         std::process::exit(e.exit_code());
     }
 }

@@ -82,7 +82,7 @@ pub fn spawn(
                     let interval = merged.take_interval();
                     let phase = control.phase();
                     if !cfg.quiet {
-                        eprintln!("{}", progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs));
+                        crate::errln!("{}", progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs));
                     }
                     write_hdr(&mut hdr, &mut hdr_error, &interval, started.elapsed(), secs);
                     for o in observers.iter_mut() {
@@ -122,7 +122,7 @@ pub fn progress_line(elapsed: Duration, phase: Phase, c: &Counters, prev: &Count
             format!("{:.2}", interval.corrected.value_at_quantile(p) as f64 / 1000.0)
         }
     };
-    format!(
+    let mut line = format!(
         "[{:>6.1}s] {:<10} conns {} open, {} failed | sent {}/s recv {}/s | p50 {} p99 {} ms | pending {} dup {} reord {} | errors {}",
         elapsed.as_secs_f64(),
         phase.name(),
@@ -136,7 +136,18 @@ pub fn progress_line(elapsed: Duration, phase: Phase, c: &Counters, prev: &Count
         c.msgs_duplicated,
         c.msgs_reordered,
         c.errors_total(),
-    )
+    );
+    // Stalls: a target that does not finish handshakes, or does not read what is sent.
+    if c.conns_connecting > 0 {
+        line.push_str(&format!(" | connecting {}", c.conns_connecting));
+    }
+    if c.msgs_unsent > 0 {
+        line.push_str(&format!(" | unsent {}", c.msgs_unsent));
+    }
+    if c.conns_reconnected > 0 {
+        line.push_str(&format!(" | reconnected {}", c.conns_reconnected));
+    }
+    line
 }
 
 type HdrWriter<'a, 'b> = IntervalLogWriter<'a, 'b, std::io::BufWriter<std::fs::File>, V2DeflateSerializer>;
@@ -181,5 +192,9 @@ mod tests {
         assert!(line.contains("sent 100/s recv 300/s"), "{line}");
         assert!(line.contains("p50 1.50"), "{line}");
         assert!(line.contains("pending 2"), "{line}");
+        assert!(!line.contains("connecting"), "{line}");
+        let stalled = Counters { conns_connecting: 7, msgs_unsent: 12, ..cur };
+        let line = progress_line(Duration::from_secs(4), Phase::Sending, &stalled, &prev, &h, 1.0);
+        assert!(line.contains("connecting 7") && line.contains("unsent 12"), "{line}");
     }
 }

@@ -43,6 +43,8 @@ pub struct Connections {
     pub attempted: u64,
     pub established: u64,
     pub failed: u64,
+    /// How many of `established` were reconnects after a loss (`--reconnect`).
+    pub reconnected: u64,
     pub closed_by_peer: u64,
     pub closed: u64,
     pub open_at_end: u64,
@@ -59,6 +61,13 @@ pub struct Messages {
     pub reordered: u64,
     pub unexpected: u64,
     pub echoed: u64,
+    /// Due by the schedule but never written: the sender's connection was down or the target
+    /// stopped reading. Not owed to anyone, so not part of `missed`.
+    pub unsent: u64,
+    /// With `--reconnect`: deliveries members missed while their connection was down and being
+    /// opened again (each sent message times the members away at that moment). Not owed, so
+    /// not part of `expected` or `missed`.
+    pub missed_while_away: u64,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -139,6 +148,7 @@ pub fn connections(c: &Counters, peak_open: u64) -> Connections {
         attempted: c.conns_attempted,
         established: c.conns_established,
         failed: c.conns_failed,
+        reconnected: c.conns_reconnected,
         closed_by_peer: c.conns_closed_by_peer,
         closed: c.conns_closed,
         open_at_end: c.open(),
@@ -157,6 +167,8 @@ pub fn messages(c: &Counters) -> Messages {
         reordered: c.msgs_reordered,
         unexpected: c.msgs_unexpected,
         echoed: c.msgs_echoed,
+        unsent: c.msgs_unsent,
+        missed_while_away: c.msgs_missed_away,
     }
 }
 
@@ -196,8 +208,15 @@ pub fn summary(r: &RunResult) -> String {
         "messages     sent {}  expected {}  delivered {}  missed {}  duplicated {}  reordered {}",
         m.sent, m.expected, m.delivered, m.missed, m.duplicated, m.reordered
     );
-    if m.unexpected + m.echoed > 0 {
-        let _ = writeln!(s, "             unexpected {}  echoed to sender {}", m.unexpected, m.echoed);
+    if c.reconnected + m.missed_while_away > 0 {
+        let _ = writeln!(s, "             reconnected {}  missed while away {}", c.reconnected, m.missed_while_away);
+    }
+    if m.unexpected + m.echoed + m.unsent > 0 {
+        let _ = writeln!(
+            s,
+            "             unexpected {}  echoed to sender {}  unsent {}",
+            m.unexpected, m.echoed, m.unsent
+        );
     }
     let _ = writeln!(s, "latency (ms)         p50      p90      p99    p99.9      max     mean");
     for (name, l) in [("corrected", &r.latency.corrected), ("uncorrected", &r.latency.uncorrected)] {

@@ -5,7 +5,7 @@
 use crate::client::Phase;
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
-pub use crate::load::{Hooks, Push, INTERVAL, MAX_FRAME};
+pub use crate::load::{Hooks, Push, INTERVAL};
 use crate::load::{self, wait_until};
 use crate::process::{self, Cpu};
 use crate::results::{self, Phases, ProcessCost, RunResult};
@@ -36,7 +36,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let cores = s.cores.len();
     let say = |m: String| {
         if !s.quiet {
-            eprintln!("herd: {m}");
+            crate::errln!("herd: {m}");
         }
     };
 

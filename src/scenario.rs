@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Most executors a run may start (`--threads`, `--server-threads`).
+pub const MAX_THREADS: u32 = 1024;
+/// Core numbers in `--cores` are below this (the kernel's default CPU set size).
+pub const MAX_CORE: usize = 1024;
+
 /// Defaults: 1000 conversations x 4 members (4,000 connections), one sender per conversation at
 /// 1 message/s, 20 s of sending.
 pub mod defaults {
@@ -26,6 +31,8 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT_S: u64 = 10;
     /// Largest accepted `--size`.
     pub const MAX_SIZE: usize = 1 << 20;
+    /// Largest frame accepted from the target.
+    pub const MAX_FRAME: usize = 1 << 20;
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -69,6 +76,14 @@ pub struct RunArgs {
     /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
     #[arg(long, value_name = "LIST|RANGE|CIDR")]
     pub source_ip: Option<String>,
+    /// After an established connection is lost, open it again with jittered exponential backoff
+    /// (100 ms doubling to 5 s) until the run closes
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Largest frame accepted from the target, in bytes; a larger one closes the connection
+    /// with 1009 and counts as frame_too_large [default: 1m]
+    #[arg(long, value_parser = units::parse_count)]
+    pub max_frame: Option<u64>,
     /// Executors (pinned threads) to run [default: one per online core]
     #[arg(long, short = 't', value_parser = units::parse_count_u32, conflicts_with = "cores")]
     pub threads: Option<u32>,
@@ -109,6 +124,8 @@ pub struct ScenarioFile {
     pub drain: Option<Value>,
     pub connect_timeout: Option<Value>,
     pub source_ip: Option<String>,
+    pub reconnect: Option<bool>,
+    pub max_frame: Option<Value>,
     pub threads: Option<Value>,
     pub cores: Option<String>,
     pub server_threads: Option<Value>,
@@ -156,6 +173,8 @@ pub struct Scenario {
     pub connect_timeout: Duration,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
+    pub reconnect: bool,
+    pub max_frame: usize,
     /// The cores executors are pinned to, one executor each.
     pub cores: Vec<usize>,
     pub server_threads: u32,
@@ -202,6 +221,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
     let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
         .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
+    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?
+        .unwrap_or(defaults::MAX_FRAME as u64);
     let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
     let cores_text = a.cores.clone().or_else(|| if a.threads.is_some() { None } else { f.cores.clone() });
 
@@ -227,6 +248,13 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if connect_timeout.is_zero() {
         return Err(bad("connect-timeout", "must be positive".into()));
     }
+    let min_frame = size.max(crate::marker::MAX_LEN as u64);
+    if max_frame < min_frame || max_frame > 1 << 30 {
+        return Err(bad(
+            "max-frame",
+            format!("must be between {min_frame} (a whole message) and 1g bytes, got {max_frame}"),
+        ));
+    }
     let cores = match (cores_text, threads) {
         (Some(list), _) => {
             let cores = parse_core_list(&list).map_err(|e| bad("cores", e))?;
@@ -236,13 +264,16 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
             cores
         }
         (None, Some(0)) => return Err(bad("threads", "must be at least 1".into())),
+        (None, Some(t)) if t > MAX_THREADS => {
+            return Err(bad("threads", format!("at most {MAX_THREADS}, got {t}")));
+        }
         (None, Some(t)) => (0..t as usize).map(|i| online_cores[i % online_cores.len()]).collect(),
         (None, None) => online_cores.to_vec(),
     };
     let server_threads = pick(a.server_threads, &f.server_threads, "server-threads", units::parse_count_u32)?
         .unwrap_or(cores.len() as u32);
-    if server_threads == 0 {
-        return Err(bad("server-threads", "must be at least 1".into()));
+    if server_threads == 0 || server_threads > MAX_THREADS {
+        return Err(bad("server-threads", format!("must be between 1 and {MAX_THREADS}, got {server_threads}")));
     }
     let source_ips = match a.source_ip.as_ref().or(f.source_ip.as_ref()) {
         Some(spec) => crate::addrs::parse_sources(spec).map_err(|e| bad("source-ip", e))?,
@@ -264,6 +295,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         drain,
         connect_timeout,
         source_ips,
+        reconnect: a.reconnect || f.reconnect.unwrap_or(false),
+        max_frame: max_frame as usize,
         cores,
         server_threads,
         out: a.out.clone().or_else(|| f.out.clone()),
@@ -303,6 +336,9 @@ pub fn parse_core_list(s: &str) -> std::result::Result<Vec<usize>, String> {
         let b: usize = b.trim().parse().map_err(|_| format!("'{part}' is not a core number or range"))?;
         if a > b {
             return Err(format!("'{part}' is a backwards range"));
+        }
+        if b >= MAX_CORE {
+            return Err(format!("'{part}': core numbers go up to {}", MAX_CORE - 1));
         }
         for c in a..=b {
             if !out.contains(&c) {
@@ -363,8 +399,22 @@ mod tests {
         assert!(e(RunArgs { cores: Some("7".into()), ..Default::default() }, "").contains("not online"));
         assert!(e(RunArgs { url: Some("http://x".into()), ..Default::default() }, "").contains("--url"));
         assert!(e(RunArgs { threads: Some(0), ..Default::default() }, "").contains("--threads"));
+        assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }, "").contains("--threads"));
+        assert!(e(RunArgs::default(), "server-threads = \"4g\"").contains("server-threads"));
+        assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }, "").contains("--max-frame"));
         let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();
         assert!(unknown.contains("conversatons"), "{unknown}");
+    }
+
+    #[test]
+    fn reconnect_and_max_frame_from_flags_or_file() {
+        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0]).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (false, defaults::MAX_FRAME));
+        let s = resolve(&RunArgs::default(), &file("reconnect = true\nmax-frame = \"64k\""), &[0]).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (true, 64_000));
+        let a = RunArgs { max_frame: Some(4096), reconnect: true, ..Default::default() };
+        let s = resolve(&a, &file("max-frame = \"64k\""), &[0]).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (true, 4096));
     }
 
     #[test]
@@ -374,6 +424,7 @@ mod tests {
         assert!(parse_core_list("3-1").is_err());
         assert!(parse_core_list("a").is_err());
         assert!(parse_core_list("").is_err());
+        assert!(parse_core_list("0-99999999999").is_err(), "a huge range is refused, not expanded");
     }
 
     #[test]

@@ -53,10 +53,17 @@ pub enum ErrorKind {
     MarkerOutOfRange,
     /// Sending a message failed.
     SendFailed,
+    /// A frame larger than `--max-frame` arrived; the connection is closed with 1009.
+    FrameTooLarge,
+    /// A text frame that is not valid UTF-8 arrived; the connection is closed with 1007.
+    InvalidUtf8,
+    /// The peer closed an established connection cleanly (close frame or EOF after one) before
+    /// herd did.
+    ClosedByPeer,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::ConnectRefused,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectTimeout,
@@ -72,6 +79,9 @@ impl ErrorKind {
         ErrorKind::MarkerForeign,
         ErrorKind::MarkerOutOfRange,
         ErrorKind::SendFailed,
+        ErrorKind::FrameTooLarge,
+        ErrorKind::InvalidUtf8,
+        ErrorKind::ClosedByPeer,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -93,6 +103,9 @@ impl ErrorKind {
             ErrorKind::MarkerForeign => "marker_foreign",
             ErrorKind::MarkerOutOfRange => "marker_out_of_range",
             ErrorKind::SendFailed => "send_failed",
+            ErrorKind::FrameTooLarge => "frame_too_large",
+            ErrorKind::InvalidUtf8 => "invalid_utf8",
+            ErrorKind::ClosedByPeer => "closed_by_peer",
         }
     }
 
@@ -101,12 +114,19 @@ impl ErrorKind {
     }
 }
 
-/// Monotonic counters of one core (or, merged, of the whole run).
+/// Monotonic counters of one core (or, merged, of the whole run), and two gauges
+/// (`conns_connecting`, `msgs_unsent`) that a core sets at each snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub conns_attempted: u64,
     pub conns_established: u64,
     pub conns_failed: u64,
+    /// Connections established again after the peer closed or lost them (`--reconnect`); each
+    /// is also counted in `conns_attempted` and `conns_established`.
+    pub conns_reconnected: u64,
+    /// Gauge: connections in their TCP connect or WebSocket handshake now (first connects and
+    /// reconnects). A target that stalls handshakes keeps this up.
+    pub conns_connecting: u64,
     /// Established connections that the peer closed (close frame, EOF or reset) before herd did.
     pub conns_closed_by_peer: u64,
     /// Connections herd closed itself at the end of the run.
@@ -126,6 +146,13 @@ pub struct Counters {
     pub msgs_unexpected: u64,
     /// A sender receiving its own message back (servers that echo).
     pub msgs_echoed: u64,
+    /// With `--reconnect`: for each sent message, the other members of its conversation whose
+    /// connection was down and being opened again. Not owed (not in `msgs_expected`), but
+    /// deliveries those members missed while away.
+    pub msgs_missed_away: u64,
+    /// Gauge: messages the schedule made due that were not written (yet): the sender's
+    /// connection was down, or the target stopped reading. At the end of a run: never sent.
+    pub msgs_unsent: u64,
     pub errors: [u64; ErrorKind::COUNT],
 }
 
@@ -157,6 +184,8 @@ impl Counters {
         self.conns_attempted += o.conns_attempted;
         self.conns_established += o.conns_established;
         self.conns_failed += o.conns_failed;
+        self.conns_reconnected += o.conns_reconnected;
+        self.conns_connecting += o.conns_connecting;
         self.conns_closed_by_peer += o.conns_closed_by_peer;
         self.conns_closed += o.conns_closed;
         self.msgs_sent += o.msgs_sent;
@@ -166,6 +195,8 @@ impl Counters {
         self.msgs_reordered += o.msgs_reordered;
         self.msgs_unexpected += o.msgs_unexpected;
         self.msgs_echoed += o.msgs_echoed;
+        self.msgs_unsent += o.msgs_unsent;
+        self.msgs_missed_away += o.msgs_missed_away;
         for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
             *a += b;
         }

@@ -8,6 +8,7 @@
 
 use super::connect::{self, Ws};
 use super::core::{Conv, CoreCtx};
+use super::reconnect::{self, Backoff};
 use crate::accounting::{Receipt, StreamTracker};
 use crate::clock::now_ns;
 use crate::marker::{self, DecodeError, Marker};
@@ -17,6 +18,9 @@ use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error as WsError, Message};
 
 enum Event {
@@ -29,35 +33,51 @@ enum Event {
 pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     let conv = &ctx.convs[conv_idx];
     // Boxed: the connect future is large and needed once; the task keeps only what serving needs.
-    let ws = Box::pin(connect(&ctx, conv, member)).await;
+    let mut ws = Box::pin(connect(&ctx, conv, member)).await;
     ctx.connecting.set(ctx.connecting.get() - 1);
-    if let Some(ws) = ws {
-        conv.open.set(conv.open.get() + 1);
-        let sender = conv.senders.get(member as usize);
-        if let Some(st) = sender {
-            ctx.set_connected(st, true);
-        }
-        let established_ns = now_ns();
-        let how = serve(&ctx, conv, member, established_ns, ws).await;
-        if let Some(st) = sender {
-            ctx.set_connected(st, false);
-        }
-        conv.open.set(conv.open.get() - 1);
-        let mut st = ctx.stats.borrow_mut();
-        match how {
-            Ended::ByUs => st.counters.conns_closed += 1,
-            Ended::ByPeer(kind) => {
-                st.counters.conns_closed_by_peer += 1;
-                if let Some(k) = kind {
-                    st.counters.error(k);
-                }
-            }
+    let mut backoff = ctx.plan.reconnect.then(|| {
+        let user = conv.id * ctx.plan.members as u64 + member as u64;
+        Backoff::new(ctx.plan.seed ^ user)
+    });
+    while let Some(w) = ws.take() {
+        let (how, established_ns) = session(&ctx, conv, member, w).await;
+        if let (Ended::ByPeer(_), Some(b)) = (&how, backoff.as_mut()) {
+            b.connected_for(Duration::from_nanos(now_ns().saturating_sub(established_ns)));
+            conv.away.set(conv.away.get() + 1);
+            ws = Box::pin(reconnect::again(&ctx, conv, member, b)).await;
+            conv.away.set(conv.away.get() - 1);
         }
     }
     ctx.live.set(ctx.live.get() - 1);
 }
 
-async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
+/// One established connection, from open to close: membership, serving, and how it ended.
+/// Returns how it ended and when it counted as connected (a reconnect gets a fresh time, so
+/// what was sent while it was away is never taken for a delivery).
+async fn session(ctx: &CoreCtx, conv: &Conv, member: u32, ws: Box<Ws>) -> (Ended, u64) {
+    conv.open.set(conv.open.get() + 1);
+    let sender = conv.senders.get(member as usize);
+    if let Some(st) = sender {
+        ctx.set_connected(st, true);
+    }
+    let established_ns = now_ns();
+    let how = serve(ctx, conv, member, established_ns, ws).await;
+    if let Some(st) = sender {
+        ctx.set_connected(st, false);
+    }
+    conv.open.set(conv.open.get() - 1);
+    let mut st = ctx.stats.borrow_mut();
+    match how {
+        Ended::ByUs => st.counters.conns_closed += 1,
+        Ended::ByPeer(kind) => {
+            st.counters.conns_closed_by_peer += 1;
+            st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
+        }
+    }
+    (how, established_ns)
+}
+
+pub(super) async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
     let p = &ctx.plan;
     let vars = Vars {
         conv: conv.id,
@@ -104,6 +124,7 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
     let mut trackers: Box<[StreamTracker]> = vec![StreamTracker::default(); ctx.plan.senders as usize].into();
     let slot = &conv.slots[member as usize];
     let mut buf = String::new();
+    let mut peer_closed = false;
     loop {
         let ev = poll_fn(|cx| {
             if ctx.closing.get() {
@@ -142,23 +163,51 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
                         ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
                         on_frame(ctx, conv, member, established_ns, &mut trackers, b, now);
                     }
-                    Message::Close(_) => {} // tungstenite answers; the stream ends next
+                    // tungstenite answers; the stream ends next, and whatever the peer does
+                    // after its close frame, the connection was closed by the peer.
+                    Message::Close(_) => peer_closed = true,
                     _ => {}                 // ping/pong: tungstenite answers pings itself
                 }
             }
             Event::Frame(None) => return Ended::ByPeer(None),
-            Event::Frame(Some(Err(e))) => return Ended::ByPeer(Some(ws_error_kind(&e))),
+            Event::Frame(Some(Err(_))) if peer_closed => return Ended::ByPeer(None),
+            Event::Frame(Some(Err(e))) => {
+                let kind = ws_error_kind(&e);
+                let code = match kind {
+                    ErrorKind::FrameTooLarge => Some((CloseCode::Size, "frame too large")),
+                    ErrorKind::InvalidUtf8 => Some((CloseCode::Invalid, "invalid UTF-8")),
+                    _ => None,
+                };
+                if let Some((code, reason)) = code {
+                    Box::pin(close_with(&mut ws, code, reason)).await;
+                }
+                return Ended::ByPeer(Some(kind));
+            }
         }
         // Nothing of the event is held across this await, which keeps the task small.
         glommio::yield_if_needed().await;
     }
 }
 
-/// Closes from our side and reads until the server's close answer; the core stops waiting after
-/// a while.
+/// Closes from our side, then reads until the server's answer and its end of the TCP connection;
+/// a server that never answers or never hangs up is not waited for long.
 async fn close(ws: &mut Ws) {
-    let _ = ws.close(None).await;
-    while let Some(Ok(_)) = ws.next().await {}
+    let _ = glommio::timer::timeout(Duration::from_secs(2), async {
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok(())
+    })
+    .await;
+}
+
+/// Tells the server why herd closes, without waiting on an answer it may never send.
+async fn close_with(ws: &mut Ws, code: CloseCode, reason: &'static str) {
+    let frame = CloseFrame { code, reason: reason.into() };
+    let _ = glommio::timer::timeout(Duration::from_secs(1), async {
+        let _ = ws.close(Some(frame)).await;
+        Ok(())
+    })
+    .await;
 }
 
 /// Sends every message that is due, each stamped with its intended and actual send time.
@@ -168,6 +217,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
     let p = &ctx.plan;
     let mut wrote = 0u64;
     let mut owed_total = 0u64;
+    let mut away_total = 0u64;
     while st.sent.get() < st.due.get() {
         let seq = st.sent.get();
         let m = Marker {
@@ -182,14 +232,17 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
         // Counted before the write: a receiver on this core may read the message before this
         // task resumes.
         let owed = conv.open.get().saturating_sub(1) as u64;
+        let away = conv.away.get() as u64;
         st.sent.set(seq + 1);
         ctx.backlog.set(ctx.backlog.get() - 1);
         {
             let mut s = ctx.stats.borrow_mut();
             s.counters.msgs_sent += 1;
             s.counters.msgs_expected += owed;
+            s.counters.msgs_missed_away += away;
         }
         owed_total += owed;
+        away_total += away;
         wrote += 1;
         if let Err(e) = ws.feed(Message::text(buf.as_str())).await {
             // Nothing of this batch is known to have left: take it back.
@@ -198,6 +251,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
             let mut s = ctx.stats.borrow_mut();
             s.counters.msgs_sent -= wrote;
             s.counters.msgs_expected -= owed_total;
+            s.counters.msgs_missed_away -= away_total;
             return Err(e);
         }
     }
@@ -267,6 +321,10 @@ fn ws_error_kind(e: &WsError) -> ErrorKind {
             _ => ErrorKind::Io,
         },
         WsError::ConnectionClosed | WsError::AlreadyClosed => ErrorKind::Reset,
+        // EOF without a close frame: the peer went away (killed, crashed, reset).
+        WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => ErrorKind::Reset,
+        WsError::Capacity(_) => ErrorKind::FrameTooLarge,
+        WsError::Utf8(_) => ErrorKind::InvalidUtf8,
         _ => ErrorKind::Protocol,
     }
 }

@@ -53,6 +53,8 @@ pub struct Conv {
     pub id: u64,
     /// Members connected now.
     pub open: Cell<u32>,
+    /// Members whose connection was lost and is being opened again (`--reconnect`).
+    pub away: Cell<u32>,
     pub senders: Vec<SenderState>,
     pub slots: Vec<Slot>,
 }
@@ -118,6 +120,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         .map(|&id| Conv {
             id,
             open: Cell::new(0),
+            away: Cell::new(0),
             senders: (0..plan.senders)
                 .map(|_| SenderState {
                     due: Cell::new(0),
@@ -253,6 +256,14 @@ impl CorePlan {
 fn publish(ctx: &CoreCtx, tx: &Sender<Snapshot>, last: bool) {
     let mut stats = ctx.stats.borrow_mut();
     let idx = ctx.plan.idx;
+    // The gauges: where a stalled or dead target shows before any error does.
+    stats.counters.conns_connecting = ctx.connecting.get();
+    stats.counters.msgs_unsent = ctx
+        .convs
+        .iter()
+        .flat_map(|c| c.senders.iter())
+        .map(|st| st.due.get() - st.sent.get())
+        .sum();
     ctx.control.open[idx].store(stats.counters.open(), Ordering::Relaxed);
     ctx.control.pending[idx].store(stats.counters.pending() + ctx.backlog.get(), Ordering::Relaxed);
     let _ = tx.send(stats.snapshot(idx, now_ns(), last));

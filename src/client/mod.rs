@@ -3,11 +3,13 @@
 //! statistics every interval.
 //!
 //! Layout: `mod.rs` what the run's orchestrator sees (plan, control, start), `core.rs` one
-//! executor's state, ramp and scheduler, `conn.rs` one connection, `connect.rs` connect and upgrade.
+//! executor's state, ramp and scheduler, `conn.rs` one connection, `connect.rs` connect and upgrade,
+//! `reconnect.rs` backoff and retries after a loss (`--reconnect`).
 
 mod conn;
 pub mod connect;
 mod core;
+pub mod reconnect;
 
 use crate::error::Result;
 use crate::stats::Snapshot;
@@ -115,6 +117,8 @@ pub struct CorePlan {
     pub connect_timeout: Duration,
     /// Source addresses, used round-robin by connection number; empty: the kernel chooses.
     pub sources: Arc<[std::net::IpAddr]>,
+    /// Open lost connections again (`--reconnect`).
+    pub reconnect: bool,
     pub run_id: u32,
     pub seed: u64,
     pub interval: Duration,

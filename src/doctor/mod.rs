@@ -51,7 +51,7 @@ pub fn main(args: &DoctorArgs) -> i32 {
         match serde_json::to_string_pretty(&report) {
             Ok(json) => json + "\n",
             Err(e) => {
-                eprintln!("herd doctor: cannot write the report as JSON: {e}");
+                crate::errln!("herd doctor: cannot write the report as JSON: {e}");
                 return EXIT_SOFTWARE;
             }
         }

@@ -15,7 +15,7 @@
 //! | `herd_connect_duration_seconds` | histogram | TCP connect plus WebSocket handshake |
 //! | `herd_connections` | gauge | open now: established − closed by peer − closed by herd |
 //! | `herd_core_connections{core}` | gauge | the same, per executor core |
-//! | `herd_connections_attempted_total`, `_established_total`, `_failed_total`, `_closed_by_peer_total`, `_closed_total` | counter | connection outcomes |
+//! | `herd_connections_attempted_total`, `_established_total`, `_failed_total`, `_reconnected_total`, `_closed_by_peer_total`, `_closed_total` | counter | connection outcomes |
 //! | `herd_messages_sent_total`, `_expected_total`, `_delivered_total`, `_duplicated_total`, `_reordered_total`, `_unexpected_total`, `_echoed_total` | counter | see [`crate::stats::Counters`] |
 //! | `herd_messages_pending` | gauge | expected − delivered now: deliveries still owed |
 //! | `herd_messages_missed_total` | counter | expected − delivered once the run is [`Phase::Done`]; 0 before |
@@ -124,6 +124,7 @@ fn try_encode(
         ("connections_attempted_total", "Connections herd tried to open.", c.conns_attempted),
         ("connections_established_total", "Connections that completed the WebSocket handshake.", c.conns_established),
         ("connections_failed_total", "Connections that failed before or during the handshake.", c.conns_failed),
+        ("connections_reconnected_total", "Connections established again after a loss (--reconnect).", c.conns_reconnected),
         ("connections_closed_by_peer_total", "Established connections the peer closed before herd did.", c.conns_closed_by_peer),
         ("connections_closed_total", "Connections herd closed itself at the end of the run.", c.conns_closed),
         ("messages_sent_total", "Messages written to a socket.", c.msgs_sent),

@@ -279,13 +279,13 @@ fn run(cfg: PushConfig, shared: &Shared) -> PushReport {
             Ok(()) => {
                 report.pushes_ok += 1;
                 if failing {
-                    eprintln!("herd: pushing metrics to {url} works again");
+                    crate::errln!("herd: pushing metrics to {url} works again");
                     failing = false;
                 }
             }
             Err(e) => {
                 report.pushes_failed += 1;
-                eprintln!(
+                crate::errln!(
                     "herd: warning: pushing metrics to {url} failed: {e} (retrying in {:?})",
                     cfg.interval
                 );
@@ -312,7 +312,7 @@ fn run(cfg: PushConfig, shared: &Shared) -> PushReport {
     report.pushes_failed += tries - ok;
     report.final_push_ok = pushed;
     if !pushed {
-        eprintln!(
+        crate::errln!(
             "herd: warning: the final metrics push to {url} failed after {tries} tries: {}",
             report.last_error.as_deref().unwrap_or("unknown error")
         );
@@ -322,7 +322,7 @@ fn run(cfg: PushConfig, shared: &Shared) -> PushReport {
         let pauses: &[Duration] = if pushed { &cfg.final_backoff } else { &[] };
         let deleted = with_retries(pauses, &mut report, || delete(&agent, &url));
         if !deleted {
-            eprintln!(
+            crate::errln!(
                 "herd: warning: deleting the metrics group {url} failed: {}",
                 report.last_error.as_deref().unwrap_or("unknown error")
             );

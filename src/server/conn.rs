@@ -184,19 +184,31 @@ async fn serve_ws(core: &Core, room: &std::sync::Arc<str>, id: u64, mailbox: &Ma
             Event::Write => {
                 let now = crate::clock::now_ns();
                 let mut n = 0u64;
-                let mut ok = true;
-                while mailbox.head_due().is_some_and(|d| d <= now) {
-                    let Some(o) = mailbox.pop() else { break };
-                    if ws.feed(Message::Text(o.text)).await.is_err() {
-                        ok = false;
-                        break;
+                // A consumer that stops reading blocks this write; its mailbox overflowing (or
+                // the server stopping) must still end the connection, so both are raced.
+                let write = async {
+                    while mailbox.head_due().is_some_and(|d| d <= now) {
+                        let Some(o) = mailbox.pop() else { break };
+                        ws.feed(Message::Text(o.text)).await?;
+                        n += 1;
                     }
-                    n += 1;
-                }
-                if !ok || ws.flush().await.is_err() {
-                    return;
-                }
+                    ws.flush().await
+                };
+                let interrupted = poll_fn(|cx| {
+                    if mailbox.overflowed() || mailbox.close_requested() {
+                        return Poll::Ready(None);
+                    }
+                    mailbox.register(cx.waker());
+                    Poll::Pending
+                });
+                let done = futures_lite::future::or(async { Some(write.await) }, interrupted).await;
                 add(&core.counters().messages_delivered, n);
+                match done {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return,
+                    // Back to the top, where overflow or shutdown closes the connection.
+                    None => continue,
+                }
             }
             Event::Frame(Some(Ok(Message::Text(t)))) => {
                 core.relay(room, id, t).await;

@@ -29,7 +29,7 @@ pub struct Core {
     pub idx: usize,
     pub shared: Arc<Shared>,
     pub rooms: RefCell<LocalRooms>,
-    mesh: RefCell<Option<Senders<Relay>>>,
+    mesh: RefCell<Option<Rc<Senders<Relay>>>>,
     deliveries: Cell<u64>,
     next_id: Cell<u64>,
     pub live: Cell<u64>,
@@ -59,8 +59,8 @@ impl Core {
         if others == 0 {
             return;
         }
-        let mesh = self.mesh.borrow();
-        let Some(senders) = mesh.as_ref() else { return };
+        // Not borrowed across the await below: shutdown takes the mesh while relays may wait.
+        let Some(senders) = self.mesh.borrow().clone() else { return };
         for peer in 0..senders.nr_consumers() {
             if others & (1u64 << peer) != 0 {
                 let r = Relay { room: room.clone(), text: text.clone(), recv_ns };
@@ -143,7 +143,7 @@ pub async fn run_core(
     if mesh.nr_peers() > 1 {
         match mesh.join().await {
             Ok((senders, mut receivers)) => {
-                *core.mesh.borrow_mut() = Some(senders);
+                *core.mesh.borrow_mut() = Some(Rc::new(senders));
                 for (_, stream) in receivers.streams() {
                     let core = core.clone();
                     glommio::spawn_local(async move {

@@ -256,18 +256,16 @@ pub fn main(args: &ServeArgs) -> Result<()> {
     let signals = crate::signal::Signals::install()?;
     let threads = cfg.cores.len();
     let server = Server::start(cfg)?;
-    println!("herd serve: listening on {} ({threads} cores)", server.addr);
+    crate::out!("herd serve: listening on {} ({threads} cores)\n", server.addr);
     if let Some(m) = server.metrics_addr {
-        println!("herd serve: metrics on http://{m}/metrics");
+        crate::out!("herd serve: metrics on http://{m}/metrics\n");
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
     while signals.count() == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("herd serve: stopping");
+    crate::errln!("herd serve: stopping");
     let t = server.stop();
-    eprintln!(
+    crate::errln!(
         "herd serve: stopped; {} connections accepted, {} messages received, {} delivered",
         t.connections_opened, t.messages_received, t.messages_delivered
     );

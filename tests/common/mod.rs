@@ -21,8 +21,13 @@ pub struct ServeProc {
 
 impl ServeProc {
     pub fn start(extra: &[&str]) -> ServeProc {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// On a given address (a port a killed server left).
+    pub fn start_on(listen: &str, extra: &[&str]) -> ServeProc {
         let mut child = Command::new(herd_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -58,6 +63,9 @@ impl ServeProc {
 
 impl Drop for ServeProc {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         signal(&self.child, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -116,4 +124,93 @@ pub fn f(v: &Value, path: &str) -> f64 {
         cur = &cur[k];
     }
     cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+}
+
+pub mod hostile;
+pub mod raw;
+
+/// A `herd run` in the background, its stderr read line by line on a thread.
+pub struct RunProc {
+    pub child: Child,
+    pub out: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line seen so far.
+    pub seen: Vec<String>,
+}
+
+impl RunProc {
+    /// Starts `herd run ARGS --out DIR/results.json` (progress lines on, so tests can read them).
+    pub fn start(dir: &Path, args: &[&str]) -> RunProc {
+        let out = dir.join("results.json");
+        let mut child = Command::new(herd_bin())
+            .arg("run")
+            .args(args)
+            .args(["--out", out.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start herd run");
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        RunProc { child, out, lines, seen: vec![] }
+    }
+
+    /// Waits for a stderr line containing `needle` (up to `within`); returns it.
+    pub fn wait_line(&mut self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return Some(l);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Waits for the process to exit (killing it after `within`); returns its status, stdout,
+    /// the time it took and the results JSON if written.
+    pub fn finish(mut self, within: Duration) -> (std::process::ExitStatus, String, Duration, Option<Value>) {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("herd run did not finish within {within:?}; stderr so far: {:?}", self.seen);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(l);
+        }
+        let v = std::fs::read_to_string(&self.out).ok().map(|t| serde_json::from_str(&t).expect("results JSON"));
+        (status, stdout, t.elapsed(), v)
+    }
+}
+
+impl Drop for RunProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -1,0 +1,224 @@
+//! Property tests (proptest) of every parser fed by the network or the user: markers, URL
+//! templates, scenario files and flag values, the HTTP heads of both handshake sides, and the
+//! loss/duplicate tracker. None may panic on any input; the ones with an inverse must round-trip.
+//!
+//! Case counts are small by default so the suite stays fast; `HERD_FUZZ_CASES=N` raises them
+//! (benches/fuzz.sh does).
+
+use herd::handshake::{self, ReadHeadError};
+use herd::marker::{self, DecodeError, Marker};
+use herd::scenario::{self, RunArgs, ScenarioFile};
+use herd::template::{UrlTemplate, Vars};
+use herd::units;
+use proptest::prelude::*;
+
+fn cases(default: u32) -> ProptestConfig {
+    let n = std::env::var("HERD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    ProptestConfig { cases: n, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+fn any_marker() -> impl Strategy<Value = Marker> {
+    (any::<u32>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(run, conv, sender, seq, intended_ns, sent_ns)| Marker { run, conv, sender, seq, intended_ns, sent_ns },
+    )
+}
+
+/// Bytes that look like markers often: the marker alphabet, the prefix, and anything else.
+fn markerish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"~h1.".to_vec()),
+        Just(b"~".to_vec()),
+        Just(b".".to_vec()),
+        proptest::collection::vec(prop_oneof![Just(b'0'), Just(b'f'), Just(b'9'), Just(b'a'), Just(b'g')], 0..20),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(cases(512))]
+
+    #[test]
+    fn marker_scan_never_panics_and_reports_every_prefix(frame in markerish()) {
+        let mut calls = 0;
+        let found = marker::find_all(&frame, |_| calls += 1);
+        prop_assert_eq!(found, calls);
+        if frame.len() >= 4 {
+            let _ = marker::decode_at(&frame);
+        }
+    }
+
+    #[test]
+    fn markers_round_trip_among_any_other_text(ms in proptest::collection::vec(any_marker(), 1..5),
+                                               noise in proptest::collection::vec("[^~]{0,40}", 6),
+                                               size in 0usize..300) {
+        let mut frame = String::new();
+        let mut buf = String::new();
+        for (i, m) in ms.iter().enumerate() {
+            frame.push_str(&noise[i]);
+            m.encode_padded(size, &mut buf);
+            frame.push_str(&buf);
+        }
+        frame.push_str(&noise[5]);
+        let mut got = vec![];
+        let n = marker::find_all(frame.as_bytes(), |r| got.push(r));
+        prop_assert_eq!(n, ms.len());
+        prop_assert_eq!(got, ms.iter().map(|m| Ok(*m)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_cut_or_damaged_marker_is_an_error_never_a_panic(m in any_marker(), cut in 0usize..120, at in 0usize..120, b in any::<u8>()) {
+        let s = m.encode();
+        let cut = cut.min(s.len());
+        if cut >= 4 && cut < s.len() {
+            prop_assert_eq!(marker::decode_at(&s.as_bytes()[..cut]).map(|x| x.0), Err(DecodeError::Truncated));
+        }
+        let mut damaged = s.into_bytes();
+        let at = 4 + at % (damaged.len() - 4);
+        damaged[at] = b;
+        let _ = marker::decode_at(&damaged);
+    }
+
+    #[test]
+    fn url_templates_never_panic(s in "\\PC{0,80}", conv: u64, member: u32, user: u64) {
+        if let Ok(t) = UrlTemplate::parse(&s) {
+            let mut out = String::new();
+            t.render_target(&Vars { conv, member, user }, &mut out);
+            prop_assert!(out.starts_with('/'));
+            let clean = !out.contains(char::is_whitespace) && !out.contains(['{', '}']);
+            prop_assert!(clean, "{:?}", out);
+            let _ = t.host_header();
+        }
+    }
+
+    #[test]
+    fn url_templates_render_what_they_say(host in "[a-z][a-z0-9.-]{0,20}", port in 1u16.., segs in proptest::collection::vec(
+        prop_oneof![Just("{conv}".to_string()), Just("{member}".to_string()), Just("{user}".to_string()), "[a-z0-9_=&?-]{1,8}"], 0..6),
+        conv: u64, member: u32, user: u64) {
+        let path: String = segs.iter().map(|s| format!("/{s}")).collect();
+        let t = UrlTemplate::parse(&format!("ws://{host}:{port}{path}")).unwrap();
+        prop_assert_eq!(&t.host, &host);
+        prop_assert_eq!(t.port, port);
+        let mut out = String::new();
+        t.render_target(&Vars { conv, member, user }, &mut out);
+        let want = path.replace("{conv}", &conv.to_string()).replace("{member}", &member.to_string()).replace("{user}", &user.to_string());
+        prop_assert_eq!(out, if want.is_empty() { "/".to_string() } else { want });
+    }
+
+    #[test]
+    fn flag_values_never_panic(s in "\\PC{0,24}") {
+        let _ = units::parse_count(&s);
+        let _ = units::parse_count_u32(&s);
+        let _ = units::parse_rate(&s);
+        let _ = units::parse_duration(&s);
+        let _ = scenario::parse_core_list(&s);
+    }
+
+    #[test]
+    fn counts_round_trip(n: u64, k in 0u64..18_446_744_073_709_551) {
+        prop_assert_eq!(units::parse_count(&n.to_string()), Ok(n));
+        prop_assert_eq!(units::parse_count(&format!("{k}k")), Ok(k * 1000));
+    }
+
+    #[test]
+    fn core_lists_stay_small_and_sorted_input_round_trips(a in 0usize..2000, len in 0usize..2000) {
+        match scenario::parse_core_list(&format!("{a}-{}", a + len)) {
+            Ok(v) => prop_assert_eq!(v, (a..=a + len).collect::<Vec<_>>()),
+            Err(e) => prop_assert!(a + len >= scenario::MAX_CORE, "{}", e),
+        }
+    }
+
+    #[test]
+    fn scenario_files_never_panic(text in "\\PC{0,200}") {
+        if let Ok(f) = toml::from_str::<ScenarioFile>(&text) {
+            let _ = scenario::resolve(&RunArgs::default(), &f, &[0, 1]);
+        }
+    }
+
+    #[test]
+    fn scenario_keys_with_any_values_resolve_or_name_their_error(pairs in proptest::collection::vec((
+        prop_oneof![Just("conversations"), Just("members"), Just("senders"), Just("rate"), Just("size"), Just("connect-rate"),
+                    Just("duration"), Just("drain"), Just("connect-timeout"), Just("threads"), Just("server-threads"),
+                    Just("max-frame"), Just("cores"), Just("url"), Just("seed"), Just("reconnect"), Just("quiet")],
+        prop_oneof![any::<i64>().prop_map(|i| i.to_string()), (0i64..100).prop_map(|i| i.to_string()),
+                    any::<f64>().prop_map(|f| format!("{f:?}")), "\"[0-9.]{0,6}[kmgsh/]{0,2}\"", "\"\\PC{0,12}\"",
+                    Just("true".to_string()), Just("\"4000000000\"".to_string()), Just("\"0-99999999999\"".to_string())],
+    ), 0..8)) {
+        let mut text = String::new();
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in pairs {
+            if seen.insert(k) {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        let Ok(f) = toml::from_str::<ScenarioFile>(&text) else { return Ok(()) };
+        match scenario::resolve(&RunArgs::default(), &f, &[0, 1]) {
+            Ok(s) => {
+                prop_assert!(s.members >= 2 && s.senders >= 1 && s.senders <= s.members);
+                prop_assert!(s.max_frame >= s.size && !s.connect_timeout.is_zero());
+                prop_assert!(!s.cores.is_empty() && s.cores.len() <= scenario::MAX_THREADS as usize);
+                prop_assert!(s.server_threads >= 1 && s.server_threads <= scenario::MAX_THREADS);
+            }
+            Err(e) => prop_assert_eq!(e.exit_code(), 64, "{}", e),
+        }
+    }
+
+    #[test]
+    fn http_requests_never_panic(head in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = handshake::parse_request(&head);
+        let _ = handshake::check_response(&head, "dGhlIHNhbXBsZSBub25jZQ==");
+    }
+
+    #[test]
+    fn http_heads_are_found_however_the_bytes_arrive(body in proptest::collection::vec(any::<u8>(), 0..2000), chunk in 1usize..64) {
+        // A reader that hands out at most `chunk` bytes per read.
+        struct Chunked<'a>(&'a [u8], usize);
+        impl futures_lite::AsyncRead for Chunked<'_> {
+            fn poll_read(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &mut [u8]) -> std::task::Poll<std::io::Result<usize>> {
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                std::task::Poll::Ready(Ok(n))
+            }
+        }
+        let r = futures_lite::future::block_on(handshake::read_head(&mut Chunked(&body, chunk)));
+        match r {
+            Ok((buf, end)) => {
+                prop_assert!(end <= buf.len() && end <= handshake::MAX_HEAD);
+                prop_assert!(buf[..end].ends_with(b"\r\n\r\n"));
+                prop_assert_eq!(&buf[..], &body[..buf.len()]);
+            }
+            Err(ReadHeadError::TooLarge) => prop_assert!(body.len() >= handshake::MAX_HEAD),
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn upgrade_requests_round_trip(path in "/[a-zA-Z0-9/_.=&?%-]{0,100}", seed: u64) {
+        let key = handshake::client_key(seed);
+        let req = handshake::client_request("127.0.0.1:9", &path, &key, &[]);
+        let r = handshake::parse_request(&req).unwrap();
+        prop_assert_eq!(r.path, path);
+        prop_assert_eq!(r.ws_key.as_deref(), Some(key.as_str()));
+        prop_assert_eq!(handshake::check_response(&handshake::accept_response(&key), &key), Ok(()));
+    }
+
+    #[test]
+    fn the_tracker_matches_a_brute_force_model(seqs in proptest::collection::vec(0u64..60, 0..200)) {
+        use herd::accounting::{Receipt, StreamTracker};
+        let mut t = StreamTracker::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut max: Option<u64> = None;
+        for s in seqs {
+            let want = if !seen.insert(s) {
+                Receipt::Duplicate
+            } else if max.is_some_and(|m| s < m) {
+                Receipt::Reordered
+            } else {
+                Receipt::First
+            };
+            max = Some(max.map_or(s, |m| m.max(s)));
+            prop_assert_eq!(t.receive(s), want);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Signals to herd run: SIGTERM stops sending and drains like SIGINT; a second SIGINT stops at
+//! once. Results are written in every case.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sigterm_stops_sending_drains_and_reports_like_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = RunProc::start(dir.path(), &["-c", "20", "-k", "3", "--rate", "5", "-d", "60s"]);
+    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&run.child, libc::SIGTERM);
+    let (status, stdout, took, v) = run.finish(Duration::from_secs(30));
+    assert!(status.success());
+    assert!(took < Duration::from_secs(20), "took {took:?} to stop");
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+    let v = v.expect("results written");
+    assert_eq!(v["outcome"], "interrupted");
+    let sent = u(&v, "messages.sent");
+    assert!(sent > 0 && sent < 20 * 5 * 60);
+    assert_eq!(u(&v, "messages.delivered"), sent * 2, "the drain delivered everything in flight");
+}
+
+#[test]
+fn a_second_sigint_stops_at_once_and_still_writes_results() {
+    // Deliveries held 30 s by the server: the drain would wait its full 60 s.
+    let srv = ServeProc::start(&["--delay", "30s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url();
+    let mut run = RunProc::start(dir.path(), &["--url", &url, "-c", "10", "-k", "3", "--rate", "5", "-d", "60s", "--drain", "60s"]);
+    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(&run.child, libc::SIGINT);
+    assert!(run.wait_line("interrupted", Duration::from_secs(10)).is_some(), "{:?}", run.seen);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    signal(&run.child, libc::SIGINT);
+    let (status, stdout, _, v) = run.finish(Duration::from_secs(30));
+    assert!(t.elapsed() < Duration::from_secs(15), "took {:?} after the second SIGINT", t.elapsed());
+    assert!(status.success());
+    assert!(stdout.contains("(aborted)"), "{stdout}");
+    let v = v.expect("results written");
+    assert_eq!(v["outcome"], "aborted");
+    let (sent, expected) = (u(&v, "messages.sent"), u(&v, "messages.expected"));
+    assert!(sent > 0);
+    assert_eq!(expected, sent * 2);
+    assert_eq!(u(&v, "messages.missed"), expected, "nothing arrived: the server held every delivery");
+}
