@@ -123,7 +123,6 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
     let is_sender = member < ctx.plan.senders;
     let mut trackers: Box<[StreamTracker]> = vec![StreamTracker::default(); ctx.plan.senders as usize].into();
     let slot = &conv.slots[member as usize];
-    let mut buf = String::new();
     let mut peer_closed = false;
     loop {
         let ev = poll_fn(|cx| {
@@ -150,7 +149,7 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
             }
             Event::Send => {
                 // Boxed so that the (rare) sending state does not size every connection's task.
-                if let Err(e) = Box::pin(send_due(ctx, conv, member, &mut ws, &mut buf)).await {
+                if let Err(e) = Box::pin(send_due(ctx, conv, member, &mut ws)).await {
                     ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
                     return Ended::ByPeer(Some(ws_error_kind(&e)));
                 }
@@ -211,7 +210,7 @@ async fn close_with(ws: &mut Ws, code: CloseCode, reason: &'static str) {
 }
 
 /// Sends every message that is due, each stamped with its intended and actual send time.
-async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mut String) -> Result<(), WsError> {
+async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Result<(), WsError> {
     let st = &conv.senders[member as usize];
     let Some(sched) = st.schedule.get() else { return Ok(()) };
     let p = &ctx.plan;
@@ -228,7 +227,12 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
             intended_ns: sched.due_ns(seq),
             sent_ns: now_ns(),
         };
-        m.encode_padded(p.size, buf);
+        // Encoded in the core's scratch buffer; the frame takes its own copy.
+        let text = {
+            let mut buf = ctx.scratch.borrow_mut();
+            m.encode_padded(p.size, &mut buf);
+            Message::text(buf.as_str())
+        };
         // Counted before the write: a receiver on this core may read the message before this
         // task resumes.
         let owed = conv.open.get().saturating_sub(1) as u64;
@@ -244,7 +248,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
         owed_total += owed;
         away_total += away;
         wrote += 1;
-        if let Err(e) = ws.feed(Message::text(buf.as_str())).await {
+        if let Err(e) = ws.feed(text).await {
             // Nothing of this batch is known to have left: take it back.
             st.sent.set(st.sent.get() - wrote);
             ctx.backlog.set(ctx.backlog.get() + wrote);

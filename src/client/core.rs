@@ -67,6 +67,8 @@ pub struct CoreCtx {
     pub convs: Vec<Conv>,
     /// Set once the send phase is over (end of duration or Ctrl-C): no more messages become due.
     pub sending_over: Cell<bool>,
+    /// Where senders encode their messages (one per core, not one per connection).
+    pub scratch: RefCell<String>,
     /// Messages due but not yet written, over all senders of the core.
     pub backlog: Cell<u64>,
     /// Set when connections must close.
@@ -139,6 +141,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         stats: RefCell::new(CoreStats::default()),
         convs,
         sending_over: Cell::new(false),
+        scratch: RefCell::new(String::new()),
         backlog: Cell::new(0),
         closing: Cell::new(false),
         live: Cell::new(0),
