@@ -3,26 +3,42 @@
 
 use std::time::Duration;
 
-/// `250ms`, `20s`, `1.5s`, `2m`, `1h`, `100us`; a bare number means seconds.
+/// `250ms`, `20s`, `1.5s`, `2m`, `1h`, `100us`, several in a row (`1m30s`); a bare number means
+/// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 20s, 2m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" | "µs" => v / 1e6,
-        "ns" => v / 1e9,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        u => return Err(format!("'{s}' has unknown unit '{u}' (use ns, us, ms, s, m or h)")),
+    if t.is_empty() {
+        return Err("empty duration (examples: 500ms, 20s, 2m)".into());
+    }
+    let secs = match t.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => {
+            let mut total = 0f64;
+            let mut rest = t;
+            while !rest.is_empty() {
+                let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+                let value: f64 = rest[..num_len]
+                    .parse()
+                    .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 20s, 2m, 1m30s)"))?;
+                rest = &rest[num_len..];
+                let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+                let scale = match rest[..unit_len].trim() {
+                    "ns" => 1e-9,
+                    "us" | "µs" => 1e-6,
+                    "ms" => 1e-3,
+                    "s" => 1.0,
+                    "m" | "min" => 60.0,
+                    "h" => 3600.0,
+                    "" => return Err(format!("'{s}': a unit must follow {value} (ns, us, ms, s, m or h)")),
+                    u => return Err(format!("'{s}' has unknown unit '{u}' (use ns, us, ms, s, m or h)")),
+                };
+                rest = &rest[unit_len..];
+                total += value * scale;
+            }
+            total
+        }
     };
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
         return Err(format!("'{s}' is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -111,6 +127,9 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("1m30").is_err());
+        assert!(parse_duration("ms").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));

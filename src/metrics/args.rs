@@ -111,65 +111,8 @@ pub fn hostname() -> String {
     "localhost".to_string()
 }
 
-/// Parses a duration: a number with a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), several of them
-/// in a row (`1m30s`), or a bare number of seconds. Fractions are allowed (`1.5s`).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty duration".to_string());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_to_duration(secs, s);
-    }
-    let mut total = 0f64;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!(
-                "invalid duration {s:?}: expected a number at {rest:?}"
-            ));
-        }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: bad number {:?}", &rest[..num_len]))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => {
-                return Err(format!(
-                    "invalid duration {s:?}: a unit must follow {value}"
-                ))
-            }
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)"
-                ))
-            }
-        };
-        total += value * scale;
-    }
-    secs_to_duration(total, s)
-}
-
-fn secs_to_duration(secs: f64, s: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {s:?}"))
-}
-
 fn parse_push_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
+    let d = crate::units::parse_duration(s)?;
     if d < Duration::from_millis(100) {
         return Err(format!("push interval {s:?} is below the 100ms minimum"));
     }
@@ -223,22 +166,6 @@ mod tests {
         metrics: MetricsArgs,
     }
 
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("5").is_ok());
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("1m30").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 
     #[test]
     fn flags_parse_and_default() {
