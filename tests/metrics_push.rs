@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use herd::metrics::{encode, Phase, PushConfig, PushReport, Pusher, RunInfo};
 use herd::stats::{CoreStats, ErrorKind, Merged};
-use support::promstack::{self, PromStack};
+use support::promstack::PromStack;
 
 const CORES: usize = 2;
 

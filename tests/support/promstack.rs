@@ -341,13 +341,5 @@ pub fn http_put(url: &str, body: &str) -> Result<u16, String> {
 
 /// Percent-encodes a query parameter.
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    herd::metrics::percent_encode(s)
 }
