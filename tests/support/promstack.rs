@@ -60,7 +60,10 @@ impl PromStack {
 
         let pg_port = stack.spawn_ready("pushgateway", |port, _dir| {
             let mut cmd = Command::new(&pushgateway_bin);
+            // Debian's build persists to a shared file by default; tests keep metrics in memory
+            // so that no group outlives its test or leaks into another.
             cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--persistence.file=")
                 .arg("--log.level=info");
             cmd
         });
