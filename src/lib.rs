@@ -16,6 +16,7 @@ pub mod marker;
 pub mod metrics;
 pub mod pacing;
 pub mod process;
+pub mod protocol;
 pub mod reporter;
 pub mod results;
 pub mod run;

@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 
 /// Snapshot and progress interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// Largest frame herd accepts from a server.
-pub const MAX_FRAME: usize = 1 << 20;
 /// tungstenite's read chunk per connection.
 pub const READ_BUFFER: usize = 1024;
 
@@ -70,7 +68,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, MAX_FRAME, READ_BUFFER)
+    let target = Target::new(template, s.max_frame, READ_BUFFER)
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();

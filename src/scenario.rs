@@ -6,6 +6,7 @@
 //! (`connect-rate = "5k"`); unknown keys are errors.
 
 use crate::error::{Error, Result};
+use crate::protocol::{self, OneOrMany, Protocol, ProtocolArgs, Unmarked};
 use crate::units;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,8 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT_S: u64 = 10;
     /// Largest accepted `--size`.
     pub const MAX_SIZE: usize = 1 << 20;
+    /// Default `--max-frame`: 1 MiB.
+    pub const MAX_FRAME: u64 = 1 << 20;
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -52,6 +55,10 @@ pub struct RunArgs {
     /// Message size in bytes (never smaller than the ~40-70 byte marker) [default: 128]
     #[arg(long, value_parser = units::parse_count)]
     pub size: Option<u64>,
+    /// Largest message (and frame) herd accepts from the server, in bytes; a larger one fails
+    /// that connection with close code 1009 [default: 1048576]
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_count)]
+    pub max_frame: Option<u64>,
     /// New connections per second across all cores [default: 10k]
     #[arg(long, value_parser = units::parse_rate)]
     pub connect_rate: Option<f64>,
@@ -86,6 +93,8 @@ pub struct RunArgs {
     /// No progress lines on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -109,6 +118,18 @@ pub struct ScenarioFile {
     pub hdr_log: Option<PathBuf>,
     pub seed: Option<u64>,
     pub quiet: Option<bool>,
+    pub max_frame: Option<Value>,
+    // The protocol keys: see `crate::protocol`.
+    pub target: Option<String>,
+    pub join: Option<OneOrMany>,
+    pub send: Option<String>,
+    pub header: Option<OneOrMany>,
+    pub tokens: Option<PathBuf>,
+    pub subprotocol: Option<OneOrMany>,
+    pub ping_interval: Option<Value>,
+    pub ping_frame: Option<String>,
+    pub unmarked: Option<Unmarked>,
+    pub binary: Option<bool>,
 }
 
 /// A number or a string such as "10k" or "20s".
@@ -121,7 +142,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Value::Int(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
@@ -140,6 +161,8 @@ pub struct Scenario {
     pub senders: u32,
     pub rate: f64,
     pub size: usize,
+    /// Largest message or frame accepted from the server.
+    pub max_frame: usize,
     pub connect_rate: f64,
     #[serde(with = "secs")]
     pub duration: Duration,
@@ -154,6 +177,7 @@ pub struct Scenario {
     pub hdr_log: Option<PathBuf>,
     pub seed: u64,
     pub quiet: bool,
+    pub protocol: Protocol,
 }
 
 impl Scenario {
@@ -185,6 +209,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
     let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
+    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?.unwrap_or(defaults::MAX_FRAME);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
     let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
@@ -208,6 +233,12 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     }
     if size as usize > defaults::MAX_SIZE {
         return Err(bad("size", format!("at most {} bytes, got {size}", defaults::MAX_SIZE)));
+    }
+    if max_frame < 126 || max_frame > u32::MAX as u64 {
+        return Err(bad("max-frame", format!("between 126 and {} bytes, got {max_frame}", u32::MAX)));
+    }
+    if size > max_frame {
+        return Err(bad("size", format!("{size} is larger than --max-frame ({max_frame}): receivers would refuse it")));
     }
     if rate > 1e6 {
         return Err(bad("rate", format!("at most 1000000 messages/s per sender, got {rate}")));
@@ -236,9 +267,11 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         return Err(bad("server-threads", "must be at least 1".into()));
     }
     let url = a.url.clone().or_else(|| f.url.clone());
-    if let Some(u) = &url {
-        crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?;
-    }
+    let url_template = match &url {
+        Some(u) => Some(crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?),
+        None => None,
+    };
+    let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
     Ok(Scenario {
         url,
         conversations,
@@ -246,6 +279,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         senders,
         rate,
         size: size as usize,
+        max_frame: max_frame as usize,
         connect_rate,
         duration,
         drain,
@@ -256,6 +290,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         hdr_log: a.hdr_log.clone().or_else(|| f.hdr_log.clone()),
         seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
         quiet: a.quiet || f.quiet.unwrap_or(false),
+        protocol,
     })
 }
 
@@ -360,6 +395,24 @@ mod tests {
         assert!(parse_core_list("3-1").is_err());
         assert!(parse_core_list("a").is_err());
         assert!(parse_core_list("").is_err());
+    }
+
+    #[test]
+    fn max_frame_defaults_to_one_mib_and_bounds_size() {
+        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0]).unwrap();
+        assert_eq!(s.max_frame, 1 << 20);
+        let s = resolve(&RunArgs::default(), &file("max-frame = \"64k\""), &[0]).unwrap();
+        assert_eq!(s.max_frame, 64_000);
+        let e = |a: RunArgs| resolve(&a, &ScenarioFile::default(), &[0]).unwrap_err().to_string();
+        assert!(e(RunArgs { max_frame: Some(100), ..Default::default() }).contains("--max-frame"));
+        assert!(e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("--size"));
+    }
+
+    #[test]
+    fn protocol_keys_come_through() {
+        let f = file("url = \"ws://h/conv/{conv}\"\ntarget = \"nchan\"\nbinary = true");
+        let s = resolve(&RunArgs::default(), &f, &[0]).unwrap();
+        assert_eq!((s.protocol.target, s.protocol.binary), ("nchan", true));
     }
 
     #[test]
