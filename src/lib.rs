@@ -26,6 +26,7 @@ pub mod signal;
 pub mod stats;
 pub mod template;
 pub mod units;
+pub mod wire;
 
 use error::{Error, Result};
 

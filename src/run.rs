@@ -68,8 +68,12 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, s.max_frame, READ_BUFFER)
+    let mut target = Target::new(template, s.max_frame, READ_BUFFER)
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
+    target.protocol = s.protocol.clone();
+    if let Some(p) = &s.protocol.tokens {
+        target.tokens = crate::protocol::tokens::Tokens::load(p).map_err(Error::Usage)?;
+    }
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
     let control = Arc::new(Control::new(cores));
@@ -207,6 +211,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         latency: Default::default(),
         connect: Default::default(),
         errors: Default::default(),
+        websocket: Default::default(),
         duration_s: started.elapsed().as_secs_f64(),
         phases: Phases { connect_s, send_s, drain_s, close_s },
         process: ProcessCost {

@@ -53,10 +53,14 @@ pub enum ErrorKind {
     MarkerOutOfRange,
     /// Sending a message failed.
     SendFailed,
+    /// A text message that is not valid UTF-8 (herd closed the connection with 1007).
+    InvalidUtf8,
+    /// A message or frame above `--max-frame` (herd closed the connection with 1009).
+    FrameTooLarge,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::ConnectRefused,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectTimeout,
@@ -72,6 +76,8 @@ impl ErrorKind {
         ErrorKind::MarkerForeign,
         ErrorKind::MarkerOutOfRange,
         ErrorKind::SendFailed,
+        ErrorKind::InvalidUtf8,
+        ErrorKind::FrameTooLarge,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -93,6 +99,8 @@ impl ErrorKind {
             ErrorKind::MarkerForeign => "marker_foreign",
             ErrorKind::MarkerOutOfRange => "marker_out_of_range",
             ErrorKind::SendFailed => "send_failed",
+            ErrorKind::InvalidUtf8 => "invalid_utf8",
+            ErrorKind::FrameTooLarge => "frame_too_large",
         }
     }
 
@@ -127,6 +135,8 @@ pub struct Counters {
     /// A sender receiving its own message back (servers that echo).
     pub msgs_echoed: u64,
     pub errors: [u64; ErrorKind::COUNT],
+    /// Pings, pongs, unmarked frames and close codes.
+    pub wire: crate::wire::WireCounters,
 }
 
 impl Counters {
@@ -169,6 +179,7 @@ impl Counters {
         for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
             *a += b;
         }
+        self.wire.add(&o.wire);
     }
 }
 

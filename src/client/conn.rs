@@ -1,18 +1,26 @@
-//! One client connection's life: connect, then wait on one of three things — a frame from the
-//! server, the scheduler saying messages are due (senders only), or the core closing.
+//! One client connection's life: connect, then wait on one of four things — a frame from the
+//! server, the scheduler saying messages are due (senders only), the keep-alive ring saying a
+//! ping is due, or the core closing.
 //!
 //! Accounting happens here, on the core that owns the whole conversation:
 //! - at send, `expected += (members connected now) - 1`;
 //! - at receipt, a message counts toward `delivered` only if it was sent after this receiver
 //!   connected (the same rule, seen from the other side), once per (sender, seq).
+//!
+//! A close frame from the server is echoed (tungstenite does it) and its code counted; a server
+//! that breaks the rules (invalid UTF-8, a message above `--max-frame`, a protocol violation)
+//! gets the connection failed with the matching close code (see `protocol::failure`).
 
 use super::connect::{self, Ws};
 use super::core::{Conv, CoreCtx};
+use super::protocol;
 use crate::accounting::{Receipt, StreamTracker};
 use crate::clock::now_ns;
 use crate::marker::{self, DecodeError, Marker};
 use crate::stats::ErrorKind;
-use crate::template::Vars;
+use crate::protocol::Unmarked;
+use crate::template::{Fill, Vars};
+use crate::wire;
 use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -22,6 +30,7 @@ use tungstenite::{Error as WsError, Message};
 enum Event {
     Frame(Option<Result<Message, WsError>>),
     Send,
+    KeepAlive,
     Close,
 }
 
@@ -37,7 +46,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
             ctx.set_connected(st, true);
         }
         let established_ns = now_ns();
-        let how = serve(&ctx, conv, member, established_ns, ws).await;
+        let how = serve(&ctx, conv_idx, member, established_ns, ws).await;
         if let Some(st) = sender {
             ctx.set_connected(st, false);
         }
@@ -56,13 +65,13 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     ctx.live.set(ctx.live.get() - 1);
 }
 
+fn vars(ctx: &CoreCtx, conv: &Conv, member: u32) -> Vars {
+    Vars { conv: conv.id, member, user: conv.id * ctx.plan.members as u64 + member as u64 }
+}
+
 async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Ws> {
     let p = &ctx.plan;
-    let vars = Vars {
-        conv: conv.id,
-        member,
-        user: conv.id * p.members as u64 + member as u64,
-    };
+    let vars = vars(ctx, conv, member);
     let t0 = now_ns();
     let mut path = String::new();
     let seed = p.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
@@ -95,21 +104,32 @@ enum Ended {
     ByPeer(Option<ErrorKind>),
 }
 
-async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut ws: Ws) -> Ended {
+async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, mut ws: Ws) -> Ended {
+    let conv = &ctx.convs[conv_idx];
     let is_sender = member < ctx.plan.senders;
     let mut trackers: Vec<StreamTracker> = vec![StreamTracker::default(); ctx.plan.senders as usize];
     let slot = &conv.slots[member as usize];
     let mut buf = String::new();
+    let idx = ctx.conn_index(conv_idx, member);
+    let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
+    let mut pings_done = owed_pings();
+    let mut awaiting_pong = false;
+    // The code of the server's close frame, once one came.
+    let mut peer_close: Option<u16> = None;
     loop {
         let ev = poll_fn(|cx| {
             if ctx.closing.get() {
                 return Poll::Ready(Event::Close);
             }
-            if is_sender {
+            // After the server's close frame nothing more may be sent; wait for the end.
+            if is_sender && peer_close.is_none() {
                 let st = &conv.senders[member as usize];
                 if st.due.get() > st.sent.get() {
                     return Poll::Ready(Event::Send);
                 }
+            }
+            if peer_close.is_none() && owed_pings() > pings_done {
+                return Poll::Ready(Event::KeepAlive);
             }
             if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
                 return Poll::Ready(Event::Frame(f));
@@ -120,15 +140,23 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
         .await;
         match ev {
             Event::Close => {
-                let _ = ws.close(None).await;
+                let _ = ws.close(Some(protocol::normal_close())).await;
                 // Read until the server's close answer; the core stops waiting after a while.
                 while let Some(Ok(_)) = ws.next().await {}
                 return Ended::ByUs;
             }
             Event::Send => {
                 if let Err(e) = send_due(ctx, conv, member, &mut ws, &mut buf).await {
-                    ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
-                    return Ended::ByPeer(Some(ws_error_kind(&e)));
+                    return write_failed(ctx, &e, peer_close);
+                }
+            }
+            Event::KeepAlive => {
+                pings_done = owed_pings();
+                let v = vars(ctx, conv, member);
+                let sent =
+                    protocol::keepalive(&mut ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch).await;
+                if let Err(e) = sent {
+                    return write_failed(ctx, &e, peer_close);
                 }
             }
             Event::Frame(Some(Ok(msg))) => {
@@ -136,18 +164,48 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
                 match &msg {
                     Message::Text(t) => on_frame(ctx, conv, member, established_ns, &mut trackers, t.as_bytes(), now),
                     Message::Binary(b) => {
-                        ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        if !ctx.target.protocol.binary {
+                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        }
                         on_frame(ctx, conv, member, established_ns, &mut trackers, b, now);
                     }
-                    Message::Close(_) => {} // tungstenite answers; the stream ends next
-                    _ => {}                 // ping/pong: tungstenite answers pings itself
+                    // tungstenite answers pings and echoes the close frame; the stream ends next.
+                    Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
+                    Message::Pong(_) => {
+                        awaiting_pong = false;
+                        ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
+                    }
+                    Message::Close(f) => peer_close = Some(f.as_ref().map_or(wire::NO_STATUS, |f| f.code.into())),
+                    Message::Frame(_) => {}
                 }
                 glommio::yield_if_needed().await;
             }
-            Event::Frame(None) => return Ended::ByPeer(None),
-            Event::Frame(Some(Err(e))) => return Ended::ByPeer(Some(ws_error_kind(&e))),
+            Event::Frame(None) => {
+                ctx.stats.borrow_mut().counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL));
+                return Ended::ByPeer(None);
+            }
+            Event::Frame(Some(Err(e))) => {
+                let (kind, code) = protocol::failure(&e);
+                match code {
+                    Some(code) => {
+                        // Boxed: the failure path should not grow every connection's future.
+                        Box::pin(protocol::fail(&mut ws, code)).await;
+                        ctx.stats.borrow_mut().counters.wire.close_sent(code);
+                    }
+                    None => ctx.stats.borrow_mut().counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL)),
+                }
+                return Ended::ByPeer(Some(kind));
+            }
         }
     }
+}
+
+/// A write failed: the connection is gone.
+fn write_failed(ctx: &CoreCtx, e: &WsError, peer_close: Option<u16>) -> Ended {
+    let mut st = ctx.stats.borrow_mut();
+    st.counters.error(ErrorKind::SendFailed);
+    st.counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL));
+    Ended::ByPeer(Some(protocol::failure(e).0))
 }
 
 /// Sends every message that is due, each stamped with its intended and actual send time.
@@ -157,6 +215,8 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
     let p = &ctx.plan;
     let mut wrote = 0u64;
     let mut owed_total = 0u64;
+    let v = vars(ctx, conv, member);
+    let token = ctx.target.tokens.get(v.user);
     while st.sent.get() < st.due.get() {
         let seq = st.sent.get();
         let m = Marker {
@@ -180,7 +240,12 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws, buf: &mu
         }
         owed_total += owed;
         wrote += 1;
-        if let Err(e) = ws.feed(Message::text(buf.as_str())).await {
+        let msg = protocol::message(
+            &ctx.target.protocol,
+            &Fill { vars: v, token, seq, payload: buf.as_str() },
+            &mut ctx.scratch.borrow_mut(),
+        );
+        if let Err(e) = ws.feed(msg).await {
             // Nothing of this batch is known to have left: take it back.
             st.sent.set(st.sent.get() - wrote);
             ctx.backlog.set(ctx.backlog.get() + wrote);
@@ -243,19 +308,9 @@ fn on_frame(
         }
     });
     if found == 0 {
-        stats.counters.error(ErrorKind::MarkerMissing);
-    }
-}
-
-fn ws_error_kind(e: &WsError) -> ErrorKind {
-    match e {
-        WsError::Io(io) => match io.kind() {
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionAborted => {
-                ErrorKind::Reset
-            }
-            _ => ErrorKind::Io,
-        },
-        WsError::ConnectionClosed | WsError::AlreadyClosed => ErrorKind::Reset,
-        _ => ErrorKind::Protocol,
+        match ctx.target.protocol.unmarked {
+            Unmarked::Error => stats.counters.error(ErrorKind::MarkerMissing),
+            Unmarked::Ignore => stats.counters.wire.unmarked_frames += 1,
+        }
     }
 }

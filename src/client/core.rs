@@ -2,6 +2,7 @@
 //! core, not one timer per sender) and the periodic snapshot.
 
 use super::connect::Target;
+use super::protocol::PingRing;
 use super::{conn, Control, CorePlan, Phase};
 use crate::clock::now_ns;
 use crate::pacing::{self, Schedule};
@@ -75,6 +76,10 @@ pub struct CoreCtx {
     pub connecting: Cell<u64>,
     /// The ramp has attempted every connection, or given up because the run is closing.
     pub ramp_over: Cell<bool>,
+    /// The keep-alive ticker (`--ping-interval`), advanced by the scheduler below.
+    pub ping: Option<PingRing>,
+    /// A buffer for rendering frames; never held across an await.
+    pub scratch: RefCell<String>,
 }
 
 impl CoreCtx {
@@ -100,6 +105,11 @@ impl CoreCtx {
         } else {
             self.backlog.set(self.backlog.get() - unsent);
         }
+    }
+
+    /// A connection's index on this core, as the keep-alive ring counts them.
+    pub fn conn_index(&self, conv_idx: usize, member: u32) -> u64 {
+        conv_idx as u64 * self.plan.members as u64 + member as u64
     }
 
     fn wake_all(&self) {
@@ -129,6 +139,10 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             slots: (0..plan.members).map(|_| Slot::default()).collect(),
         })
         .collect();
+    let ping = target
+        .protocol
+        .ping_interval
+        .and_then(|every| PingRing::new(every, now_ns(), plan.total_conns()));
     let ctx = Rc::new(CoreCtx {
         plan,
         target,
@@ -141,6 +155,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         live: Cell::new(0),
         connecting: Cell::new(0),
         ramp_over: Cell::new(false),
+        ping,
+        scratch: RefCell::new(String::new()),
     });
     let idx = ctx.plan.idx;
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
@@ -206,6 +222,10 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             if let Some(next) = sched.next_due_ns(count) {
                 heap.push(Reverse((next, c, s)));
             }
+        }
+        if let (Some(ring), false) = (&ctx.ping, ctx.closing.get()) {
+            let members = ctx.plan.members as u64;
+            ring.advance(now, |i| ctx.convs[(i / members) as usize].slots[(i % members) as usize].wake());
         }
         if phase >= Phase::Closing && !ctx.closing.get() {
             ctx.closing.set(true);

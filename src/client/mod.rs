@@ -3,11 +3,13 @@
 //! statistics every interval.
 //!
 //! Layout: `mod.rs` what the run's orchestrator sees (plan, control, start), `core.rs` one
-//! executor's state, ramp and scheduler, `conn.rs` one connection, `connect.rs` connect and upgrade.
+//! executor's state, ramp and scheduler, `conn.rs` one connection, `connect.rs` connect and upgrade,
+//! `protocol.rs` the run's protocol (templates, keep-alives, failing a connection) on a connection.
 
 mod conn;
 pub mod connect;
 mod core;
+pub mod protocol;
 
 use crate::error::Result;
 use crate::stats::Snapshot;

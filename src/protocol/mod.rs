@@ -4,6 +4,8 @@
 //! without herd's marker means, and presets bundling all of these for known servers (`--target`).
 //!
 //! Precedence for each setting: flag, then scenario file key, then the preset, then the default.
+//! For the repeatable settings (`--join`, `--header`, `--subprotocol`) the flags given replace the
+//! file's list, which replaces the preset's; an empty value (`--join ''`) gives an empty list.
 //! Everything is parsed and checked here, once per run; connections only render the parsed
 //! templates (see `client::protocol`).
 
@@ -197,9 +199,11 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
     };
     let headers = list(&a.headers, &f.header, &[])
         .iter()
+        .filter(|s| !s.is_empty())
         .map(|h| parse_header(h).map_err(|e| usage("header", e)))
         .collect::<Result<Vec<_>>>()?;
-    let subprotocols = list(&a.subprotocol, &f.subprotocol, preset.subprotocols);
+    let subprotocols: Vec<String> =
+        list(&a.subprotocol, &f.subprotocol, preset.subprotocols).into_iter().filter(|s| !s.is_empty()).collect();
     for (i, p) in subprotocols.iter().enumerate() {
         if p.is_empty() || !p.bytes().all(is_token_char) {
             return Err(usage("subprotocol", format!("'{p}' is not a valid subprotocol name (an HTTP token)")));
@@ -308,6 +312,9 @@ mod tests {
         let a = ProtocolArgs { ping_interval: Some(Duration::ZERO), ping_frame: Some(String::new()), ..Default::default() };
         let p = resolve(&a, &f, Some(&u)).unwrap();
         assert_eq!((p.ping_interval, p.ping_frame.is_none()), (None, true));
+        let a = ProtocolArgs { target: Some("actioncable".into()), subprotocol: vec![String::new()], ..Default::default() };
+        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        assert!(p.subprotocols.is_empty() && p.send.is_some());
     }
 
     #[test]
