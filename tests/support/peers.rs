@@ -155,7 +155,7 @@ pub fn prerequisites(which: Impl) {
     let r = match which {
         Impl::Py => PY.get_or_init(check_python),
         Impl::Js => JS.get_or_init(check_node),
-        Impl::Nchan => NCHAN.get_or_init(|| check_python().and_then(|_| check_nchan())),
+        Impl::Nchan => NCHAN.get_or_init(check_nchan),
     };
     if let Err(e) = r {
         panic!("prerequisite missing: {e} (or run .ci/peers.sh)");
@@ -188,6 +188,10 @@ fn check_node() -> Result<(), String> {
 }
 
 fn check_nchan() -> Result<(), String> {
+    let python = Command::new("python3").args(["-c", "import sys; sys.exit(sys.version_info < (3, 8))"]).status();
+    if !python.is_ok_and(|s| s.success()) {
+        return Err("nchan.py needs python3: apt-get install -y python3".into());
+    }
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists());
     if nginx.is_none() && Command::new("nginx").arg("-v").output().is_err() {
         return Err("nginx not found: apt-get install -y nginx-light libnginx-mod-nchan".into());
