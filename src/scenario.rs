@@ -27,8 +27,8 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT_S: u64 = 10;
     /// Largest accepted `--size`.
     pub const MAX_SIZE: usize = 1 << 20;
-    /// Default `--max-frame`: 1 MiB.
-    pub const MAX_FRAME: u64 = 1 << 20;
+    /// Largest frame accepted from the target.
+    pub const MAX_FRAME: usize = 1 << 20;
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -55,9 +55,9 @@ pub struct RunArgs {
     /// Message size in bytes (never smaller than the ~40-70 byte marker) [default: 128]
     #[arg(long, value_parser = units::parse_count)]
     pub size: Option<u64>,
-    /// Largest message (and frame) herd accepts from the server, in bytes; a larger one fails
-    /// that connection with close code 1009 [default: 1048576]
-    #[arg(long, value_name = "BYTES", value_parser = units::parse_count)]
+    /// Largest frame accepted from the target, in bytes; a larger one closes the connection
+    /// with 1009 and counts as frame_too_large [default: 1m]
+    #[arg(long, value_parser = units::parse_count)]
     pub max_frame: Option<u64>,
     /// New connections per second across all cores [default: 10k]
     #[arg(long, value_parser = units::parse_rate)]
@@ -209,7 +209,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
     let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
-    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?.unwrap_or(defaults::MAX_FRAME);
+    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?
+        .unwrap_or(defaults::MAX_FRAME as u64);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
     let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
@@ -234,12 +235,6 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if size as usize > defaults::MAX_SIZE {
         return Err(bad("size", format!("at most {} bytes, got {size}", defaults::MAX_SIZE)));
     }
-    if max_frame < 126 || max_frame > u32::MAX as u64 {
-        return Err(bad("max-frame", format!("between 126 and {} bytes, got {max_frame}", u32::MAX)));
-    }
-    if size > max_frame {
-        return Err(bad("size", format!("{size} is larger than --max-frame ({max_frame}): receivers would refuse it")));
-    }
     if rate > 1e6 {
         return Err(bad("rate", format!("at most 1000000 messages/s per sender, got {rate}")));
     }
@@ -248,6 +243,13 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     }
     if connect_timeout.is_zero() {
         return Err(bad("connect-timeout", "must be positive".into()));
+    }
+    let min_frame = size.max(crate::marker::MAX_LEN as u64);
+    if max_frame < min_frame || max_frame > 1 << 30 {
+        return Err(bad(
+            "max-frame",
+            format!("must be between {min_frame} (a whole message) and 1g bytes, got {max_frame}"),
+        ));
     }
     let cores = match (cores_text, threads) {
         (Some(list), _) => {
@@ -405,7 +407,7 @@ mod tests {
         assert_eq!(s.max_frame, 64_000);
         let e = |a: RunArgs| resolve(&a, &ScenarioFile::default(), &[0]).unwrap_err().to_string();
         assert!(e(RunArgs { max_frame: Some(100), ..Default::default() }).contains("--max-frame"));
-        assert!(e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("--size"));
+        assert!(e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("a whole message"));
     }
 
     #[test]

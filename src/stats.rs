@@ -53,10 +53,10 @@ pub enum ErrorKind {
     MarkerOutOfRange,
     /// Sending a message failed.
     SendFailed,
-    /// A text message that is not valid UTF-8 (herd closed the connection with 1007).
-    InvalidUtf8,
-    /// A message or frame above `--max-frame` (herd closed the connection with 1009).
+    /// A frame larger than `--max-frame` arrived; the connection is closed with 1009.
     FrameTooLarge,
+    /// A text frame that is not valid UTF-8 arrived; the connection is closed with 1007.
+    InvalidUtf8,
 }
 
 impl ErrorKind {
@@ -76,8 +76,8 @@ impl ErrorKind {
         ErrorKind::MarkerForeign,
         ErrorKind::MarkerOutOfRange,
         ErrorKind::SendFailed,
-        ErrorKind::InvalidUtf8,
         ErrorKind::FrameTooLarge,
+        ErrorKind::InvalidUtf8,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -99,8 +99,8 @@ impl ErrorKind {
             ErrorKind::MarkerForeign => "marker_foreign",
             ErrorKind::MarkerOutOfRange => "marker_out_of_range",
             ErrorKind::SendFailed => "send_failed",
-            ErrorKind::InvalidUtf8 => "invalid_utf8",
             ErrorKind::FrameTooLarge => "frame_too_large",
+            ErrorKind::InvalidUtf8 => "invalid_utf8",
         }
     }
 
