@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open conversations of WebSocket clients, send at a fixed rate, measure delivery
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the reference chat server
     Serve(ServeArgs),
     /// Check the limits that cap connections on this host, and how to raise them

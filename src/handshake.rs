@@ -11,7 +11,7 @@ use tungstenite::handshake::derive_accept_key;
 
 /// The most an HTTP head may take, request or response.
 pub const MAX_HEAD: usize = 8192;
-const MAX_HEADERS: usize = 32;
+const MAX_HEADERS: usize = 64;
 
 /// Builds a client upgrade request.
 pub fn client_request(host_header: &str, target: &str, key: &str, extra: &[(String, String)]) -> Vec<u8> {
@@ -49,8 +49,16 @@ pub enum ResponseError {
     Invalid(String),
 }
 
-/// Checks a complete response head against the key sent.
+/// Checks a complete response head against the key sent, when no subprotocol was offered.
 pub fn check_response(head: &[u8], key: &str) -> Result<(), ResponseError> {
+    check_response_offer(head, key, &[]).map(|_| ())
+}
+
+/// Checks a complete response head against the key and the subprotocols offered; returns the
+/// selected subprotocol. herd offers no extension, so an answer naming one fails (RFC 6455
+/// section 4.1), as does a subprotocol that was not offered, more than one, or none at all when
+/// some were offered (the server would speak something else than asked).
+pub fn check_response_offer(head: &[u8], key: &str, offered: &[String]) -> Result<Option<String>, ResponseError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(head) {
@@ -75,9 +83,32 @@ pub fn check_response(head: &[u8], key: &str) -> Result<(), ResponseError> {
         return Err(ResponseError::Invalid("missing 'Connection: Upgrade'".into()));
     }
     match get("sec-websocket-accept") {
-        Some(a) if a == derive_accept_key(key.as_bytes()) => Ok(()),
-        Some(_) => Err(ResponseError::Invalid("wrong Sec-WebSocket-Accept".into())),
-        None => Err(ResponseError::Invalid("missing Sec-WebSocket-Accept".into())),
+        Some(a) if a == derive_accept_key(key.as_bytes()) => {}
+        Some(_) => return Err(ResponseError::Invalid("wrong Sec-WebSocket-Accept".into())),
+        None => return Err(ResponseError::Invalid("missing Sec-WebSocket-Accept".into())),
+    }
+    let all = |name: &str| -> Vec<String> {
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .flat_map(|h| String::from_utf8_lossy(h.value).split(',').map(|v| v.trim().to_string()).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let extensions = all("sec-websocket-extensions");
+    if !extensions.is_empty() {
+        return Err(ResponseError::Invalid(format!("extension '{}' was not offered", extensions.join(", "))));
+    }
+    let chosen = all("sec-websocket-protocol");
+    match (chosen.as_slice(), offered.is_empty()) {
+        ([], true) => Ok(None),
+        ([], false) => Err(ResponseError::Invalid(format!("no subprotocol selected (offered: {})", offered.join(", ")))),
+        ([one], false) if offered.contains(one) => Ok(Some(one.clone())),
+        _ => Err(ResponseError::Invalid(format!(
+            "subprotocol '{}' was not offered (offered: {})",
+            chosen.join(", "),
+            if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+        ))),
     }
 }
 
@@ -227,6 +258,34 @@ mod tests {
         assert!(matches!(check_response(b"garbage\r\n\r\n", &key), Err(ResponseError::Invalid(_))));
         let no_upgrade = b"HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n\r\n";
         assert!(matches!(check_response(no_upgrade, &key), Err(ResponseError::Invalid(_))));
+    }
+
+    #[test]
+    fn subprotocols_and_extensions_are_checked() {
+        let key = client_key(3);
+        let with = |extra: &str| {
+            let mut r = String::from_utf8(accept_response(&key)).unwrap();
+            r.truncate(r.len() - 2);
+            r.push_str(extra);
+            r.push_str("\r\n");
+            r.into_bytes()
+        };
+        let offered = vec!["chat.v2".to_string(), "chat.herd".to_string()];
+        let ok = with("Sec-WebSocket-Protocol: chat.herd\r\n");
+        assert_eq!(check_response_offer(&ok, &key, &offered), Ok(Some("chat.herd".into())));
+        let invalid = |head: &[u8], offered: &[String]| match check_response_offer(head, &key, offered) {
+            Err(ResponseError::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(invalid(&with("Sec-WebSocket-Protocol: other\r\n"), &offered).contains("'other' was not offered"));
+        assert!(invalid(&ok, &[]).contains("offered: none"));
+        assert!(invalid(&with("Sec-WebSocket-Protocol: chat.v2, chat.herd\r\n"), &offered).contains("not offered"));
+        assert!(invalid(&accept_response(&key), &offered).contains("no subprotocol selected"));
+        let deflate = with("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        assert!(invalid(&deflate, &[]).contains("permessage-deflate"));
+        // Header names are case-insensitive.
+        let lower = with("sec-websocket-protocol:chat.v2\r\n");
+        assert_eq!(check_response_offer(&lower, &key, &offered), Ok(Some("chat.v2".into())));
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod pacing;
 pub mod phase;
 pub mod process;
+pub mod protocol;
 pub mod reporter;
 pub mod results;
 pub mod run;
@@ -50,6 +51,7 @@ pub mod signal;
 pub mod stats;
 pub mod template;
 pub mod units;
+pub mod wire;
 
 use error::{Error, Result};
 

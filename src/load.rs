@@ -92,8 +92,12 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
-    let target = Target::new(template, s.max_frame, read_buffer(s))
+    let mut target = Target::new(template, s.max_frame, read_buffer(s))
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
+    target.protocol = s.protocol.clone();
+    if let Some(p) = &s.protocol.tokens {
+        target.tokens = crate::protocol::tokens::Tokens::load(p).map_err(Error::Usage)?;
+    }
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
     let control = Arc::new(Control::new(cores));

@@ -4,6 +4,7 @@
 use crate::scenario::Scenario;
 use crate::server::metrics::ServerTotals;
 use crate::stats::{Counters, ErrorKind, Merged};
+use crate::wire::WireCounters;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct RunResult {
     pub latency: LatencyPair,
     pub connect: ConnectTimes,
     pub errors: BTreeMap<String, u64>,
+    /// Pings, pongs, unmarked frames and close codes (see [`WireCounters`]).
+    pub websocket: WireCounters,
     /// Wall time from start to the end of closing.
     pub duration_s: f64,
     pub phases: Phases,
@@ -184,6 +187,7 @@ pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
     r.latency = LatencyPair { corrected: latency(&m.total.corrected), uncorrected: latency(&m.total.uncorrected) };
     r.connect = connect_times(&m.total.connect);
     r.errors = errors(&m.counters);
+    r.websocket = m.counters.wire.clone();
 }
 
 /// The summary table printed on stdout at the end of a run.
@@ -230,6 +234,9 @@ pub fn summary(r: &RunResult) -> String {
     let _ = writeln!(s, "  {:<13} {:>8.3}          {:>8.3}          {:>8.3} {:>8.3}", "connect", k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms);
     let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(s, "errors       {}", if errs.is_empty() { "none".to_string() } else { errs.join(", ") });
+    if !r.websocket.is_empty() {
+        let _ = writeln!(s, "websocket    {}", websocket_line(&r.websocket));
+    }
     let p = &r.process;
     let _ = write!(s, "process      cpu {:.2}s user {:.2}s sys, peak rss {:.1} MiB", p.cpu_user_s, p.cpu_sys_s, p.rss_peak_bytes as f64 / 1048576.0);
     if let Some(b) = p.rss_per_connection_bytes {
@@ -251,6 +258,29 @@ pub fn summary(r: &RunResult) -> String {
         let _ = writeln!(s, "note         {n}");
     }
     s
+}
+
+/// The non-zero WebSocket-level counts, e.g. `pings received 12, closed by server 4001 x3`.
+fn websocket_line(w: &WireCounters) -> String {
+    let mut parts = vec![];
+    for (name, n) in [
+        ("pings received", w.pings_received),
+        ("pings sent", w.pings_sent),
+        ("pongs received", w.pongs_received),
+        ("pongs missed", w.pongs_missed),
+        ("unmarked frames", w.unmarked_frames),
+    ] {
+        if n > 0 {
+            parts.push(format!("{name} {n}"));
+        }
+    }
+    for (name, codes) in [("closed by server", &w.close_codes_received), ("failed by herd", &w.close_codes_sent)] {
+        if !codes.is_empty() {
+            let list: Vec<String> = codes.iter().map(|(c, n)| format!("{c} x{n}")).collect();
+            parts.push(format!("{name} {}", list.join(" ")));
+        }
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -279,5 +309,14 @@ mod tests {
         let e = errors(&c);
         assert_eq!(e.len(), ErrorKind::COUNT);
         assert!(e.values().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn websocket_line_lists_what_happened() {
+        let mut w = WireCounters { pings_received: 12, pongs_missed: 1, ..Default::default() };
+        w.close_received(4001);
+        w.close_received(4001);
+        w.close_sent(1009);
+        assert_eq!(websocket_line(&w), "pings received 12, pongs missed 1, closed by server 4001 x2, failed by herd 1009 x1");
     }
 }

@@ -122,6 +122,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         latency: Default::default(),
         connect: Default::default(),
         errors: Default::default(),
+        websocket: Default::default(),
         duration_s: started.elapsed().as_secs_f64(),
         phases: Phases { connect_s, send_s, drain_s, close_s },
         process: ProcessCost {

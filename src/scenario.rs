@@ -6,6 +6,7 @@
 //! (`connect-rate = "5k"`); unknown keys are errors.
 
 use crate::error::{Error, Result};
+use crate::protocol::{self, OneOrMany, Protocol, ProtocolArgs, Unmarked};
 use crate::units;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,10 @@ pub struct RunArgs {
     /// Message size in bytes (never smaller than the ~40-70 byte marker) [default: 128]
     #[arg(long, value_parser = units::parse_count)]
     pub size: Option<u64>,
+    /// Largest frame accepted from the target, in bytes; a larger one closes the connection
+    /// with 1009 and counts as frame_too_large [default: 1m]
+    #[arg(long, value_parser = units::parse_count)]
+    pub max_frame: Option<u64>,
     /// New connections per second across all cores [default: 10k]
     #[arg(long, value_parser = units::parse_rate)]
     pub connect_rate: Option<f64>,
@@ -80,10 +85,6 @@ pub struct RunArgs {
     /// (100 ms doubling to 5 s) until the run closes
     #[arg(long)]
     pub reconnect: bool,
-    /// Largest frame accepted from the target, in bytes; a larger one closes the connection
-    /// with 1009 and counts as frame_too_large [default: 1m]
-    #[arg(long, value_parser = units::parse_count)]
-    pub max_frame: Option<u64>,
     /// Executors (pinned threads) to run [default: one per online core]
     #[arg(long, short = 't', value_parser = units::parse_count_u32, conflicts_with = "cores")]
     pub threads: Option<u32>,
@@ -107,6 +108,8 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -133,6 +136,17 @@ pub struct ScenarioFile {
     pub hdr_log: Option<PathBuf>,
     pub seed: Option<u64>,
     pub quiet: Option<bool>,
+    // The protocol keys: see `crate::protocol`.
+    pub target: Option<String>,
+    pub join: Option<OneOrMany>,
+    pub send: Option<String>,
+    pub header: Option<OneOrMany>,
+    pub tokens: Option<PathBuf>,
+    pub subprotocol: Option<OneOrMany>,
+    pub ping_interval: Option<Value>,
+    pub ping_frame: Option<String>,
+    pub unmarked: Option<Unmarked>,
+    pub binary: Option<bool>,
 }
 
 /// A number or a string such as "10k" or "20s".
@@ -145,7 +159,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Value::Int(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
@@ -164,6 +178,8 @@ pub struct Scenario {
     pub senders: u32,
     pub rate: f64,
     pub size: usize,
+    /// Largest message or frame accepted from the server.
+    pub max_frame: usize,
     pub connect_rate: f64,
     #[serde(with = "secs")]
     pub duration: Duration,
@@ -174,7 +190,6 @@ pub struct Scenario {
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
     pub reconnect: bool,
-    pub max_frame: usize,
     /// The cores executors are pinned to, one executor each.
     pub cores: Vec<usize>,
     pub server_threads: u32,
@@ -182,6 +197,7 @@ pub struct Scenario {
     pub hdr_log: Option<PathBuf>,
     pub seed: u64,
     pub quiet: bool,
+    pub protocol: Protocol,
 }
 
 impl Scenario {
@@ -213,6 +229,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
     let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
+    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?
+        .unwrap_or(defaults::MAX_FRAME as u64);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
     let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
@@ -221,8 +239,6 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
     let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
         .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
-    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?
-        .unwrap_or(defaults::MAX_FRAME as u64);
     let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
     let cores_text = a.cores.clone().or_else(|| if a.threads.is_some() { None } else { f.cores.clone() });
 
@@ -280,9 +296,11 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         None => vec![],
     };
     let url = a.url.clone().or_else(|| f.url.clone());
-    if let Some(u) = &url {
-        crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?;
-    }
+    let url_template = match &url {
+        Some(u) => Some(crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?),
+        None => None,
+    };
+    let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
     Ok(Scenario {
         url,
         conversations,
@@ -290,19 +308,20 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         senders,
         rate,
         size: size as usize,
+        max_frame: max_frame as usize,
         connect_rate,
         duration,
         drain,
         connect_timeout,
         source_ips,
         reconnect: a.reconnect || f.reconnect.unwrap_or(false),
-        max_frame: max_frame as usize,
         cores,
         server_threads,
         out: a.out.clone().or_else(|| f.out.clone()),
         hdr_log: a.hdr_log.clone().or_else(|| f.hdr_log.clone()),
         seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
         quiet: a.quiet || f.quiet.unwrap_or(false),
+        protocol,
     })
 }
 
@@ -425,6 +444,24 @@ mod tests {
         assert!(parse_core_list("a").is_err());
         assert!(parse_core_list("").is_err());
         assert!(parse_core_list("0-99999999999").is_err(), "a huge range is refused, not expanded");
+    }
+
+    #[test]
+    fn max_frame_defaults_to_one_mib_and_bounds_size() {
+        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0]).unwrap();
+        assert_eq!(s.max_frame, 1 << 20);
+        let s = resolve(&RunArgs::default(), &file("max-frame = \"64k\""), &[0]).unwrap();
+        assert_eq!(s.max_frame, 64_000);
+        let e = |a: RunArgs| resolve(&a, &ScenarioFile::default(), &[0]).unwrap_err().to_string();
+        assert!(e(RunArgs { max_frame: Some(100), ..Default::default() }).contains("--max-frame"));
+        assert!(e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("a whole message"));
+    }
+
+    #[test]
+    fn protocol_keys_come_through() {
+        let f = file("url = \"ws://h/conv/{conv}\"\ntarget = \"nchan\"\nbinary = true");
+        let s = resolve(&RunArgs::default(), &f, &[0]).unwrap();
+        assert_eq!((s.protocol.target, s.protocol.binary), ("nchan", true));
     }
 
     #[test]

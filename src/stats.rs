@@ -154,6 +154,8 @@ pub struct Counters {
     /// connection was down, or the target stopped reading. At the end of a run: never sent.
     pub msgs_unsent: u64,
     pub errors: [u64; ErrorKind::COUNT],
+    /// Pings, pongs, unmarked frames and close codes.
+    pub wire: crate::wire::WireCounters,
 }
 
 impl Counters {
@@ -200,6 +202,7 @@ impl Counters {
         for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
             *a += b;
         }
+        self.wire.add(&o.wire);
     }
 }
 

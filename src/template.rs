@@ -1,12 +1,18 @@
-//! Target URL templates: `ws://host:port/path?query` with `{conv}`, `{member}` and `{user}`
-//! filled per connection.
+//! Templates: the target URL (`ws://host:port/path?query`) and the text templates of a protocol
+//! (`--join`, `--send`, `--header` values, `--ping-frame`), with placeholders filled per
+//! connection or per message.
 //!
 //! - `{conv}`: the conversation number, 0-based.
 //! - `{member}`: the member's number within its conversation, 0-based (senders come first).
 //! - `{user}`: the connection's number across the whole run, `conv * members + member`.
+//! - `{token}`: the user's line of `--tokens FILE` (line `user mod lines`).
+//! - `{seq}`: the message's sequence number of its sender (`--send` only).
+//! - `{payload}`: herd's marker padded to `--size` bytes (`--send` only).
 //!
-//! The template is parsed once; rendering a connection's request target is a walk over
-//! pre-split pieces.
+//! A template is parsed once per run; rendering is a walk over pre-split pieces into a buffer the
+//! caller reuses. In the URL every `{` must open a placeholder. Text templates are lenient about
+//! braces so that JSON can be written as is: only `{name}` with `name` made of lowercase letters
+//! and `_` is a placeholder (and must be a known one); any other `{` or `}` is literal text.
 
 use std::fmt::Write;
 
@@ -16,16 +22,48 @@ pub struct UrlTemplate {
     /// Host as written (for the Host header), without brackets for IPv6.
     pub host: String,
     pub port: u16,
-    /// The request target (path and query) in pieces.
-    target: Vec<Piece>,
+    /// The request target (path and query).
+    target: Text,
+}
+
+/// A placeholder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Var {
+    Conv,
+    Member,
+    User,
+    Token,
+    Seq,
+    Payload,
+}
+
+impl Var {
+    pub const ALL: [Var; 6] = [Var::Conv, Var::Member, Var::User, Var::Token, Var::Seq, Var::Payload];
+    /// Placeholders known for every connection (URL, headers, join and keep-alive frames).
+    pub const CONNECTION: &'static [Var] = &[Var::Conv, Var::Member, Var::User, Var::Token];
+    /// Placeholders of a chat message (`--send`).
+    pub const MESSAGE: &'static [Var] = &Var::ALL;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Var::Conv => "conv",
+            Var::Member => "member",
+            Var::User => "user",
+            Var::Token => "token",
+            Var::Seq => "seq",
+            Var::Payload => "payload",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Var> {
+        Var::ALL.into_iter().find(|v| v.name() == s)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Piece {
     Lit(String),
-    Conv,
-    Member,
-    User,
+    Var(Var),
 }
 
 /// What a connection fills into a template.
@@ -34,6 +72,77 @@ pub struct Vars {
     pub conv: u64,
     pub member: u32,
     pub user: u64,
+}
+
+/// Everything a template may ask for: the connection's [`Vars`] plus the per-run and per-message
+/// values.
+#[derive(Clone, Copy, Debug)]
+pub struct Fill<'a> {
+    pub vars: Vars,
+    pub token: &'a str,
+    pub seq: u64,
+    pub payload: &'a str,
+}
+
+impl<'a> Fill<'a> {
+    pub fn new(vars: Vars, token: &'a str) -> Fill<'a> {
+        Fill { vars, token, seq: 0, payload: "" }
+    }
+}
+
+/// A parsed text template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text {
+    pub source: String,
+    pieces: Vec<Piece>,
+}
+
+impl Text {
+    /// Parses a lenient text template that may use the `allowed` placeholders.
+    pub fn parse(s: &str, allowed: &[Var]) -> Result<Text, String> {
+        Ok(Text { source: s.to_string(), pieces: parse_pieces(s, allowed, false)? })
+    }
+
+    /// Appends the rendered text to `out`.
+    pub fn render_into(&self, f: &Fill, out: &mut String) {
+        for p in &self.pieces {
+            let _ = match p {
+                Piece::Lit(l) => {
+                    out.push_str(l);
+                    Ok(())
+                }
+                Piece::Var(Var::Conv) => write!(out, "{}", f.vars.conv),
+                Piece::Var(Var::Member) => write!(out, "{}", f.vars.member),
+                Piece::Var(Var::User) => write!(out, "{}", f.vars.user),
+                Piece::Var(Var::Seq) => write!(out, "{}", f.seq),
+                Piece::Var(Var::Token) => {
+                    out.push_str(f.token);
+                    Ok(())
+                }
+                Piece::Var(Var::Payload) => {
+                    out.push_str(f.payload);
+                    Ok(())
+                }
+            };
+        }
+    }
+
+    /// Clears `out` and renders into it.
+    pub fn render(&self, f: &Fill, out: &mut String) {
+        out.clear();
+        self.render_into(f, out);
+    }
+
+    pub fn uses(&self, v: Var) -> bool {
+        self.pieces.contains(&Piece::Var(v))
+    }
+}
+
+/// A template is written out as its source.
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
 }
 
 impl UrlTemplate {
@@ -55,28 +164,23 @@ impl UrlTemplate {
         } else {
             target.to_string()
         };
-        Ok(UrlTemplate {
-            source: s.to_string(),
-            host,
-            port,
-            target: parse_pieces(&target).map_err(|e| format!("'{s}': {e}"))?,
-        })
+        let pieces = parse_pieces(&target, Var::CONNECTION, true).map_err(|e| format!("'{s}': {e}"))?;
+        Ok(UrlTemplate { source: s.to_string(), host, port, target: Text { source: target, pieces } })
     }
 
     /// Writes the request target (path and query) for one connection.
     pub fn render_target(&self, v: &Vars, out: &mut String) {
-        out.clear();
-        for p in &self.target {
-            let _ = match p {
-                Piece::Lit(l) => {
-                    out.push_str(l);
-                    Ok(())
-                }
-                Piece::Conv => write!(out, "{}", v.conv),
-                Piece::Member => write!(out, "{}", v.member),
-                Piece::User => write!(out, "{}", v.user),
-            };
-        }
+        self.target.render(&Fill::new(*v, ""), out);
+    }
+
+    /// Writes the request target with every value a connection has (`{token}` included).
+    pub fn render_target_fill(&self, f: &Fill, out: &mut String) {
+        self.target.render(f, out);
+    }
+
+    /// Whether the URL uses a placeholder.
+    pub fn uses(&self, v: Var) -> bool {
+        self.target.uses(v)
     }
 
     /// The Host header value.
@@ -126,35 +230,44 @@ fn split_host_port(a: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-fn parse_pieces(t: &str) -> Result<Vec<Piece>, String> {
+/// Splits a template into literal text and placeholders. `strict` (the URL): every `{` opens a
+/// placeholder, a stray `}` and white space are errors.
+fn parse_pieces(t: &str, allowed: &[Var], strict: bool) -> Result<Vec<Piece>, String> {
     let mut out = vec![];
     let mut lit = String::new();
     let mut rest = t;
     while let Some(i) = rest.find('{') {
         lit.push_str(&rest[..i]);
         let after = &rest[i + 1..];
-        let end = after.find('}').ok_or("unclosed '{' in template")?;
-        let piece = match &after[..end] {
-            "conv" => Piece::Conv,
-            "member" => Piece::Member,
-            "user" => Piece::User,
-            other => {
-                return Err(format!(
-                    "unknown placeholder '{{{other}}}' (known: {{conv}}, {{member}}, {{user}})"
-                ))
+        let name_len = after.bytes().take_while(|b| b.is_ascii_lowercase() || *b == b'_').count();
+        let closed = after.as_bytes().get(name_len) == Some(&b'}');
+        if !strict && (name_len == 0 || !closed) {
+            // JSON and other literal braces.
+            lit.push('{');
+            rest = after;
+            continue;
+        }
+        let end = if closed { name_len } else { after.find('}').ok_or("unclosed '{' in template")? };
+        let name = &after[..end];
+        let var = match Var::from_name(name) {
+            Some(v) if allowed.contains(&v) => v,
+            Some(v) => return Err(format!("placeholder '{{{}}}' is not available here", v.name())),
+            None => {
+                let known: Vec<String> = allowed.iter().map(|v| format!("{{{}}}", v.name())).collect();
+                return Err(format!("unknown placeholder '{{{name}}}' (known: {})", known.join(", ")));
             }
         };
         if !lit.is_empty() {
             out.push(Piece::Lit(std::mem::take(&mut lit)));
         }
-        out.push(piece);
+        out.push(Piece::Var(var));
         rest = &after[end + 1..];
     }
     lit.push_str(rest);
-    if lit.contains('}') {
+    if strict && lit.contains('}') {
         return Err("stray '}' in template".into());
     }
-    if lit.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if strict && lit.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("spaces or control characters in the URL".into());
     }
     if !lit.is_empty() {
@@ -207,9 +320,46 @@ mod tests {
             ("ws://{conv}.h/", "literal"),
             ("ws://u:p@h/", "user info"),
             ("ws://[::1/", "unclosed"),
+            ("ws://h/{payload}", "not available"),
         ] {
             let e = UrlTemplate::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn url_token_comes_from_the_fill() {
+        let t = UrlTemplate::parse("ws://h/ws?room={conv}&access_token={token}").unwrap();
+        assert!(t.uses(Var::Token) && !t.uses(Var::User));
+        let mut s = String::new();
+        t.render_target_fill(&Fill::new(Vars { conv: 4, member: 0, user: 8 }, "abc"), &mut s);
+        assert_eq!(s, "/ws?room=4&access_token=abc");
+    }
+
+    #[test]
+    fn text_templates_keep_json_braces_literal() {
+        let t = Text::parse(r#"{"type":"msg","room":"{conv}","seq":{seq},"body":"{payload}","x":{},"y":"{ a }"}"#, Var::MESSAGE)
+            .unwrap();
+        let f = Fill { vars: Vars { conv: 2, member: 1, user: 9 }, token: "", seq: 17, payload: "~h1.x~--" };
+        let mut s = String::from("old");
+        t.render(&f, &mut s);
+        assert_eq!(s, r#"{"type":"msg","room":"2","seq":17,"body":"~h1.x~--","x":{},"y":"{ a }"}"#);
+        assert!(t.uses(Var::Payload) && t.uses(Var::Seq) && !t.uses(Var::Token));
+        // Appending keeps what is there.
+        Text::parse("+{user}", Var::CONNECTION).unwrap().render_into(&f, &mut s);
+        assert!(s.ends_with("}+9"), "{s}");
+    }
+
+    #[test]
+    fn text_templates_catch_typos_and_misplaced_placeholders() {
+        let e = Text::parse(r#"{"room":"{room}"}"#, Var::CONNECTION).unwrap_err();
+        assert!(e.contains("unknown placeholder '{room}'") && e.contains("{conv}"), "{e}");
+        let e = Text::parse("{payload}", Var::CONNECTION).unwrap_err();
+        assert!(e.contains("not available"), "{e}");
+        // Not a placeholder: upper case, digits, unclosed.
+        let t = Text::parse("{Conv} {c0} {conv", Var::CONNECTION).unwrap();
+        let mut s = String::new();
+        t.render(&Fill::new(Vars { conv: 1, member: 0, user: 0 }, ""), &mut s);
+        assert_eq!(s, "{Conv} {c0} {conv");
     }
 }

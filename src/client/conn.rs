@@ -1,31 +1,38 @@
-//! One client connection's life: connect, then wait on one of three things — a frame from the
-//! server, the scheduler saying messages are due (senders only), or the core closing.
+//! One client connection's life: connect, then wait on one of four things — a frame from the
+//! server, the scheduler saying messages are due (senders only), the keep-alive ring saying a
+//! ping is due, or the core closing. With `--reconnect`, a lost connection is opened again.
 //!
 //! Accounting happens here, on the core that owns the whole conversation:
 //! - at send, `expected += (members connected now) - 1`;
 //! - at receipt, a message counts toward `delivered` only if it was sent after this receiver
 //!   connected (the same rule, seen from the other side), once per (sender, seq).
+//!
+//! A close frame from the server is echoed (tungstenite does it) and its code counted; a server
+//! that breaks the rules (invalid UTF-8, a message above `--max-frame`, a protocol violation)
+//! gets the connection failed with the matching close code (see `protocol::failure`).
 
 use super::connect::{self, Ws};
 use super::core::{Conv, CoreCtx};
+use super::protocol;
 use super::reconnect::{self, Backoff};
 use crate::accounting::{Receipt, StreamTracker};
 use crate::clock::now_ns;
 use crate::marker::{self, DecodeError, Marker};
+use crate::protocol::Unmarked;
 use crate::stats::ErrorKind;
-use crate::template::Vars;
+use crate::template::{Fill, Vars};
+use crate::wire;
 use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error as WsError, Message};
 
 enum Event {
     Frame(Option<Result<Message, WsError>>),
     Send,
+    KeepAlive,
     Close,
 }
 
@@ -35,12 +42,9 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     // Boxed: the connect future is large and needed once; the task keeps only what serving needs.
     let mut ws = Box::pin(connect(&ctx, conv, member)).await;
     ctx.connecting.set(ctx.connecting.get() - 1);
-    let mut backoff = ctx.plan.reconnect.then(|| {
-        let user = conv.id * ctx.plan.members as u64 + member as u64;
-        Backoff::new(ctx.plan.seed ^ user)
-    });
+    let mut backoff = ctx.plan.reconnect.then(|| Backoff::new(ctx.plan.seed ^ vars(&ctx, conv, member).user));
     while let Some(w) = ws.take() {
-        let (how, established_ns) = session(&ctx, conv, member, w).await;
+        let (how, established_ns) = session(&ctx, conv_idx, member, w).await;
         if let (Ended::ByPeer(_), Some(b)) = (&how, backoff.as_mut()) {
             b.connected_for(Duration::from_nanos(now_ns().saturating_sub(established_ns)));
             conv.away.set(conv.away.get() + 1);
@@ -54,14 +58,15 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
 /// One established connection, from open to close: membership, serving, and how it ended.
 /// Returns how it ended and when it counted as connected (a reconnect gets a fresh time, so
 /// what was sent while it was away is never taken for a delivery).
-async fn session(ctx: &CoreCtx, conv: &Conv, member: u32, ws: Box<Ws>) -> (Ended, u64) {
+async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, ws: Box<Ws>) -> (Ended, u64) {
+    let conv = &ctx.convs[conv_idx];
     conv.open.set(conv.open.get() + 1);
     let sender = conv.senders.get(member as usize);
     if let Some(st) = sender {
         ctx.set_connected(st, true);
     }
     let established_ns = now_ns();
-    let how = serve(ctx, conv, member, established_ns, ws).await;
+    let how = serve(ctx, conv_idx, member, established_ns, ws).await;
     if let Some(st) = sender {
         ctx.set_connected(st, false);
     }
@@ -77,13 +82,13 @@ async fn session(ctx: &CoreCtx, conv: &Conv, member: u32, ws: Box<Ws>) -> (Ended
     (how, established_ns)
 }
 
+fn vars(ctx: &CoreCtx, conv: &Conv, member: u32) -> Vars {
+    Vars { conv: conv.id, member, user: conv.id * ctx.plan.members as u64 + member as u64 }
+}
+
 pub(super) async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
     let p = &ctx.plan;
-    let vars = Vars {
-        conv: conv.id,
-        member,
-        user: conv.id * p.members as u64 + member as u64,
-    };
+    let vars = vars(ctx, conv, member);
     let t0 = now_ns();
     let mut path = String::new();
     let seed = p.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
@@ -119,21 +124,31 @@ enum Ended {
     ByPeer(Option<ErrorKind>),
 }
 
-async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut ws: Box<Ws>) -> Ended {
+async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, mut ws: Box<Ws>) -> Ended {
+    let conv = &ctx.convs[conv_idx];
     let is_sender = member < ctx.plan.senders;
     let mut trackers: Box<[StreamTracker]> = vec![StreamTracker::default(); ctx.plan.senders as usize].into();
     let slot = &conv.slots[member as usize];
-    let mut peer_closed = false;
+    let idx = ctx.conn_index(conv_idx, member);
+    let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
+    let mut pings_done = owed_pings();
+    let mut awaiting_pong = false;
+    // The code of the server's close frame, once one came.
+    let mut peer_close: Option<u16> = None;
     loop {
         let ev = poll_fn(|cx| {
             if ctx.closing.get() {
                 return Poll::Ready(Event::Close);
             }
-            if is_sender {
+            // After the server's close frame nothing more may be sent; wait for the end.
+            if is_sender && peer_close.is_none() {
                 let st = &conv.senders[member as usize];
                 if st.due.get() > st.sent.get() {
                     return Poll::Ready(Event::Send);
                 }
+            }
+            if peer_close.is_none() && owed_pings() > pings_done {
+                return Poll::Ready(Event::KeepAlive);
             }
             if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
                 return Poll::Ready(Event::Frame(f));
@@ -150,8 +165,16 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
             Event::Send => {
                 // Boxed so that the (rare) sending state does not size every connection's task.
                 if let Err(e) = Box::pin(send_due(ctx, conv, member, &mut ws)).await {
-                    ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
-                    return Ended::ByPeer(Some(ws_error_kind(&e)));
+                    return write_failed(ctx, &e, peer_close);
+                }
+            }
+            Event::KeepAlive => {
+                pings_done = owed_pings();
+                let v = vars(ctx, conv, member);
+                let sent = Box::pin(protocol::keepalive(&mut ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                    .await;
+                if let Err(e) = sent {
+                    return write_failed(ctx, &e, peer_close);
                 }
             }
             Event::Frame(Some(Ok(msg))) => {
@@ -159,26 +182,34 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
                 match &msg {
                     Message::Text(t) => on_frame(ctx, conv, member, established_ns, &mut trackers, t.as_bytes(), now),
                     Message::Binary(b) => {
-                        ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        if !ctx.target.protocol.binary {
+                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        }
                         on_frame(ctx, conv, member, established_ns, &mut trackers, b, now);
                     }
-                    // tungstenite answers; the stream ends next, and whatever the peer does
-                    // after its close frame, the connection was closed by the peer.
-                    Message::Close(_) => peer_closed = true,
-                    _ => {}                 // ping/pong: tungstenite answers pings itself
+                    // tungstenite answers pings and echoes the close frame; the stream ends next.
+                    Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
+                    Message::Pong(_) => {
+                        awaiting_pong = false;
+                        ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
+                    }
+                    Message::Close(f) => peer_close = Some(f.as_ref().map_or(wire::NO_STATUS, |f| f.code.into())),
+                    Message::Frame(_) => {}
                 }
             }
-            Event::Frame(None) => return Ended::ByPeer(None),
-            Event::Frame(Some(Err(_))) if peer_closed => return Ended::ByPeer(None),
+            Event::Frame(None) => {
+                ctx.stats.borrow_mut().counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL));
+                return Ended::ByPeer(None);
+            }
             Event::Frame(Some(Err(e))) => {
-                let kind = ws_error_kind(&e);
-                let code = match kind {
-                    ErrorKind::FrameTooLarge => Some((CloseCode::Size, "frame too large")),
-                    ErrorKind::InvalidUtf8 => Some((CloseCode::Invalid, "invalid UTF-8")),
-                    _ => None,
-                };
-                if let Some((code, reason)) = code {
-                    Box::pin(close_with(&mut ws, code, reason)).await;
+                let (kind, code) = protocol::failure(&e);
+                match code {
+                    Some(code) => {
+                        // Boxed: the failure path should not grow every connection's future.
+                        Box::pin(protocol::fail(&mut ws, code)).await;
+                        ctx.stats.borrow_mut().counters.wire.close_sent(code);
+                    }
+                    None => ctx.stats.borrow_mut().counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL)),
                 }
                 return Ended::ByPeer(Some(kind));
             }
@@ -188,25 +219,24 @@ async fn serve(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, mut
     }
 }
 
-/// Closes from our side, then reads until the server's answer and its end of the TCP connection;
-/// a server that never answers or never hangs up is not waited for long.
+/// herd's own close at the end of a run (1000), then reading until the server's answer and its
+/// end of the TCP connection; a server that never answers or never hangs up is not waited for
+/// long.
 async fn close(ws: &mut Ws) {
     let _ = glommio::timer::timeout(Duration::from_secs(2), async {
-        let _ = ws.close(None).await;
+        let _ = ws.close(Some(protocol::normal_close())).await;
         while let Some(Ok(_)) = ws.next().await {}
         Ok(())
     })
     .await;
 }
 
-/// Tells the server why herd closes, without waiting on an answer it may never send.
-async fn close_with(ws: &mut Ws, code: CloseCode, reason: &'static str) {
-    let frame = CloseFrame { code, reason: reason.into() };
-    let _ = glommio::timer::timeout(Duration::from_secs(1), async {
-        let _ = ws.close(Some(frame)).await;
-        Ok(())
-    })
-    .await;
+/// A write failed: the connection is gone.
+fn write_failed(ctx: &CoreCtx, e: &WsError, peer_close: Option<u16>) -> Ended {
+    let mut st = ctx.stats.borrow_mut();
+    st.counters.error(ErrorKind::SendFailed);
+    st.counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL));
+    Ended::ByPeer(Some(protocol::failure(e).0))
 }
 
 /// Sends every message that is due, each stamped with its intended and actual send time.
@@ -217,6 +247,8 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
     let mut wrote = 0u64;
     let mut owed_total = 0u64;
     let mut away_total = 0u64;
+    let v = vars(ctx, conv, member);
+    let token = ctx.target.tokens.get(v.user);
     while st.sent.get() < st.due.get() {
         let seq = st.sent.get();
         let m = Marker {
@@ -227,11 +259,15 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             intended_ns: sched.due_ns(seq),
             sent_ns: now_ns(),
         };
-        // Encoded in the core's scratch buffer; the frame takes its own copy.
+        // Encoded in the core's buffers; the frame takes its own copy.
         let text = {
-            let mut buf = ctx.scratch.borrow_mut();
+            let mut buf = ctx.marker_buf.borrow_mut();
             m.encode_padded(p.size, &mut buf);
-            Message::text(buf.as_str())
+            protocol::message(
+                &ctx.target.protocol,
+                &Fill { vars: v, token, seq, payload: buf.as_str() },
+                &mut ctx.scratch.borrow_mut(),
+            )
         };
         // Counted before the write: a receiver on this core may read the message before this
         // task resumes.
@@ -312,23 +348,9 @@ fn on_frame(
         }
     });
     if found == 0 {
-        stats.counters.error(ErrorKind::MarkerMissing);
-    }
-}
-
-fn ws_error_kind(e: &WsError) -> ErrorKind {
-    match e {
-        WsError::Io(io) => match io.kind() {
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionAborted => {
-                ErrorKind::Reset
-            }
-            _ => ErrorKind::Io,
-        },
-        WsError::ConnectionClosed | WsError::AlreadyClosed => ErrorKind::Reset,
-        // EOF without a close frame: the peer went away (killed, crashed, reset).
-        WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => ErrorKind::Reset,
-        WsError::Capacity(_) => ErrorKind::FrameTooLarge,
-        WsError::Utf8(_) => ErrorKind::InvalidUtf8,
-        _ => ErrorKind::Protocol,
+        match ctx.target.protocol.unmarked {
+            Unmarked::Error => stats.counters.error(ErrorKind::MarkerMissing),
+            Unmarked::Ignore => stats.counters.wire.unmarked_frames += 1,
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! Opening one client connection: a non-blocking TCP connect through socket2 (so a source address
-//! can be bound), herd's own WebSocket upgrade, then a tungstenite stream over the glommio socket.
+//! can be bound), herd's own WebSocket upgrade, then a tungstenite stream over the glommio socket
+//! and the protocol's join frames.
 
-use crate::handshake::{self, ReadHeadError, ResponseError};
+use super::protocol;
+use crate::handshake::{self, ReadHeadError};
+use crate::protocol::{self as proto, tokens::Tokens};
 use crate::stats::ErrorKind;
 use crate::template::{UrlTemplate, Vars};
 use async_tungstenite::WebSocketStream;
@@ -21,6 +24,10 @@ pub struct Target {
     /// The server's address (resolved once).
     pub addr: SocketAddr,
     pub ws_config: WebSocketConfig,
+    /// Templates, subprotocols, keep-alive settings (parsed once per run).
+    pub protocol: proto::Protocol,
+    /// `--tokens`, read once per run.
+    pub tokens: Tokens,
 }
 
 impl Target {
@@ -35,7 +42,7 @@ impl Target {
             .write_buffer_size(0)
             .max_message_size(Some(max_frame))
             .max_frame_size(Some(max_frame));
-        Ok(Target { template, addr, ws_config })
+        Ok(Target { template, addr, ws_config, protocol: proto::Protocol::default(), tokens: Tokens::default() })
     }
 }
 
@@ -96,9 +103,8 @@ fn set_bind_address_no_port(s: &Socket) -> io::Result<()> {
 /// Connects and upgrades. The caller bounds the time it may take.
 pub async fn open(t: &Target, vars: &Vars, key_seed: u64, source: Option<IpAddr>, path_buf: &mut String) -> Result<Ws, ErrorKind> {
     let mut stream = start_connect(t.addr, source).map_err(|e| connect_error_kind(&e))?;
-    t.template.render_target(vars, path_buf);
     let key = handshake::client_key(key_seed);
-    let req = handshake::client_request(&t.template.host_header(), path_buf, &key, &[]);
+    let req = protocol::upgrade_request(t, vars, &key, path_buf);
     // The first write completes once the connection is established (or fails with its error).
     stream.write_all(&req).await.map_err(|e| connect_error_kind(&e))?;
     drop(req);
@@ -107,13 +113,15 @@ pub async fn open(t: &Target, vars: &Vars, key_seed: u64, source: Option<IpAddr>
         ReadHeadError::Eof => ErrorKind::HandshakeRejected,
         ReadHeadError::TooLarge => ErrorKind::HandshakeInvalid,
     })?;
-    handshake::check_response(&buf[..end], &key).map_err(|e| match e {
-        ResponseError::Status(_) => ErrorKind::HandshakeRejected,
-        ResponseError::Invalid(_) => ErrorKind::HandshakeInvalid,
-    })?;
+    protocol::check_answer(t, &buf[..end], &key)?;
     let leftover = buf[end..].to_vec();
     drop(buf);
-    Ok(WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await)
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await;
+    if t.protocol.join.is_empty() {
+        return Ok(ws);
+    }
+    // Boxed: a join in flight should not grow every connection's future.
+    Box::pin(protocol::joined(ws, t, vars)).await.map_err(|_| ErrorKind::SendFailed)
 }
 
 #[cfg(test)]

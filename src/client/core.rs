@@ -2,6 +2,7 @@
 //! core, not one timer per sender) and the periodic snapshot.
 
 use super::connect::Target;
+use super::protocol::PingRing;
 use super::{conn, Control, CorePlan, Phase};
 use crate::clock::now_ns;
 use crate::pacing::{self, Schedule};
@@ -67,8 +68,8 @@ pub struct CoreCtx {
     pub convs: Vec<Conv>,
     /// Set once the send phase is over (end of duration or Ctrl-C): no more messages become due.
     pub sending_over: Cell<bool>,
-    /// Where senders encode their messages (one per core, not one per connection).
-    pub scratch: RefCell<String>,
+    /// Where senders encode their markers (one per core, not one per connection).
+    pub marker_buf: RefCell<String>,
     /// Messages due but not yet written, over all senders of the core.
     pub backlog: Cell<u64>,
     /// Set when connections must close.
@@ -79,6 +80,10 @@ pub struct CoreCtx {
     pub connecting: Cell<u64>,
     /// The ramp has attempted every connection, or given up because the run is closing.
     pub ramp_over: Cell<bool>,
+    /// The keep-alive ticker (`--ping-interval`), advanced by the scheduler below.
+    pub ping: Option<PingRing>,
+    /// A buffer for rendering frames; never held across an await.
+    pub scratch: RefCell<String>,
 }
 
 impl CoreCtx {
@@ -104,6 +109,11 @@ impl CoreCtx {
         } else {
             self.backlog.set(self.backlog.get() - unsent);
         }
+    }
+
+    /// A connection's index on this core, as the keep-alive ring counts them.
+    pub fn conn_index(&self, conv_idx: usize, member: u32) -> u64 {
+        conv_idx as u64 * self.plan.members as u64 + member as u64
     }
 
     fn wake_all(&self) {
@@ -134,6 +144,10 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             slots: (0..plan.members).map(|_| Slot::default()).collect(),
         })
         .collect();
+    let ping = target
+        .protocol
+        .ping_interval
+        .and_then(|every| PingRing::new(every, now_ns(), plan.total_conns()));
     let ctx = Rc::new(CoreCtx {
         plan,
         target,
@@ -141,12 +155,14 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         stats: RefCell::new(CoreStats::default()),
         convs,
         sending_over: Cell::new(false),
-        scratch: RefCell::new(String::new()),
+        marker_buf: RefCell::new(String::new()),
         backlog: Cell::new(0),
         closing: Cell::new(false),
         live: Cell::new(0),
         connecting: Cell::new(0),
         ramp_over: Cell::new(false),
+        ping,
+        scratch: RefCell::new(String::new()),
     });
     let idx = ctx.plan.idx;
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
@@ -214,6 +230,10 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             if let Some(next) = sched.next_due_ns(count) {
                 heap.push(Reverse((next, c, s)));
             }
+        }
+        if let (Some(ring), false) = (&ctx.ping, ctx.closing.get()) {
+            let members = ctx.plan.members as u64;
+            ring.advance(now, |i| ctx.convs[(i / members) as usize].slots[(i % members) as usize].wake());
         }
         if phase >= Phase::Closing && !ctx.closing.get() {
             ctx.closing.set(true);

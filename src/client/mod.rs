@@ -5,11 +5,13 @@
 //! Layout: `mod.rs` what the run's orchestrator sees (plan, control, start), `core.rs` one
 //! executor's state, ramp and scheduler, `conn.rs` one connection, `connect.rs` connect and upgrade,
 //! `reconnect.rs` backoff and retries after a loss (`--reconnect`).
+//! `protocol.rs` the run's protocol (templates, keep-alives, failing a connection) on a connection.
 
 mod conn;
 pub mod connect;
 mod core;
 pub mod reconnect;
+pub mod protocol;
 
 use crate::error::Result;
 use crate::stats::Snapshot;

@@ -1,0 +1,354 @@
+//! How herd speaks to a chat server beyond the WebSocket itself: the frames sent after the
+//! handshake (`--join`), the envelope of a chat message (`--send`), extra upgrade headers
+//! (`--header`, with per-user `--tokens`), the requested subprotocol, keep-alives, what a frame
+//! without herd's marker means, and presets bundling all of these for known servers (`--target`).
+//!
+//! Precedence for each setting: flag, then scenario file key, then the preset, then the default.
+//! For the repeatable settings (`--join`, `--header`, `--subprotocol`) the flags given replace the
+//! file's list, which replaces the preset's; an empty value (`--join ''`) gives an empty list.
+//! Everything is parsed and checked here, once per run; connections only render the parsed
+//! templates (see `client::protocol`).
+
+pub mod presets;
+pub mod tokens;
+
+use crate::error::{Error, Result};
+use crate::scenario::ScenarioFile;
+use crate::template::{Text, UrlTemplate, Var};
+use crate::units;
+use clap::Args;
+use serde::{Deserialize, Serialize, Serializer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct ProtocolArgs {
+    /// Preset for a known server: herd, nchan, phoenix, actioncable (docs/TARGETS.md); any other
+    /// protocol flag overrides the preset's value [default: herd]
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Text frame to send right after the handshake (e.g. a JSON subscribe message); repeatable,
+    /// sent in order. Placeholders: {conv} {member} {user} {token}
+    #[arg(long, value_name = "TEMPLATE")]
+    pub join: Vec<String>,
+    /// Envelope of a chat message: {payload} is where herd's marker goes; also {seq} {conv}
+    /// {member} {user} {token} [default: the bare payload]
+    #[arg(long, value_name = "TEMPLATE")]
+    pub send: Option<String>,
+    /// Extra header of the upgrade request, e.g. 'Authorization: Bearer {token}'; repeatable
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+    /// One token per line; user U gets line U mod lines as {token}
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Subprotocol to request (Sec-WebSocket-Protocol); repeatable. The server must select one
+    /// of them, or the handshake fails
+    #[arg(long, value_name = "NAME")]
+    pub subprotocol: Vec<String>,
+    /// Keep-alive: each connection sends a ping this often, spread evenly over the interval;
+    /// 0 turns it off [default: off]
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub ping_interval: Option<Duration>,
+    /// Send this text frame as the keep-alive instead of a WebSocket ping (application
+    /// heartbeats). Placeholders: {conv} {member} {user} {token}
+    #[arg(long, value_name = "TEMPLATE")]
+    pub ping_frame: Option<String>,
+    /// A frame without herd's marker: an error (marker_missing), or ignored and counted in
+    /// websocket.unmarked_frames [default: error]
+    #[arg(long, value_enum)]
+    pub unmarked: Option<Unmarked>,
+    /// Send chat messages as binary frames (join and keep-alive frames stay text)
+    #[arg(long)]
+    pub binary: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmarked {
+    #[default]
+    Error,
+    Ignore,
+}
+
+/// A scenario file value given as one string or a list.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One extra upgrade header; the value is a template.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub name: String,
+    pub value: Text,
+}
+
+/// The resolved protocol of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Protocol {
+    /// The preset's name.
+    pub target: &'static str,
+    pub join: Vec<Text>,
+    /// `None`: the message is the bare payload.
+    pub send: Option<Text>,
+    /// Header names only: values may hold secrets.
+    #[serde(serialize_with = "header_names")]
+    pub headers: Vec<Header>,
+    pub tokens: Option<PathBuf>,
+    pub subprotocols: Vec<String>,
+    #[serde(serialize_with = "opt_secs")]
+    pub ping_interval: Option<Duration>,
+    /// `None` with a ping interval: WebSocket pings.
+    pub ping_frame: Option<Text>,
+    pub unmarked: Unmarked,
+    pub binary: bool,
+}
+
+impl Default for Protocol {
+    fn default() -> Protocol {
+        Protocol {
+            target: presets::herd().name,
+            join: vec![],
+            send: None,
+            headers: vec![],
+            tokens: None,
+            subprotocols: vec![],
+            ping_interval: None,
+            ping_frame: None,
+            unmarked: Unmarked::Error,
+            binary: false,
+        }
+    }
+}
+
+fn header_names<S: Serializer>(h: &[Header], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(h.iter().map(|h| h.name.as_str()))
+}
+
+fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Upgrade headers herd writes itself.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Combines flags, the scenario file and the preset (pure). `url` is the run's URL template, if
+/// any (without one, herd targets its embedded server).
+pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) -> Result<Protocol> {
+    let usage = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
+    let target_name = a.target.clone().or_else(|| f.target.clone());
+    let preset = match &target_name {
+        Some(n) => presets::find(n).map_err(|e| usage("target", e))?,
+        None => presets::herd(),
+    };
+    if url.is_none() && preset.name != presets::herd().name {
+        return Err(usage(
+            "target",
+            format!("'{}' needs --url, e.g. --url '{}'", preset.name, preset.url_example),
+        ));
+    }
+    let list = |flag: &[String], file: &Option<OneOrMany>, preset: &[&str]| -> Vec<String> {
+        if !flag.is_empty() {
+            flag.to_vec()
+        } else if let Some(v) = file {
+            v.list()
+        } else {
+            preset.iter().map(|s| s.to_string()).collect()
+        }
+    };
+    let text = |flag: &str, s: &str, vars: &[Var]| Text::parse(s, vars).map_err(|e| usage(flag, format!("'{s}': {e}")));
+
+    let join = list(&a.join, &f.join, preset.join)
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| text("join", s, Var::CONNECTION))
+        .collect::<Result<Vec<_>>>()?;
+    let send = match a.send.clone().or_else(|| f.send.clone()).or(preset.send.map(String::from)) {
+        Some(s) if !s.is_empty() => {
+            let t = text("send", &s, Var::MESSAGE)?;
+            if !t.uses(Var::Payload) {
+                return Err(usage("send", format!("'{s}' has no {{payload}}: receivers could not find the message")));
+            }
+            Some(t)
+        }
+        _ => None,
+    };
+    let headers = list(&a.headers, &f.header, &[])
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|h| parse_header(h).map_err(|e| usage("header", e)))
+        .collect::<Result<Vec<_>>>()?;
+    let subprotocols: Vec<String> =
+        list(&a.subprotocol, &f.subprotocol, preset.subprotocols).into_iter().filter(|s| !s.is_empty()).collect();
+    for (i, p) in subprotocols.iter().enumerate() {
+        if p.is_empty() || !p.bytes().all(is_token_char) {
+            return Err(usage("subprotocol", format!("'{p}' is not a valid subprotocol name (an HTTP token)")));
+        }
+        if subprotocols[..i].contains(p) {
+            return Err(usage("subprotocol", format!("'{p}' is given twice")));
+        }
+    }
+    let ping_interval = match (a.ping_interval, &f.ping_interval) {
+        (Some(d), _) => Some(d),
+        (None, Some(v)) => Some(
+            units::parse_duration(&v.text()).map_err(|e| Error::Usage(format!("scenario key 'ping-interval': {e}")))?,
+        ),
+        (None, None) => preset.ping_interval,
+    }
+    .filter(|d| !d.is_zero());
+    let ping_frame = match a.ping_frame.clone().or_else(|| f.ping_frame.clone()).or(preset.ping_frame.map(String::from)) {
+        Some(s) if !s.is_empty() => Some(text("ping-frame", &s, Var::CONNECTION)?),
+        _ => None,
+    };
+    if ping_frame.is_some() && ping_interval.is_none() {
+        return Err(usage("ping-frame", "needs --ping-interval".into()));
+    }
+    let p = Protocol {
+        target: preset.name,
+        join,
+        send,
+        headers,
+        tokens: a.tokens.clone().or_else(|| f.tokens.clone()),
+        subprotocols,
+        ping_interval,
+        ping_frame,
+        unmarked: a.unmarked.or(f.unmarked).unwrap_or(preset.unmarked),
+        binary: a.binary || f.binary.unwrap_or(false),
+    };
+    if p.tokens.is_none() && (url.is_some_and(|u| u.uses(Var::Token)) || p.texts().any(|t| t.uses(Var::Token))) {
+        return Err(usage("tokens", "a template uses {token}: give --tokens FILE (one token per line)".into()));
+    }
+    Ok(p)
+}
+
+impl Protocol {
+    /// Every connection-level text template (joins, header values, the keep-alive frame) and the
+    /// message envelope.
+    fn texts(&self) -> impl Iterator<Item = &Text> {
+        self.join
+            .iter()
+            .chain(self.send.iter())
+            .chain(self.headers.iter().map(|h| &h.value))
+            .chain(self.ping_frame.iter())
+    }
+}
+
+/// `Name: value` (or `Name:value`).
+fn parse_header(s: &str) -> std::result::Result<Header, String> {
+    let (name, value) = s.split_once(':').ok_or_else(|| format!("'{s}' is not NAME:VALUE"))?;
+    let (name, value) = (name.trim(), value.trim());
+    if name.is_empty() || !name.bytes().all(is_token_char) {
+        return Err(format!("'{name}' is not a valid header name"));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!("herd writes '{name}' itself (use --subprotocol for Sec-WebSocket-Protocol)"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("the value of '{name}' has a control character"));
+    }
+    let value = Text::parse(value, Var::CONNECTION).map_err(|e| format!("'{s}': {e}"))?;
+    Ok(Header { name: name.to_string(), value })
+}
+
+/// RFC 7230 `tchar`.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> UrlTemplate {
+        UrlTemplate::parse(s).unwrap()
+    }
+
+    fn file(t: &str) -> ScenarioFile {
+        toml::from_str(t).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_herds_bare_protocol() {
+        let p = resolve(&ProtocolArgs::default(), &ScenarioFile::default(), None).unwrap();
+        assert_eq!(p.target, "herd");
+        assert!(p.join.is_empty() && p.send.is_none() && p.headers.is_empty() && p.subprotocols.is_empty());
+        assert_eq!((p.ping_interval, p.unmarked, p.binary), (None, Unmarked::Error, false));
+    }
+
+    #[test]
+    fn preset_then_file_then_flag() {
+        let u = url("ws://h:4000/socket/websocket?vsn=2.0.0");
+        let a = ProtocolArgs { target: Some("phoenix".into()), ..Default::default() };
+        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        assert_eq!((p.target, p.join.len(), p.unmarked), ("phoenix", 1, Unmarked::Ignore));
+        assert_eq!(p.ping_interval, Some(Duration::from_secs(30)));
+        let f = file("target = \"phoenix\"\nping-interval = \"10s\"\nunmarked = \"error\"\njoin = []");
+        let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
+        assert_eq!((p.ping_interval, p.unmarked, p.join.len()), (Some(Duration::from_secs(10)), Unmarked::Error, 0));
+        let a = ProtocolArgs { ping_interval: Some(Duration::ZERO), ping_frame: Some(String::new()), ..Default::default() };
+        let p = resolve(&a, &f, Some(&u)).unwrap();
+        assert_eq!((p.ping_interval, p.ping_frame.is_none()), (None, true));
+        let a = ProtocolArgs { target: Some("actioncable".into()), subprotocol: vec![String::new()], ..Default::default() };
+        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        assert!(p.subprotocols.is_empty() && p.send.is_some());
+    }
+
+    #[test]
+    fn headers_tokens_and_subprotocols() {
+        let u = url("ws://h/c/{conv}");
+        let f = file("header = [\"Authorization: Bearer {token}\", \"X-User:{user}\"]\ntokens = \"t.txt\"\nsubprotocol = \"chat.v1\"");
+        let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
+        assert_eq!(p.headers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["Authorization", "X-User"]);
+        assert_eq!(p.subprotocols, ["chat.v1"]);
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains("\"headers\":[\"Authorization\",\"X-User\"]") && !json.contains("Bearer"), "{json}");
+    }
+
+    #[test]
+    fn mistakes_name_their_flag() {
+        let u = url("ws://h/c/{conv}");
+        let e = |a: ProtocolArgs, url: Option<&UrlTemplate>| resolve(&a, &ScenarioFile::default(), url).unwrap_err().to_string();
+        let a = |f: fn(&mut ProtocolArgs)| {
+            let mut a = ProtocolArgs::default();
+            f(&mut a);
+            a
+        };
+        assert!(e(a(|a| a.target = Some("nchan".into())), None).contains("needs --url"));
+        assert!(e(a(|a| a.target = Some("xmpp".into())), Some(&u)).contains("unknown target"));
+        assert!(e(a(|a| a.send = Some("{\"t\":\"{seq}\"}".into())), Some(&u)).contains("no {payload}"));
+        assert!(e(a(|a| a.join = vec!["{\"room\":\"{room}\"}".into()]), Some(&u)).contains("--join"));
+        assert!(e(a(|a| a.join = vec!["{payload}".into()]), Some(&u)).contains("not available"));
+        assert!(e(a(|a| a.headers = vec!["NoColon".into()]), Some(&u)).contains("NAME:VALUE"));
+        assert!(e(a(|a| a.headers = vec!["Sec-WebSocket-Protocol: x".into()]), Some(&u)).contains("--subprotocol"));
+        assert!(e(a(|a| a.headers = vec!["Bad Name: x".into()]), Some(&u)).contains("header name"));
+        assert!(e(a(|a| a.subprotocol = vec!["a b".into()]), Some(&u)).contains("--subprotocol"));
+        assert!(e(a(|a| a.subprotocol = vec!["a".into(), "a".into()]), Some(&u)).contains("twice"));
+        assert!(e(a(|a| a.ping_frame = Some("{}".into())), Some(&u)).contains("--ping-interval"));
+        assert!(e(a(|a| a.headers = vec!["X-T: {token}".into()]), Some(&u)).contains("--tokens"));
+        assert!(e(ProtocolArgs::default(), Some(&url("ws://h/?t={token}"))).contains("--tokens"));
+    }
+}
