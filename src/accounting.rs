@@ -77,6 +77,32 @@ impl StreamTracker {
     }
 }
 
+/// A receiver's trackers, one per sender of its conversation. The common case of one sender
+/// is kept inline, saving an allocation per connection.
+#[derive(Clone, Debug)]
+pub enum Trackers {
+    One(StreamTracker),
+    Many(Box<[StreamTracker]>),
+}
+
+impl Trackers {
+    pub fn new(senders: usize) -> Trackers {
+        if senders <= 1 {
+            Trackers::One(StreamTracker::default())
+        } else {
+            Trackers::Many(vec![StreamTracker::default(); senders].into())
+        }
+    }
+
+    /// The tracker of sender `i` (callers check `i` against the number of senders).
+    pub fn get_mut(&mut self, i: usize) -> &mut StreamTracker {
+        match self {
+            Trackers::One(t) => t,
+            Trackers::Many(v) => &mut v[i],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +112,17 @@ mod tests {
         let mut t = StreamTracker::default();
         let r = seqs.iter().map(|&s| t.receive(s)).collect();
         (t, r)
+    }
+
+    #[test]
+    fn trackers_keep_senders_apart() {
+        let mut one = Trackers::new(1);
+        assert_eq!(one.get_mut(0).receive(0), First);
+        assert_eq!(one.get_mut(0).receive(0), Duplicate);
+        let mut many = Trackers::new(3);
+        assert_eq!(many.get_mut(2).receive(5), First);
+        assert_eq!(many.get_mut(1).receive(5), First);
+        assert_eq!(many.get_mut(2).receive(5), Duplicate);
     }
 
     #[test]

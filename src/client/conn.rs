@@ -15,7 +15,7 @@ use super::connect::{self, Ws};
 use super::core::{Conv, CoreCtx};
 use super::protocol;
 use super::reconnect::{self, Backoff};
-use crate::accounting::{Receipt, StreamTracker};
+use crate::accounting::{Receipt, Trackers};
 use crate::clock::now_ns;
 use crate::marker::{self, DecodeError, Marker};
 use crate::protocol::Unmarked;
@@ -127,7 +127,7 @@ enum Ended {
 async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, mut ws: Box<Ws>) -> Ended {
     let conv = &ctx.convs[conv_idx];
     let is_sender = member < ctx.plan.senders;
-    let mut trackers: Box<[StreamTracker]> = vec![StreamTracker::default(); ctx.plan.senders as usize].into();
+    let mut trackers = Trackers::new(ctx.plan.senders as usize);
     let slot = &conv.slots[member as usize];
     let idx = ctx.conn_index(conv_idx, member);
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
@@ -303,7 +303,7 @@ fn on_frame(
     conv: &Conv,
     member: u32,
     established_ns: u64,
-    trackers: &mut [StreamTracker],
+    trackers: &mut Trackers,
     frame: &[u8],
     now: u64,
 ) {
@@ -336,7 +336,7 @@ fn on_frame(
             stats.counters.msgs_unexpected += 1;
             return;
         }
-        match trackers[m.sender as usize].receive(m.seq) {
+        match trackers.get_mut(m.sender as usize).receive(m.seq) {
             Receipt::Duplicate => stats.counters.msgs_duplicated += 1,
             r => {
                 if r == Receipt::Reordered {
