@@ -62,6 +62,9 @@ pub struct Load {
 /// What a finished load hands back.
 pub struct Finished {
     pub report: Report,
+    /// Cores that did not stop within [`CLOSE_GRACE`] of closing; their figures are those of
+    /// their last snapshot.
+    pub stuck: Vec<usize>,
     pub server: Option<ServerTotals>,
     pub push: Option<metrics::PushReport>,
 }
@@ -183,10 +186,9 @@ impl Load {
             self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         self.control.set_phase(Phase::Closing);
-        for h in self.handles {
-            if h.join().is_err() {
-                crate::errln!("herd: an executor failed; its last statistics may be missing");
-            }
+        let stuck = join_cores(self.handles, CLOSE_GRACE);
+        if !stuck.is_empty() {
+            self.control.abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         let report = self.reporter.join().map_err(|_| Error::Software("the reporter thread failed".into()))?;
         let server = self.server.map(|sv| sv.stop());
@@ -202,8 +204,43 @@ impl Load {
                 }
             }
         });
-        Ok(Finished { report, server, push })
+        Ok(Finished { report, server, push, stuck })
     }
+}
+
+/// How long cores get to close their connections and stop. They bound their own closing to a
+/// few seconds; this guards against a core that never returns.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(15);
+
+/// Joins every core, waiting at most `grace` in all; returns the cores that had not stopped (or
+/// had failed).
+fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration) -> Vec<usize> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let n = handles.len();
+    for (i, h) in handles.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((i, h.join().is_ok()));
+        });
+    }
+    let deadline = Instant::now() + grace;
+    let mut stopped = vec![false; n];
+    for _ in 0..n {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((i, ok)) => {
+                stopped[i] = ok;
+                if !ok {
+                    crate::errln!("herd: core {i} failed; its last statistics may be missing");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let stuck: Vec<usize> = (0..n).filter(|&i| !stopped[i]).collect();
+    for i in &stuck {
+        crate::errln!("herd: core {i} did not stop within {grace:?}; using its last snapshot");
+    }
+    stuck
 }
 
 /// Waits up to `limit` (`Duration::MAX`: for ever) for `done`, checking every 5 ms; returns

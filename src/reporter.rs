@@ -76,6 +76,10 @@ pub fn spawn(
                     // Every core is gone (one may have panicked): report what arrived.
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
+                // A core that did not stop in time is not waited for: report what arrived.
+                if control.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
                 if last_tick.elapsed() >= cfg.interval {
                     let secs = last_tick.elapsed().as_secs_f64();
                     last_tick = Instant::now();

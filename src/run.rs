@@ -84,6 +84,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let finished = load.finish(aborted)?;
     let close_s = t_close.elapsed().as_secs_f64();
     let (report, server_totals, push) = (finished.report, finished.server, finished.push);
+    let stuck = finished.stuck;
 
     let outcome = if aborted {
         "aborted"
@@ -97,6 +98,12 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let delivered = m.counters.msgs_delivered;
     let cpu = Cpu::now();
     let mut notes = vec![];
+    if !stuck.is_empty() {
+        notes.push(format!(
+            "core(s) {stuck:?} did not stop within {:?} of closing; their figures are from their last snapshot",
+            load::CLOSE_GRACE
+        ));
+    }
     if let Some(e) = &report.hdr_log_error {
         notes.push(format!("--hdr-log could not be written completely: {e}"));
     }

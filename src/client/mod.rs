@@ -38,6 +38,8 @@ pub struct Control {
     pub settled: Vec<AtomicU64>,
     /// Stop at once, without closing handshakes (second Ctrl-C).
     pub abort: AtomicBool,
+    /// Set when a core did not stop in time: the reporter stops waiting for it.
+    pub abandoned: AtomicBool,
     /// Connections the run may attempt so far, across all cores (the ceiling raises it in
     /// steps; a plain run allows everything at once), and how many the run has in all.
     allowed: AtomicU64,
@@ -55,6 +57,7 @@ impl Control {
             attempted: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             settled: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             abort: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             allowed: AtomicU64::new(0),
             all_conns: AtomicU64::new(1),
         }

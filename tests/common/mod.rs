@@ -99,15 +99,33 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
 /// Runs `herd run ARGS --out FILE -q` to completion; returns the process output and the JSON.
 pub fn run_herd(dir: &Path, args: &[&str]) -> (Output, Value) {
     let out: PathBuf = dir.join("results.json");
-    let o = Command::new(herd_bin())
+    let child = Command::new(herd_bin())
         .arg("run")
         .args(args)
         .args(["--out", out.to_str().unwrap(), "-q"])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run herd");
+    let o = output_within(child, Duration::from_secs(120));
     assert!(o.status.success(), "herd run failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("results file")).expect("results JSON");
     (o, v)
+}
+
+/// Waits for a child's output, killing it (and failing the test) if it runs past `limit`, so a
+/// hung run fails fast instead of holding the suite.
+pub fn output_within(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait for herd").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("collect herd's output");
+            panic!("herd did not finish within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&o.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect herd's output")
 }
 
 pub fn u(v: &Value, path: &str) -> u64 {
