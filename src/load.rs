@@ -99,6 +99,8 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let mut target = Target::new(template, s.max_frame, read_buffer(s))
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     target.protocol = s.protocol.clone();
+    target.sndbuf = s.sndbuf;
+    target.rcvbuf = s.rcvbuf;
     if let Some(p) = &s.protocol.tokens {
         target.tokens = crate::protocol::tokens::Tokens::load(p).map_err(Error::Usage)?;
     }

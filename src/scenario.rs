@@ -81,6 +81,12 @@ pub struct RunArgs {
     /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
     #[arg(long, value_name = "LIST|RANGE|CIDR")]
     pub source_ip: Option<String>,
+    /// SO_SNDBUF per connection in bytes (the kernel doubles it) [default: kernel autotuning]
+    #[arg(long, value_parser = units::parse_count)]
+    pub sndbuf: Option<u64>,
+    /// SO_RCVBUF per connection in bytes (the kernel doubles it) [default: kernel autotuning]
+    #[arg(long, value_parser = units::parse_count)]
+    pub rcvbuf: Option<u64>,
     /// After an established connection is lost, open it again with jittered exponential backoff
     /// (100 ms doubling to 5 s) until the run closes
     #[arg(long)]
@@ -127,6 +133,8 @@ pub struct ScenarioFile {
     pub drain: Option<Value>,
     pub connect_timeout: Option<Value>,
     pub source_ip: Option<String>,
+    pub sndbuf: Option<Value>,
+    pub rcvbuf: Option<Value>,
     pub reconnect: Option<bool>,
     pub max_frame: Option<Value>,
     pub threads: Option<Value>,
@@ -189,6 +197,9 @@ pub struct Scenario {
     pub connect_timeout: Duration,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
+    /// Socket buffer sizes (`None`: the kernel's autotuning).
+    pub sndbuf: Option<usize>,
+    pub rcvbuf: Option<usize>,
     pub reconnect: bool,
     /// The cores executors are pinned to, one executor each.
     pub cores: Vec<usize>,
@@ -291,6 +302,14 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if server_threads == 0 || server_threads > MAX_THREADS {
         return Err(bad("server-threads", format!("must be between 1 and {MAX_THREADS}, got {server_threads}")));
     }
+    let sockbuf = |flag: Option<u64>, file: &Option<Value>, key: &str| -> Result<Option<usize>> {
+        match pick(flag, file, key, units::parse_count)? {
+            Some(n) if !(1024..=1 << 30).contains(&n) => Err(bad(key, format!("must be between 1k and 1g bytes, got {n}"))),
+            n => Ok(n.map(|n| n as usize)),
+        }
+    };
+    let sndbuf = sockbuf(a.sndbuf, &f.sndbuf, "sndbuf")?;
+    let rcvbuf = sockbuf(a.rcvbuf, &f.rcvbuf, "rcvbuf")?;
     let source_ips = match a.source_ip.as_ref().or(f.source_ip.as_ref()) {
         Some(spec) => crate::addrs::parse_sources(spec).map_err(|e| bad("source-ip", e))?,
         None => vec![],
@@ -314,6 +333,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         drain,
         connect_timeout,
         source_ips,
+        sndbuf,
+        rcvbuf,
         reconnect: a.reconnect || f.reconnect.unwrap_or(false),
         cores,
         server_threads,
@@ -434,6 +455,14 @@ mod tests {
         let a = RunArgs { max_frame: Some(4096), reconnect: true, ..Default::default() };
         let s = resolve(&a, &file("max-frame = \"64k\""), &[0]).unwrap();
         assert_eq!((s.reconnect, s.max_frame), (true, 4096));
+    }
+
+    #[test]
+    fn socket_buffers_are_bounded() {
+        let s = resolve(&RunArgs { sndbuf: Some(65536), ..Default::default() }, &file("rcvbuf = \"8k\""), &[0]).unwrap();
+        assert_eq!((s.sndbuf, s.rcvbuf), (Some(65536), Some(8000)));
+        let e = resolve(&RunArgs { rcvbuf: Some(10), ..Default::default() }, &ScenarioFile::default(), &[0]).unwrap_err();
+        assert!(e.to_string().contains("--rcvbuf"), "{e}");
     }
 
     #[test]

@@ -80,3 +80,31 @@ fn ceiling_stops_at_max_when_nothing_fails() {
     assert_eq!(v["steps"].as_array().unwrap().len(), 2);
     assert!(v["user_bytes_per_connection"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn socket_buffer_sizes_are_applied_to_every_connection() {
+    let srv = ServeProc::start(&[]);
+    let port = srv.addr.rsplit(':').next().unwrap().to_string();
+    let mut child = Command::new(herd_bin())
+        .args(["run", "--url", &srv.url(), "-c", "5", "-k", "2", "--rate", "0", "-d", "30s", "-q"])
+        .args(["--rcvbuf", "8192", "--sndbuf", "16384"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The kernel doubles what is set: rb16384, tb32768 for each of herd's 10 sockets.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut matching, mut total) = (0, 0);
+    while Instant::now() < deadline {
+        let o = Command::new("ss").args(["-tmnH", "state", "established", &format!("dport = :{port}")]).output().expect("ss (iproute2)");
+        let text = String::from_utf8_lossy(&o.stdout);
+        total = text.matches("skmem:").count();
+        matching = text.matches("rb16384,").count().min(text.matches("tb32768,").count());
+        if total == 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, libc::SIGINT);
+    assert!(child.wait().unwrap().success());
+    assert_eq!((matching, total), (10, 10));
+}

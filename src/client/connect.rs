@@ -28,6 +28,10 @@ pub struct Target {
     pub protocol: proto::Protocol,
     /// `--tokens`, read once per run.
     pub tokens: Tokens,
+    /// SO_SNDBUF / SO_RCVBUF for every connection (`--sndbuf`, `--rcvbuf`); `None`: the kernel's
+    /// autotuning.
+    pub sndbuf: Option<usize>,
+    pub rcvbuf: Option<usize>,
 }
 
 impl Target {
@@ -42,7 +46,15 @@ impl Target {
             .write_buffer_size(0)
             .max_message_size(Some(max_frame))
             .max_frame_size(Some(max_frame));
-        Ok(Target { template, addr, ws_config, protocol: proto::Protocol::default(), tokens: Tokens::default() })
+        Ok(Target {
+            template,
+            addr,
+            ws_config,
+            protocol: proto::Protocol::default(),
+            tokens: Tokens::default(),
+            sndbuf: None,
+            rcvbuf: None,
+        })
     }
 }
 
@@ -61,9 +73,17 @@ pub fn connect_error_kind(e: &io::Error) -> ErrorKind {
 
 /// Starts a non-blocking connect, bound to `source` if given (with IP_BIND_ADDRESS_NO_PORT so the
 /// kernel picks the port per destination, not per source address).
-fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+fn start_connect(t: &Target, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let addr = t.addr;
     let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
     s.set_tcp_nodelay(true)?;
+    // Set before connect, so the window the kernel advertises follows them.
+    if let Some(n) = t.sndbuf {
+        s.set_send_buffer_size(n)?;
+    }
+    if let Some(n) = t.rcvbuf {
+        s.set_recv_buffer_size(n)?;
+    }
     if let Some(ip) = source {
         s.set_reuse_address(true)?;
         set_bind_address_no_port(&s)?;
@@ -102,7 +122,7 @@ fn set_bind_address_no_port(s: &Socket) -> io::Result<()> {
 
 /// Connects and upgrades. The caller bounds the time it may take.
 pub async fn open(t: &Target, vars: &Vars, key_seed: u64, source: Option<IpAddr>, path_buf: &mut String) -> Result<Ws, ErrorKind> {
-    let mut stream = start_connect(t.addr, source).map_err(|e| connect_error_kind(&e))?;
+    let mut stream = start_connect(t, source).map_err(|e| connect_error_kind(&e))?;
     let key = handshake::client_key(key_seed);
     let req = protocol::upgrade_request(t, vars, &key, path_buf);
     // The first write completes once the connection is established (or fails with its error).
