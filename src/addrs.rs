@@ -13,7 +13,8 @@ pub fn parse_sources(spec: &str) -> Result<Vec<IpAddr>, String> {
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if let Some((net, bits)) = item.split_once('/') {
             let net: Ipv4Addr = net.parse().map_err(|_| format!("'{item}': not an IPv4 CIDR block"))?;
-            let bits: u32 = bits.parse().ok().filter(|b| *b <= 32).ok_or_else(|| format!("'{item}': bad prefix length"))?;
+            let bits: u32 =
+                bits.parse().ok().filter(|b| *b <= 32).ok_or_else(|| format!("'{item}': bad prefix length"))?;
             let size = 1u64 << (32 - bits);
             let base = u32::from(net) as u64 & !(size - 1);
             // Skip the network and broadcast addresses of blocks that have them.

@@ -129,7 +129,9 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
     let members = a.members.max(2);
     let run_args = RunArgs {
         url: a.url.clone(),
-        conversations: Some(u32::try_from(max.div_ceil(members as u64)).map_err(|_| Error::Usage("--max: too large".into()))?),
+        conversations: Some(
+            u32::try_from(max.div_ceil(members as u64)).map_err(|_| Error::Usage("--max: too large".into()))?,
+        ),
         members: Some(members),
         rate: Some(a.rate),
         connect_rate: Some(a.connect_rate),
@@ -177,14 +179,17 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         control.allow(target);
         // Every connection of the step has connected or failed (the cores publish this), and
         // the reporter has folded it.
-        let budget = a.connect_timeout + Duration::from_secs_f64(a.step as f64 / a.connect_rate) + Duration::from_secs(5);
+        let budget =
+            a.connect_timeout + Duration::from_secs_f64(a.step as f64 / a.connect_rate) + Duration::from_secs(5);
         wait_until(budget, || {
             let attempted = control.attempted_total();
             attempted >= target.saturating_sub(s.cores.len() as u64) && control.settled_total() >= attempted
         });
         wait_until(a.hold, || signals.count() > 0);
         let attempted_now = control.attempted_total();
-        wait_until(Duration::from_secs(3), || latest.lock().map(|g| g.0.conns_attempted >= attempted_now).unwrap_or(true));
+        wait_until(Duration::from_secs(3), || {
+            latest.lock().map(|g| g.0.conns_attempted >= attempted_now).unwrap_or(true)
+        });
         let (cur, hist) = latest.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone());
         let mut step_hist = hist.clone();
         let _ = step_hist.subtract(&prev.1);
@@ -217,7 +222,10 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         let verdict = if bad_pct > a.until_errors {
             Some(("errors".to_string(), format!("{bad_pct:.1}% of the step failed: {}", reason_for(&step_errors))))
         } else if Duration::from_micros(p99_us) > a.handshake_p99 {
-            Some(("handshake_p99".into(), format!("connect p99 {:.1} ms over {:?}", step.connect_p99_ms, a.handshake_p99)))
+            Some((
+                "handshake_p99".into(),
+                format!("connect p99 {:.1} ms over {:?}", step.connect_p99_ms, a.handshake_p99),
+            ))
         } else if mem_available_fraction().is_some_and(|f| f < 0.05) {
             Some(("memory".into(), "less than 5% of memory is available".into()))
         } else {

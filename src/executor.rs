@@ -37,11 +37,7 @@ where
 
 /// The cores this process may run on.
 pub fn online_cores() -> Vec<usize> {
-    let ids: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let ids: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     if ids.is_empty() {
         vec![0]
     } else {

@@ -102,7 +102,9 @@ pub fn check_response_offer(head: &[u8], key: &str, offered: &[String]) -> Resul
     let chosen = all("sec-websocket-protocol");
     match (chosen.as_slice(), offered.is_empty()) {
         ([], true) => Ok(None),
-        ([], false) => Err(ResponseError::Invalid(format!("no subprotocol selected (offered: {})", offered.join(", ")))),
+        ([], false) => {
+            Err(ResponseError::Invalid(format!("no subprotocol selected (offered: {})", offered.join(", "))))
+        }
         ([one], false) if offered.contains(one) => Ok(Some(one.clone())),
         _ => Err(ResponseError::Invalid(format!(
             "subprotocol '{}' was not offered (offered: {})",
@@ -249,10 +251,7 @@ mod tests {
     fn bad_responses_are_refused() {
         let key = client_key(1);
         let other = accept_response(&client_key(2));
-        assert_eq!(
-            check_response(&other, &key),
-            Err(ResponseError::Invalid("wrong Sec-WebSocket-Accept".into()))
-        );
+        assert_eq!(check_response(&other, &key), Err(ResponseError::Invalid("wrong Sec-WebSocket-Accept".into())));
         let nf = http_response(404, "Not Found", "text/plain", b"no");
         assert_eq!(check_response(&nf, &key), Err(ResponseError::Status(404)));
         assert!(matches!(check_response(b"garbage\r\n\r\n", &key), Err(ResponseError::Invalid(_))));
@@ -308,10 +307,7 @@ mod tests {
         let mut big = vec![b'a'; MAX_HEAD + 10];
         big.extend_from_slice(b"\r\n\r\n");
         let mut s: &[u8] = &big;
-        assert!(matches!(
-            futures_lite::future::block_on(read_head(&mut s)),
-            Err(ReadHeadError::TooLarge)
-        ));
+        assert!(matches!(futures_lite::future::block_on(read_head(&mut s)), Err(ReadHeadError::TooLarge)));
         let mut short: &[u8] = b"HTTP/1.1 101";
         assert!(matches!(futures_lite::future::block_on(read_head(&mut short)), Err(ReadHeadError::Eof)));
     }

@@ -63,7 +63,8 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
     };
     let s = scenario::resolve(args, &file, &executor::online_cores())?;
     let signals = signal::Signals::install()?;
-    let push = args.metrics.push_config(None).map(|config| run::Push { config, prefix: args.metrics.metrics_prefix.clone() });
+    let push =
+        args.metrics.push_config(None).map(|config| run::Push { config, prefix: args.metrics.metrics_prefix.clone() });
     let r = run::run(s, signals, run::Hooks { push, ..Default::default() })?;
     out!("{}", results::summary(&r));
     if r.connections.established == 0 && r.connections.attempted > 0 {

@@ -85,11 +85,7 @@ pub fn check_fds(s: &Scenario) -> Result<()> {
 pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Result<Load> {
     crate::clock::origin();
     let embedded = s.url.is_none();
-    let server = if embedded {
-        Some(Server::start(ServerConfig::embedded(s.server_threads as usize))?)
-    } else {
-        None
-    };
+    let server = if embedded { Some(Server::start(ServerConfig::embedded(s.server_threads as usize))?) } else { None };
     let url = match (&s.url, &server) {
         (Some(u), _) => u.clone(),
         (None, Some(sv)) => format!("ws://{}/conv/{{conv}}?user={{user}}", sv.addr),

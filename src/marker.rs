@@ -86,14 +86,7 @@ pub fn decode_at(b: &[u8]) -> Result<(Marker, usize), DecodeError> {
     }
     let run = u32::try_from(fields[0]).map_err(|_| DecodeError::Malformed)?;
     let sender = u32::try_from(fields[2]).map_err(|_| DecodeError::Malformed)?;
-    let m = Marker {
-        run,
-        conv: fields[1],
-        sender,
-        seq: fields[3],
-        intended_ns: fields[4],
-        sent_ns: fields[5],
-    };
+    let m = Marker { run, conv: fields[1], sender, seq: fields[3], intended_ns: fields[4], sent_ns: fields[5] };
     Ok((m, PREFIX.len() + end + 1))
 }
 
@@ -202,11 +195,7 @@ mod tests {
     fn finds_markers_inside_other_text_and_json() {
         let a = sample();
         let b = Marker { seq: 1, ..sample() };
-        let frame = format!(
-            "{{\"type\":\"msg\",\"text\":\"{}\"}} ~ noise ~h ~{}",
-            a.encode(),
-            b.encode()
-        );
+        let frame = format!("{{\"type\":\"msg\",\"text\":\"{}\"}} ~ noise ~h ~{}", a.encode(), b.encode());
         let mut got = vec![];
         let n = find_all(frame.as_bytes(), |r| got.push(r));
         assert_eq!(n, 2);

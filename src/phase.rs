@@ -16,14 +16,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
-        Phase::Starting,
-        Phase::Connecting,
-        Phase::Sending,
-        Phase::Draining,
-        Phase::Closing,
-        Phase::Done,
-    ];
+    pub const ALL: [Phase; 6] =
+        [Phase::Starting, Phase::Connecting, Phase::Sending, Phase::Draining, Phase::Closing, Phase::Done];
 
     pub fn number(self) -> u8 {
         self as u8
@@ -31,10 +25,7 @@ impl Phase {
 
     /// The phase of a number (what [`Phase::number`] gives); above 5 is `Done`.
     pub fn from_number(n: u8) -> Phase {
-        Phase::ALL
-            .get(usize::from(n))
-            .copied()
-            .unwrap_or(Phase::Done)
+        Phase::ALL.get(usize::from(n)).copied().unwrap_or(Phase::Done)
     }
 
     /// The value of the `phase` label.

@@ -86,7 +86,10 @@ pub fn spawn(
                     let interval = merged.take_interval();
                     let phase = control.phase();
                     if !cfg.quiet {
-                        crate::errln!("{}", progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs));
+                        crate::errln!(
+                            "{}",
+                            progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs)
+                        );
                     }
                     write_hdr(&mut hdr, &mut hdr_error, &interval, started.elapsed(), secs);
                     for o in observers.iter_mut() {
@@ -107,17 +110,20 @@ pub fn spawn(
             for o in observers.iter_mut() {
                 o(&merged, Phase::Done);
             }
-            Report {
-                merged,
-                peak_open,
-                hdr_log_error: hdr_error,
-            }
+            Report { merged, peak_open, hdr_log_error: hdr_error }
         })
         .expect("spawning the reporter thread")
 }
 
 /// One progress line (pure).
-pub fn progress_line(elapsed: Duration, phase: Phase, c: &Counters, prev: &Counters, interval: &Histos, secs: f64) -> String {
+pub fn progress_line(
+    elapsed: Duration,
+    phase: Phase,
+    c: &Counters,
+    prev: &Counters,
+    interval: &Histos,
+    secs: f64,
+) -> String {
     let rate = |a: u64, b: u64| ((a.saturating_sub(b)) as f64 / secs.max(1e-9)).round() as u64;
     let q = |p: f64| {
         if interval.corrected.is_empty() {

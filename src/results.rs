@@ -199,7 +199,11 @@ pub fn summary(r: &RunResult) -> String {
     let _ = writeln!(
         s,
         "scenario     {} conversations x {} members, {} sender(s) at {}/s, {} B, {:.1}s sending",
-        r.scenario.conversations, r.scenario.members, r.scenario.senders, r.scenario.rate, r.scenario.size,
+        r.scenario.conversations,
+        r.scenario.members,
+        r.scenario.senders,
+        r.scenario.rate,
+        r.scenario.size,
         r.phases.send_s
     );
     let _ = writeln!(
@@ -216,11 +220,8 @@ pub fn summary(r: &RunResult) -> String {
         let _ = writeln!(s, "             reconnected {}  missed while away {}", c.reconnected, m.missed_while_away);
     }
     if m.unexpected + m.echoed + m.unsent > 0 {
-        let _ = writeln!(
-            s,
-            "             unexpected {}  echoed to sender {}  unsent {}",
-            m.unexpected, m.echoed, m.unsent
-        );
+        let _ =
+            writeln!(s, "             unexpected {}  echoed to sender {}  unsent {}", m.unexpected, m.echoed, m.unsent);
     }
     let _ = writeln!(s, "latency (ms)         p50      p90      p99    p99.9      max     mean");
     for (name, l) in [("corrected", &r.latency.corrected), ("uncorrected", &r.latency.uncorrected)] {
@@ -231,14 +232,24 @@ pub fn summary(r: &RunResult) -> String {
         );
     }
     let k = &r.connect;
-    let _ = writeln!(s, "  {:<13} {:>8.3}          {:>8.3}          {:>8.3} {:>8.3}", "connect", k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms);
+    let _ = writeln!(
+        s,
+        "  {:<13} {:>8.3}          {:>8.3}          {:>8.3} {:>8.3}",
+        "connect", k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms
+    );
     let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(s, "errors       {}", if errs.is_empty() { "none".to_string() } else { errs.join(", ") });
     if !r.websocket.is_empty() {
         let _ = writeln!(s, "websocket    {}", websocket_line(&r.websocket));
     }
     let p = &r.process;
-    let _ = write!(s, "process      cpu {:.2}s user {:.2}s sys, peak rss {:.1} MiB", p.cpu_user_s, p.cpu_sys_s, p.rss_peak_bytes as f64 / 1048576.0);
+    let _ = write!(
+        s,
+        "process      cpu {:.2}s user {:.2}s sys, peak rss {:.1} MiB",
+        p.cpu_user_s,
+        p.cpu_sys_s,
+        p.rss_peak_bytes as f64 / 1048576.0
+    );
     if let Some(b) = p.rss_per_connection_bytes {
         let _ = write!(s, ", {b:.0} B/connection");
     }
@@ -250,7 +261,10 @@ pub fn summary(r: &RunResult) -> String {
         let _ = writeln!(
             s,
             "server       received {}  delivered {}  dropped (fault) {}  duplicated (fault) {}  slow consumers {}",
-            sv.messages_received, sv.messages_delivered, sv.messages_dropped_fault, sv.messages_duplicated_fault,
+            sv.messages_received,
+            sv.messages_delivered,
+            sv.messages_dropped_fault,
+            sv.messages_duplicated_fault,
             sv.slow_consumers_closed
         );
     }
@@ -317,6 +331,9 @@ mod tests {
         w.close_received(4001);
         w.close_received(4001);
         w.close_sent(1009);
-        assert_eq!(websocket_line(&w), "pings received 12, pongs missed 1, closed by server 4001 x2, failed by herd 1009 x1");
+        assert_eq!(
+            websocket_line(&w),
+            "pings received 12, pongs missed 1, closed by server 4001 x2, failed by herd 1009 x1"
+        );
     }
 }

@@ -5,8 +5,8 @@
 use crate::client::Phase;
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
-pub use crate::load::{Hooks, Push, INTERVAL};
 use crate::load::{self, wait_until};
+pub use crate::load::{Hooks, Push, INTERVAL};
 use crate::process::{self, Cpu};
 use crate::results::{self, Phases, ProcessCost, RunResult};
 use crate::scenario::Scenario;
@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 
 pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let started = Instant::now();
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let started_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     load::check_fds(&s)?;
     // Open outputs first, so a bad path fails before any load is made.
     let out_file = match &s.out {

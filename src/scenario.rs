@@ -240,8 +240,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
     let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
-    let max_frame = pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?
-        .unwrap_or(defaults::MAX_FRAME as u64);
+    let max_frame =
+        pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?.unwrap_or(defaults::MAX_FRAME as u64);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
     let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
@@ -304,7 +304,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     }
     let sockbuf = |flag: Option<u64>, file: &Option<Value>, key: &str| -> Result<Option<usize>> {
         match pick(flag, file, key, units::parse_count)? {
-            Some(n) if !(1024..=1 << 30).contains(&n) => Err(bad(key, format!("must be between 1k and 1g bytes, got {n}"))),
+            Some(n) if !(1024..=1 << 30).contains(&n) => {
+                Err(bad(key, format!("must be between 1k and 1g bytes, got {n}")))
+            }
             n => Ok(n.map(|n| n as usize)),
         }
     };
@@ -358,9 +360,7 @@ fn pick<T>(
     }
     match file {
         None => Ok(None),
-        Some(v) => parse(&v.text())
-            .map(Some)
-            .map_err(|e| Error::Usage(format!("scenario key '{key}': {e}"))),
+        Some(v) => parse(&v.text()).map(Some).map_err(|e| Error::Usage(format!("scenario key '{key}': {e}"))),
     }
 }
 
@@ -393,10 +393,8 @@ pub fn parse_core_list(s: &str) -> std::result::Result<Vec<usize>, String> {
 }
 
 fn random_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     crate::pacing::splitmix64(t ^ ((std::process::id() as u64) << 32))
 }
 
@@ -420,10 +418,7 @@ mod tests {
     #[test]
     fn flags_win_over_file_which_wins_over_defaults() {
         let f = file("conversations = 10\nmembers = \"5\"\nduration = \"3s\"\nrate = 0.5\nconnect-rate = \"2k\"");
-        let a = RunArgs {
-            members: Some(3),
-            ..Default::default()
-        };
+        let a = RunArgs { members: Some(3), ..Default::default() };
         let s = resolve(&a, &f, &[0]).unwrap();
         assert_eq!((s.conversations, s.members), (10, 3));
         assert_eq!(s.duration, Duration::from_secs(3));
@@ -459,9 +454,11 @@ mod tests {
 
     #[test]
     fn socket_buffers_are_bounded() {
-        let s = resolve(&RunArgs { sndbuf: Some(65536), ..Default::default() }, &file("rcvbuf = \"8k\""), &[0]).unwrap();
+        let s =
+            resolve(&RunArgs { sndbuf: Some(65536), ..Default::default() }, &file("rcvbuf = \"8k\""), &[0]).unwrap();
         assert_eq!((s.sndbuf, s.rcvbuf), (Some(65536), Some(8000)));
-        let e = resolve(&RunArgs { rcvbuf: Some(10), ..Default::default() }, &ScenarioFile::default(), &[0]).unwrap_err();
+        let e =
+            resolve(&RunArgs { rcvbuf: Some(10), ..Default::default() }, &ScenarioFile::default(), &[0]).unwrap_err();
         assert!(e.to_string().contains("--rcvbuf"), "{e}");
     }
 
@@ -483,7 +480,9 @@ mod tests {
         assert_eq!(s.max_frame, 64_000);
         let e = |a: RunArgs| resolve(&a, &ScenarioFile::default(), &[0]).unwrap_err().to_string();
         assert!(e(RunArgs { max_frame: Some(100), ..Default::default() }).contains("--max-frame"));
-        assert!(e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("a whole message"));
+        assert!(
+            e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("a whole message")
+        );
     }
 
     #[test]

@@ -17,9 +17,11 @@ impl Signals {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             let c = count.clone();
             // SAFETY: the handler only increments an atomic, which is async-signal-safe.
-            unsafe { signal_hook::low_level::register(sig, move || {
-                c.fetch_add(1, Ordering::SeqCst);
-            }) }
+            unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    c.fetch_add(1, Ordering::SeqCst);
+                })
+            }
             .map_err(|e| Error::Software(format!("cannot install signal handler: {e}")))?;
         }
         // SAFETY: setting SIGPIPE to ignore has no preconditions.

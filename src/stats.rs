@@ -15,8 +15,7 @@ pub const HIST_HIGH_US: u64 = 3_600_000_000;
 pub const HIST_SIGFIG: u8 = 3;
 
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG)
-        .expect("constant histogram bounds are valid")
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG).expect("constant histogram bounds are valid")
 }
 
 /// Categories of per-connection errors. Each is counted; none ends a run.
@@ -173,8 +172,7 @@ impl Counters {
 
     /// Connections open now: established and not yet closed by either side.
     pub fn open(&self) -> u64 {
-        self.conns_established
-            .saturating_sub(self.conns_closed_by_peer + self.conns_closed)
+        self.conns_established.saturating_sub(self.conns_closed_by_peer + self.conns_closed)
     }
 
     /// Owed deliveries that have not arrived (yet). At the end of a run this is the missed count.
@@ -219,11 +217,7 @@ pub struct Histos {
 
 impl Default for Histos {
     fn default() -> Self {
-        Histos {
-            corrected: new_histogram(),
-            uncorrected: new_histogram(),
-            connect: new_histogram(),
-        }
+        Histos { corrected: new_histogram(), uncorrected: new_histogram(), connect: new_histogram() }
     }
 }
 
@@ -264,13 +258,7 @@ impl CoreStats {
     pub fn snapshot(&mut self, core: usize, at_ns: u64, last: bool) -> Snapshot {
         let interval = self.interval.clone();
         self.interval.reset();
-        Snapshot {
-            core,
-            at_ns,
-            last,
-            counters: self.counters.clone(),
-            interval,
-        }
+        Snapshot { core, at_ns, last, counters: self.counters.clone(), interval }
     }
 }
 
@@ -385,12 +373,7 @@ mod tests {
 
     #[test]
     fn open_connections_exclude_both_kinds_of_close() {
-        let c = Counters {
-            conns_established: 10,
-            conns_closed_by_peer: 3,
-            conns_closed: 2,
-            ..Default::default()
-        };
+        let c = Counters { conns_established: 10, conns_closed_by_peer: 3, conns_closed: 2, ..Default::default() };
         assert_eq!(c.open(), 5);
     }
 }

@@ -159,11 +159,7 @@ impl UrlTemplate {
             None => (rest, "/"),
         };
         let (host, port) = split_host_port(authority).map_err(|e| format!("'{s}': {e}"))?;
-        let target = if target.starts_with('?') {
-            format!("/{target}")
-        } else {
-            target.to_string()
-        };
+        let target = if target.starts_with('?') { format!("/{target}") } else { target.to_string() };
         let pieces = parse_pieces(&target, Var::CONNECTION, true).map_err(|e| format!("'{s}': {e}"))?;
         Ok(UrlTemplate { source: s.to_string(), host, port, target: Text { source: target, pieces } })
     }
@@ -185,11 +181,7 @@ impl UrlTemplate {
 
     /// The Host header value.
     pub fn host_header(&self) -> String {
-        let h = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let h = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         if self.port == 80 {
             h
         } else {
@@ -338,8 +330,11 @@ mod tests {
 
     #[test]
     fn text_templates_keep_json_braces_literal() {
-        let t = Text::parse(r#"{"type":"msg","room":"{conv}","seq":{seq},"body":"{payload}","x":{},"y":"{ a }"}"#, Var::MESSAGE)
-            .unwrap();
+        let t = Text::parse(
+            r#"{"type":"msg","room":"{conv}","seq":{seq},"body":"{payload}","x":{},"y":"{ a }"}"#,
+            Var::MESSAGE,
+        )
+        .unwrap();
         let f = Fill { vars: Vars { conv: 2, member: 1, user: 9 }, token: "", seq: 17, payload: "~h1.x~--" };
         let mut s = String::from("old");
         t.render(&f, &mut s);

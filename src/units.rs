@@ -93,10 +93,7 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     };
     let v = match parse_count(num) {
         Ok(n) => n as f64,
-        Err(_) => num
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| format!("'{s}' is not a rate (examples: 1, 0.5, 5/s, 2k)"))?,
+        Err(_) => num.trim().parse::<f64>().map_err(|_| format!("'{s}' is not a rate (examples: 1, 0.5, 5/s, 2k)"))?,
     };
     let r = v / per;
     if !r.is_finite() || r < 0.0 {
@@ -154,8 +151,19 @@ mod tests {
             assert_eq!(parse_count(text), Ok(n), "{text}");
         }
         for bad in [
-            "", "k", "-5", "1.5", "1.0001k", "1e6", "ten", "1..5m", ".5m", "99999999999999999999", "99999999999g",
-            "1.5x", "1.1234567891m",
+            "",
+            "k",
+            "-5",
+            "1.5",
+            "1.0001k",
+            "1e6",
+            "ten",
+            "1..5m",
+            ".5m",
+            "99999999999999999999",
+            "99999999999g",
+            "1.5x",
+            "1.1234567891m",
         ] {
             assert!(parse_count(bad).is_err(), "{bad:?}");
         }

@@ -9,7 +9,10 @@ use common::*;
 fn healthy_run_delivers_every_message_exactly_once() {
     let srv = ServeProc::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let (o, v) = run_herd(dir.path(), &["--url", &srv.url(), "-c", "50", "-k", "4", "--senders", "2", "--rate", "5", "-d", "2s"]);
+    let (o, v) = run_herd(
+        dir.path(),
+        &["--url", &srv.url(), "-c", "50", "-k", "4", "--senders", "2", "--rate", "5", "-d", "2s"],
+    );
     assert_eq!(u(&v, "connections.established"), 200);
     assert_eq!(u(&v, "connections.failed"), 0);
     let sent = u(&v, "messages.sent");

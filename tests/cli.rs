@@ -38,7 +38,8 @@ fn scenario_file_keys_are_checked_and_flags_win() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("membrs"));
 
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "conversations = 5\nmembers = 3\nrate = \"2/s\"\nduration = \"1s\"\ndrain = \"1s\"\n").unwrap();
+    std::fs::write(&good, "conversations = 5\nmembers = 3\nrate = \"2/s\"\nduration = \"1s\"\ndrain = \"1s\"\n")
+        .unwrap();
     let (_, v) = run_herd(dir.path(), &["--scenario", good.to_str().unwrap(), "--members", "4"]);
     assert_eq!(u(&v, "scenario.conversations"), 5);
     assert_eq!(u(&v, "scenario.members"), 4, "the flag wins over the file");
@@ -61,7 +62,22 @@ fn an_unreachable_target_exits_69_after_writing_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let url = format!("ws://127.0.0.1:{port}/conv/{{conv}}");
-    let o = herd(&["run", "--url", &url, "-c", "5", "-k", "2", "-d", "1s", "--drain", "0s", "-q", "-o", out.to_str().unwrap()]);
+    let o = herd(&[
+        "run",
+        "--url",
+        &url,
+        "-c",
+        "5",
+        "-k",
+        "2",
+        "-d",
+        "1s",
+        "--drain",
+        "0s",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(69), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(u(&v, "connections.failed"), 10);
@@ -104,14 +120,16 @@ fn hdr_log_holds_tagged_interval_histograms() {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("lat.hlog");
-    let (_, v) = run_herd(dir.path(), &["-c", "10", "-k", "3", "--rate", "10", "-d", "2s", "--hdr-log", log.to_str().unwrap()]);
+    let (_, v) =
+        run_herd(dir.path(), &["-c", "10", "-k", "3", "--rate", "10", "-d", "2s", "--hdr-log", log.to_str().unwrap()]);
     let text = std::fs::read(&log).unwrap();
     let mut counted = 0u64;
     let mut deser = hdrhistogram::serialization::Deserializer::new();
     for e in IntervalLogIterator::new(&text) {
         if let Ok(LogEntry::Interval(h)) = e {
             if h.tag().map(|t| t.as_str()) == Some("corrected") {
-                let b = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, h.encoded_histogram()).unwrap();
+                let b =
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, h.encoded_histogram()).unwrap();
                 let hist: hdrhistogram::Histogram<u64> = deser.deserialize(&mut &b[..]).unwrap();
                 counted += hist.len();
             }

@@ -176,7 +176,8 @@ fn subprotocol(which: Impl) {
     let peer = Peer::ws(which, "subprotocol", &["--subprotocol", "chat.herd"]);
     let url = peer.url("/conv/{conv}");
     let d = tmp();
-    let v = herd_ok(d.path(), &chat_args(&url, &["--rate", "5", "--subprotocol", "chat.v0", "--subprotocol", "chat.herd"]));
+    let v =
+        herd_ok(d.path(), &chat_args(&url, &["--rate", "5", "--subprotocol", "chat.v0", "--subprotocol", "chat.herd"]));
     assert_exact(&v);
     assert_eq!(errors(&v), vec![]);
     let (_, without) = herd(d.path(), &chat_args(&url, &["--rate", "1"]));

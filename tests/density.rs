@@ -49,12 +49,8 @@ fn connections_are_spread_over_source_addresses() {
 fn ceiling(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ceiling.json");
-    let o = Command::new(herd_bin())
-        .arg("ceiling")
-        .args(args)
-        .args(["-q", "-o", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o =
+        Command::new(herd_bin()).arg("ceiling").args(args).args(["-q", "-o", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("highest stable"));
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
@@ -95,7 +91,10 @@ fn socket_buffer_sizes_are_applied_to_every_connection() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut matching, mut total) = (0, 0);
     while Instant::now() < deadline {
-        let o = Command::new("ss").args(["-tmnH", "state", "established", &format!("dport = :{port}")]).output().expect("ss (iproute2)");
+        let o = Command::new("ss")
+            .args(["-tmnH", "state", "established", &format!("dport = :{port}")])
+            .output()
+            .expect("ss (iproute2)");
         let text = String::from_utf8_lossy(&o.stdout);
         total = text.matches("skmem:").count();
         matching = text.matches("rb16384,").count().min(text.matches("tb32768,").count());

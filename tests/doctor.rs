@@ -104,14 +104,8 @@ fn stock_host_binds_first_on_the_soft_fd_limit() {
         assert_eq!(status(&r, name), Status::Binds, "{name}");
     }
     let fix = &r.check("fs.nr_open").unwrap().fix;
-    assert_eq!(
-        fix,
-        "sysctl -w fs.nr_open=5000064  (persist: tuning/sysctl.d/90-herd.conf)"
-    );
-    has(
-        &r.check("RLIMIT_NOFILE (hard)").unwrap().fix,
-        "ulimit -n 5000064 ",
-    );
+    assert_eq!(fix, "sysctl -w fs.nr_open=5000064  (persist: tuning/sysctl.d/90-herd.conf)");
+    has(&r.check("RLIMIT_NOFILE (hard)").unwrap().fix, "ulimit -n 5000064 ");
     for name in "net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.ipv4.tcp_tw_reuse".split(' ') {
         assert_eq!(status(&r, name), Status::Advice, "{name}");
     }
@@ -156,11 +150,7 @@ fn memlock_and_io_uring() {
     let r = doctor::evaluate(&host, Some(10), 1);
     assert_eq!(status(&r, "RLIMIT_MEMLOCK (soft)"), Status::Ok);
 
-    let cases = [
-        (0, Status::Ok, 0),
-        (1, Status::Advice, 0),
-        (2, Status::Binds, 69),
-    ];
+    let cases = [(0, Status::Ok, 0), (1, Status::Advice, 0), (2, Status::Binds, 69)];
     for (value, want, code) in cases {
         host.io_uring_disabled = Reading::Value(value);
         let r = doctor::evaluate(&host, Some(10), 1);
@@ -185,10 +175,7 @@ fn no_target_gives_the_ceiling_unlimited_rlimits_do_not_cap_and_pages_count() {
     host.page_size = 65536;
     host.tcp_mem = Reading::Value([100, 200, 300]);
     let r = doctor::evaluate(&host, None, 1);
-    assert_eq!(
-        allows(&r, "net.ipv4.tcp_mem"),
-        Allows::Connections(300 * 16)
-    );
+    assert_eq!(allows(&r, "net.ipv4.tcp_mem"), Allows::Connections(300 * 16));
 }
 
 #[test]
@@ -199,10 +186,7 @@ fn every_check_is_about_a_checked_knob_and_back() {
     assert_eq!(from_checks, knobs);
     for c in &r.checks {
         let name = c.name;
-        assert!(
-            !c.fix.is_empty() && !c.note.is_empty(),
-            "{name}: fix and note"
-        );
+        assert!(!c.fix.is_empty() && !c.note.is_empty(), "{name}: fix and note");
     }
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["exit_code"], 0);
@@ -229,10 +213,7 @@ fn reads_sane_values_from_this_host() {
 }
 
 fn herd(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_herd"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_herd")).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.code().unwrap_or(-1), stdout)
 }
@@ -277,11 +258,7 @@ fn settings(path: &str) -> Vec<String> {
 }
 
 fn mib_to_kib(value: &str) -> String {
-    let mib: u64 = value
-        .strip_suffix('M')
-        .expect("a size in M")
-        .parse()
-        .unwrap();
+    let mib: u64 = value.strip_suffix('M').expect("a size in M").parse().unwrap();
     (mib * 1024).to_string()
 }
 
@@ -298,10 +275,7 @@ fn tuning_settings() -> Vec<(String, String)> {
         assert_eq!(f.len(), 4, "{line}");
         out.push((f[2].to_string(), f[3].to_string()));
     }
-    for line in settings("systemd/herd.conf")
-        .iter()
-        .filter(|l| !l.starts_with('['))
-    {
+    for line in settings("systemd/herd.conf").iter().filter(|l| !l.starts_with('[')) {
         let (k, v) = line.split_once('=').unwrap();
         let (knob, value) = match k {
             "LimitNOFILE" => ("nofile", v.to_string()),
@@ -362,9 +336,7 @@ fn sysctl_values(proc_sys: &Path) -> Vec<(String, Option<String>)> {
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
     let paths = entries.map(|e| e.path());
-    paths
-        .flat_map(|p| if p.is_dir() { files_under(&p) } else { vec![p] })
-        .collect()
+    paths.flat_map(|p| if p.is_dir() { files_under(&p) } else { vec![p] }).collect()
 }
 
 fn assert_no_files(dir: &Path) {
@@ -377,11 +349,7 @@ fn dry_run_changes_nothing(root: &Path, proc_sys: &Path) {
     for args in [&["--dry-run"][..], &["--revert", "--dry-run"]] {
         let (code, out) = apply(root, proc_sys, args);
         assert_eq!(code, 0, "{out}");
-        assert_eq!(
-            sysctl_values(proc_sys),
-            before,
-            "{args:?} changed a knob:\n{out}"
-        );
+        assert_eq!(sysctl_values(proc_sys), before, "{args:?} changed a knob:\n{out}");
         assert_no_files(&root.join("etc"));
         assert_no_files(&root.join("state"));
         if args.len() == 1 {
@@ -417,29 +385,17 @@ fn apply_and_revert_on_a_copy_of_proc_sys() {
     let stock = "fs/nr_open=1048576 fs/file-max=9223372036854775807 \
         net/ipv4/ip_local_port_range=32768\t60999 net/ipv4/tcp_mem=287898\t383867\t575796 \
         net/core/somaxconn=4096 net/ipv4/tcp_max_syn_backlog=8192 net/ipv4/tcp_tw_reuse=2";
-    let stock: Vec<(&str, &str)> = stock
-        .split(' ')
-        .map(|kv| kv.split_once('=').unwrap())
-        .collect();
+    let stock: Vec<(&str, &str)> = stock.split(' ').map(|kv| kv.split_once('=').unwrap()).collect();
     for &(path, value) in &stock {
         let p = proc_sys.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, format!("{value}\n")).unwrap();
     }
-    let read = |p: &str| {
-        std::fs::read_to_string(proc_sys.join(p))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
+    let read = |p: &str| std::fs::read_to_string(proc_sys.join(p)).unwrap().trim().to_string();
     let before = sysctl_values(&proc_sys);
 
     let (code, out) = apply(&root, &proc_sys, &["--dry-run"]);
-    assert_eq!(
-        (code, sysctl_values(&proc_sys) == before),
-        (0, true),
-        "{out}"
-    );
+    assert_eq!((code, sysctl_values(&proc_sys) == before), (0, true), "{out}");
     assert_no_files(&root.join("etc"));
     assert_no_files(&root.join("state"));
 

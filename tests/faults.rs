@@ -18,7 +18,10 @@ fn a_server_killed_mid_run_is_counted_and_the_run_finishes() {
     let mut srv = ServeProc::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let url = srv.url();
-    let mut run = RunProc::start(dir.path(), &["--url", &url, "-c", "20", "-k", "3", "--rate", "10", "-d", "4s", "--drain", "1s"]);
+    let mut run = RunProc::start(
+        dir.path(),
+        &["--url", &url, "-c", "20", "-k", "3", "--rate", "10", "-d", "4s", "--drain", "1s"],
+    );
     assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
     std::thread::sleep(Duration::from_millis(1000));
     srv.child.kill().unwrap();
@@ -79,7 +82,8 @@ fn a_listener_that_never_answers_times_out_and_the_stall_is_shown() {
     let srv = Hostile::start();
     let dir = tempfile::tempdir().unwrap();
     let url = srv.url("silent");
-    let mut run = RunProc::start(dir.path(), &["--url", &url, "-c", "3", "-k", "2", "--connect-timeout", "3s", "-d", "1s"]);
+    let mut run =
+        RunProc::start(dir.path(), &["--url", &url, "-c", "3", "-k", "2", "--connect-timeout", "3s", "-d", "1s"]);
     let line = run.wait_line("connecting 6", Duration::from_secs(20));
     assert!(line.is_some(), "no progress line showed the stalled connects: {:?}", run.seen);
     let (status, _, took, v) = run.finish(Duration::from_secs(60));
@@ -98,7 +102,24 @@ fn a_server_that_stops_reading_leaves_herd_bounded_and_counting() {
     // 2 senders x 500/s x 64 KiB = 64 MiB/s for 4 s: far more than socket buffers hold.
     let mut run = RunProc::start(
         dir.path(),
-        &["--url", &url, "-c", "1", "-k", "3", "--senders", "2", "--rate", "500", "--size", "64k", "-d", "4s", "--drain", "1s"],
+        &[
+            "--url",
+            &url,
+            "-c",
+            "1",
+            "-k",
+            "3",
+            "--senders",
+            "2",
+            "--rate",
+            "500",
+            "--size",
+            "64k",
+            "-d",
+            "4s",
+            "--drain",
+            "1s",
+        ],
     );
     let line = run.wait_line("unsent", Duration::from_secs(20));
     assert!(line.is_some(), "no progress line showed the unsent backlog: {:?}", run.seen);

@@ -24,7 +24,23 @@ fn random_server_frames_never_crash_herd_nor_bend_its_accounting() {
     let secs = format!("{}s", env("HERD_FUZZ_SECS", 2));
     let (_, v) = run_herd(
         dir.path(),
-        &["--url", &url, "-c", &convs, "-k", "3", "--rate", "10", "-d", &secs, "--drain", "1s", "--reconnect", "--max-frame", "64k"],
+        &[
+            "--url",
+            &url,
+            "-c",
+            &convs,
+            "-k",
+            "3",
+            "--rate",
+            "10",
+            "-d",
+            &secs,
+            "--drain",
+            "1s",
+            "--reconnect",
+            "--max-frame",
+            "64k",
+        ],
     );
     let (expected, delivered) = (u(&v, "messages.expected"), u(&v, "messages.delivered"));
     assert!(delivered > 0, "{v}");

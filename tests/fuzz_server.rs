@@ -56,9 +56,22 @@ fn fuzz_frame() -> impl Strategy<Value = FuzzFrame> {
         "\\PC{0,100}".prop_map(String::into_bytes),
         (0usize..70_000).prop_map(|n| vec![b'a'; n]),
     ];
-    (any::<bool>(), 0u8..8, prop_oneof![0u8..16, Just(1u8), Just(8u8), Just(9u8)], prop_oneof![Just(true), Just(true), Just(false)],
-     proptest::option::weighted(0.1, any::<u16>()), payload)
-        .prop_map(|(fin, rsv, opcode, masked, claim_extra, payload)| FuzzFrame { fin, rsv, opcode, masked, claim_extra, payload })
+    (
+        any::<bool>(),
+        0u8..8,
+        prop_oneof![0u8..16, Just(1u8), Just(8u8), Just(9u8)],
+        prop_oneof![Just(true), Just(true), Just(false)],
+        proptest::option::weighted(0.1, any::<u16>()),
+        payload,
+    )
+        .prop_map(|(fin, rsv, opcode, masked, claim_extra, payload)| FuzzFrame {
+            fin,
+            rsv,
+            opcode,
+            masked,
+            claim_extra,
+            payload,
+        })
 }
 
 fn encode(f: &FuzzFrame) -> Vec<u8> {
@@ -105,8 +118,10 @@ fn arbitrary_http_heads_get_an_answer_or_a_hangup() {
     let mut runner = TestRunner::new(cases(64));
     let heads = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..3000),
-        ("(GET|POST|get|\\PC{0,5}) (/conv/[0-9a-z]{0,3}|/metrics|/healthz|/\\PC{0,20}) HTTP/1\\.[01x]",
-         proptest::collection::vec("[A-Za-z-]{1,20}: \\PC{0,30}", 0..40))
+        (
+            "(GET|POST|get|\\PC{0,5}) (/conv/[0-9a-z]{0,3}|/metrics|/healthz|/\\PC{0,20}) HTTP/1\\.[01x]",
+            proptest::collection::vec("[A-Za-z-]{1,20}: \\PC{0,30}", 0..40)
+        )
             .prop_map(|(l, h)| format!("{l}\r\n{}\r\n\r\n", h.join("\r\n")).into_bytes()),
     ];
     let r = runner.run(&heads, |head| {

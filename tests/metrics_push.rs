@@ -122,16 +122,11 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
             }
             rest = &rest[end..];
         }
-        let value = rest
-            .split_whitespace()
-            .next()
-            .expect("a sample has a value");
+        let value = rest.split_whitespace().next().expect("a sample has a value");
         let value = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         out.push((name, labels, value));
     }
@@ -141,12 +136,7 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
 fn samples_of<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
     samples
         .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
+        .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
         .collect()
 }
 
@@ -172,19 +162,9 @@ fn pushes_two_instances_to_a_real_pushgateway() {
     for (instance, rounds, salt) in groups {
         let pusher = Pusher::start(push_config(&stack, job, instance));
         let info = run_info(&format!("run-{salt}"));
-        pusher.update(encode(
-            "herd",
-            &info,
-            Phase::Connecting,
-            &synthetic(1, salt),
-        ));
+        pusher.update(encode("herd", &info, Phase::Connecting, &synthetic(1, salt)));
         std::thread::sleep(Duration::from_millis(400));
-        pusher.update(encode(
-            "herd",
-            &info,
-            Phase::Sending,
-            &synthetic(rounds - 1, salt),
-        ));
+        pusher.update(encode("herd", &info, Phase::Sending, &synthetic(rounds - 1, salt)));
         let report = pusher.finish(encode("herd", &info, Phase::Done, &synthetic(rounds, salt)));
         assert_clean(&report);
         assert!(report.pushes_ok >= 2, "{report:?}");
@@ -221,127 +201,64 @@ fn pushes_two_instances_to_a_real_pushgateway() {
         let delivered = rounds * CORES as u64 * 29;
         assert_eq!(c.msgs_delivered, delivered);
         assert_eq!(merged.total.corrected.len(), delivered);
-        assert_eq!(
-            value_of(&samples, "herd_delivery_latency_seconds_count", &g),
-            delivered as f64
-        );
-        assert_eq!(
-            value_of(
-                &samples,
-                "herd_delivery_latency_uncorrected_seconds_count",
-                &g
-            ),
-            delivered as f64
-        );
+        assert_eq!(value_of(&samples, "herd_delivery_latency_seconds_count", &g), delivered as f64);
+        assert_eq!(value_of(&samples, "herd_delivery_latency_uncorrected_seconds_count", &g), delivered as f64);
         let inf = [("job", job), ("instance", instance), ("le", "+Inf")];
-        assert_eq!(
-            value_of(&samples, "herd_delivery_latency_seconds_bucket", &inf),
-            delivered as f64
-        );
-        assert_eq!(
-            value_of(&samples, "herd_messages_delivered_total", &g),
-            delivered as f64
-        );
-        assert_eq!(
-            value_of(&samples, "herd_messages_sent_total", &g),
-            c.msgs_sent as f64
-        );
-        assert_eq!(
-            value_of(&samples, "herd_messages_missed_total", &g),
-            (c.msgs_expected - c.msgs_delivered) as f64
-        );
+        assert_eq!(value_of(&samples, "herd_delivery_latency_seconds_bucket", &inf), delivered as f64);
+        assert_eq!(value_of(&samples, "herd_messages_delivered_total", &g), delivered as f64);
+        assert_eq!(value_of(&samples, "herd_messages_sent_total", &g), c.msgs_sent as f64);
+        assert_eq!(value_of(&samples, "herd_messages_missed_total", &g), (c.msgs_expected - c.msgs_delivered) as f64);
         assert_eq!(value_of(&samples, "herd_connections", &g), c.open() as f64);
-        assert_eq!(
-            value_of(&samples, "herd_connect_duration_seconds_count", &g),
-            (rounds * CORES as u64 * 2) as f64
-        );
+        assert_eq!(value_of(&samples, "herd_connect_duration_seconds_count", &g), (rounds * CORES as u64 * 2) as f64);
         assert_eq!(
             samples_of(&samples, "herd_errors_total", &g).len(),
             ErrorKind::COUNT,
             "every error category, zeros included"
         );
         assert_eq!(
-            value_of(
-                &samples,
-                "herd_errors_total",
-                &[("job", job), ("instance", instance), ("category", "reset")]
-            ),
+            value_of(&samples, "herd_errors_total", &[("job", job), ("instance", instance), ("category", "reset")]),
             (rounds * CORES as u64) as f64
         );
         assert_eq!(
-            value_of(
-                &samples,
-                "herd_run_phase",
-                &[("job", job), ("instance", instance), ("phase", "done")]
-            ),
+            value_of(&samples, "herd_run_phase", &[("job", job), ("instance", instance), ("phase", "done")]),
             5.0
         );
-        let info = [
-            ("job", job),
-            ("instance", instance),
-            ("scenario", "test/synthetic"),
-        ];
+        let info = [("job", job), ("instance", instance), ("scenario", "test/synthetic")];
         assert_eq!(value_of(&samples, "herd_run_info", &info), 1.0);
         let p99 = value_of(
             &samples,
             "herd_delivery_latency_quantile_seconds",
-            &[
-                ("job", job),
-                ("instance", instance),
-                ("kind", "corrected"),
-                ("quantile", "0.99"),
-            ],
+            &[("job", job), ("instance", instance), ("kind", "corrected"), ("quantile", "0.99")],
         );
         let exact = merged.total.corrected.value_at_quantile(0.99) as f64 / 1e6;
         assert!((p99 - exact).abs() < 1e-9, "p99 {p99} vs {exact}");
-        assert_eq!(
-            samples_of(&samples, "push_time_seconds", &g).len(),
-            1,
-            "the Pushgateway recorded the push"
-        );
+        assert_eq!(samples_of(&samples, "push_time_seconds", &g).len(), 1, "the Pushgateway recorded the push");
     }
 
     // A group pushed with --pushgateway-delete is gone after finish.
     let mut cfg = push_config(&stack, job, "short-lived");
     cfg.delete_on_finish = true;
     let pusher = Pusher::start(cfg);
-    let report = pusher.finish(encode(
-        "herd",
-        &run_info("gone"),
-        Phase::Done,
-        &synthetic(1, 3),
-    ));
+    let report = pusher.finish(encode("herd", &run_info("gone"), Phase::Done, &synthetic(1, 3)));
     assert_clean(&report);
     assert_eq!(report.deleted, Some(true), "{report:?}");
     let samples = parse_exposition(&stack.pushgateway_metrics());
     assert!(samples_of(&samples, "herd_connections", &[("instance", "short-lived")]).is_empty());
-    assert_eq!(
-        samples_of(&samples, "herd_connections", &[("job", job)]).len(),
-        2
-    );
+    assert_eq!(samples_of(&samples, "herd_connections", &[("job", job)]).len(), 2);
 }
 
 /// A loopback port with nothing listening.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
 fn an_unreachable_pushgateway_never_blocks_the_run() {
-    let mut cfg = PushConfig::new(
-        &format!("http://127.0.0.1:{}", closed_port()),
-        "herd",
-        "down",
-    );
+    let mut cfg = PushConfig::new(&format!("http://127.0.0.1:{}", closed_port()), "herd", "down");
     cfg.interval = Duration::from_millis(100);
     cfg.delete_on_finish = true;
     // Everything the final push and delete may take: every try timing out, every pause.
-    let budget = cfg.timeout * (2 * cfg.final_backoff.len() as u32 + 2)
-        + cfg.final_backoff.iter().sum::<Duration>();
+    let budget = cfg.timeout * (2 * cfg.final_backoff.len() as u32 + 2) + cfg.final_backoff.iter().sum::<Duration>();
     let merged = synthetic(2, 1);
 
     let started = Instant::now();
@@ -349,11 +266,7 @@ fn an_unreachable_pushgateway_never_blocks_the_run() {
     for _ in 0..5 {
         let t = Instant::now();
         pusher.update(encode("herd", &run_info("down"), Phase::Sending, &merged));
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "update waited {:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(1), "update waited {:?}", t.elapsed());
         std::thread::sleep(Duration::from_millis(60));
     }
     let report = pusher.finish(encode("herd", &run_info("down"), Phase::Done, &merged));
@@ -361,10 +274,7 @@ fn an_unreachable_pushgateway_never_blocks_the_run() {
 
     assert!(!report.final_push_ok, "{report:?}");
     assert_eq!(report.pushes_ok, 0, "{report:?}");
-    assert!(
-        report.pushes_failed >= 5,
-        "periodic and every final try: {report:?}"
-    );
+    assert!(report.pushes_failed >= 5, "periodic and every final try: {report:?}");
     assert!(report.last_error.is_some(), "{report:?}");
     assert_eq!(report.deleted, Some(false), "{report:?}");
     assert!(took < budget, "took {took:?}, retry budget {budget:?}");
@@ -379,9 +289,7 @@ fn a_pushgateway_that_never_answers_costs_only_timeouts() {
     cfg.interval = Duration::from_millis(100);
     cfg.timeout = Duration::from_millis(300);
     // Twice what an in-flight push plus every final try and pause can take: a loose bound.
-    let budget = 2
-        * (cfg.timeout * (cfg.final_backoff.len() as u32 + 2)
-            + cfg.final_backoff.iter().sum::<Duration>());
+    let budget = 2 * (cfg.timeout * (cfg.final_backoff.len() as u32 + 2) + cfg.final_backoff.iter().sum::<Duration>());
     let merged = synthetic(1, 1);
 
     let pusher = Pusher::start(cfg);
@@ -389,11 +297,7 @@ fn a_pushgateway_that_never_answers_costs_only_timeouts() {
     for _ in 0..8 {
         let t = Instant::now();
         pusher.update(encode("herd", &run_info("silent"), Phase::Sending, &merged));
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "update waited {:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(1), "update waited {:?}", t.elapsed());
         std::thread::sleep(Duration::from_millis(50));
     }
     let t = Instant::now();

@@ -67,7 +67,8 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
     let pushed = stack.pushgateway_metrics();
     for (instance, v) in &results {
         let labels = [("job", job), ("instance", instance.as_str())];
-        let get = |name: &str| sample(&pushed, name, &labels).unwrap_or_else(|| panic!("{name} of {instance} not pushed"));
+        let get =
+            |name: &str| sample(&pushed, name, &labels).unwrap_or_else(|| panic!("{name} of {instance} not pushed"));
         let delivered = u(v, "messages.delivered") as f64;
         assert!(delivered > 0.0);
         assert_eq!(get("herd_delivery_latency_seconds_count"), delivered);
@@ -76,8 +77,12 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
         assert_eq!(get("herd_messages_delivered_total"), delivered);
         assert_eq!(get("herd_messages_missed_total"), 0.0);
         assert_eq!(get("herd_connections_established_total"), 60.0);
-        let p99 = sample(&pushed, "herd_delivery_latency_quantile_seconds", &[("instance", instance), ("quantile", "0.99"), ("kind", "corrected")])
-            .expect("exact p99 pushed");
+        let p99 = sample(
+            &pushed,
+            "herd_delivery_latency_quantile_seconds",
+            &[("instance", instance), ("quantile", "0.99"), ("kind", "corrected")],
+        )
+        .expect("exact p99 pushed");
         let want = v["latency"]["corrected"]["p99_ms"].as_f64().unwrap() / 1000.0;
         assert!((p99 - want).abs() <= want * 0.001 + 1e-6, "pushed p99 {p99} vs results {want}");
     }
@@ -124,7 +129,8 @@ fn a_run_whose_pushgateway_is_down_still_finishes_and_says_so() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let gw = format!("http://127.0.0.1:{port}");
-    let (_, v) = run_herd(dir.path(), &["-c", "10", "-k", "2", "-d", "2s", "--pushgateway", &gw, "--push-interval", "500ms"]);
+    let (_, v) =
+        run_herd(dir.path(), &["-c", "10", "-k", "2", "-d", "2s", "--pushgateway", &gw, "--push-interval", "500ms"]);
     assert_eq!(v["push"]["final_push_ok"], false);
     assert!(u(&v, "push.pushes_failed") >= 1);
     assert_eq!(u(&v, "messages.delivered"), u(&v, "messages.sent"));

@@ -31,8 +31,22 @@ fn nchan_accounting_is_exact_and_its_echo_is_not_delivery() {
     let v = herd_ok(
         d.path(),
         &[
-            "--target", "nchan", "--url", &url, "-c", "10", "-k", "4", "--senders", "2", "--rate", "5", "-d", "2s",
-            "--drain", "3s",
+            "--target",
+            "nchan",
+            "--url",
+            &url,
+            "-c",
+            "10",
+            "-k",
+            "4",
+            "--senders",
+            "2",
+            "--rate",
+            "5",
+            "-d",
+            "2s",
+            "--drain",
+            "3s",
         ],
     );
     assert_exact(&v);
@@ -59,8 +73,22 @@ fn nchan_json_envelope_and_keepalive_pings() {
     let v = herd_ok(
         d.path(),
         &[
-            "--target", "nchan", "--url", &url, "-c", "5", "-k", "3", "--rate", "4", "-d", "2s", "--send", send,
-            "--ping-interval", "200ms",
+            "--target",
+            "nchan",
+            "--url",
+            &url,
+            "-c",
+            "5",
+            "-k",
+            "3",
+            "--rate",
+            "4",
+            "-d",
+            "2s",
+            "--send",
+            send,
+            "--ping-interval",
+            "200ms",
         ],
     );
     assert_exact(&v);

@@ -146,7 +146,8 @@ fn a_slow_consumer_is_dropped_and_the_room_keeps_its_latency() {
 #[test]
 fn sigterm_closes_every_connection_with_1001_and_exits() {
     let mut srv = ServeProc::start(&[]);
-    let mut clients: Vec<TcpStream> = (0..3).map(|i| raw::client(&srv.addr, &format!("/conv/{i}")).unwrap().0).collect();
+    let mut clients: Vec<TcpStream> =
+        (0..3).map(|i| raw::client(&srv.addr, &format!("/conv/{i}")).unwrap().0).collect();
     signal(&srv.child, libc::SIGTERM);
     for c in clients.iter_mut() {
         assert_eq!(raw::wait_close(c), Some(1001));

@@ -29,7 +29,10 @@ fn a_second_sigint_stops_at_once_and_still_writes_results() {
     let srv = ServeProc::start(&["--delay", "30s"]);
     let dir = tempfile::tempdir().unwrap();
     let url = srv.url();
-    let mut run = RunProc::start(dir.path(), &["--url", &url, "-c", "10", "-k", "3", "--rate", "5", "-d", "60s", "--drain", "60s"]);
+    let mut run = RunProc::start(
+        dir.path(),
+        &["--url", &url, "-c", "10", "-k", "3", "--rate", "5", "-d", "60s", "--drain", "60s"],
+    );
     assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
     std::thread::sleep(Duration::from_millis(1000));
     signal(&run.child, libc::SIGINT);

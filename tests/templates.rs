@@ -47,12 +47,26 @@ fn upgrade_requests_carry_headers_tokens_and_subprotocols() {
     let (o, v) = herd(
         d.path(),
         &[
-            "--url", &url, "-c", "1", "-k", "2", "--rate", "0", "-d", "1s",
-            "--tokens", tokens.to_str().unwrap(),
-            "--header", "Authorization: Bearer {token}",
-            "--header", "X-Chat-User:user-{user}",
-            "--subprotocol", "chat.v2",
-            "--subprotocol", "chat.herd",
+            "--url",
+            &url,
+            "-c",
+            "1",
+            "-k",
+            "2",
+            "--rate",
+            "0",
+            "-d",
+            "1s",
+            "--tokens",
+            tokens.to_str().unwrap(),
+            "--header",
+            "Authorization: Bearer {token}",
+            "--header",
+            "X-Chat-User:user-{user}",
+            "--subprotocol",
+            "chat.v2",
+            "--subprotocol",
+            "chat.herd",
         ],
     );
     assert_eq!(o.status.code(), Some(69));
@@ -60,7 +74,10 @@ fn upgrade_requests_carry_headers_tokens_and_subprotocols() {
     let mut heads = heads.join().unwrap();
     heads.sort();
     for (i, tok) in ["tok-zero", "tok-one"].iter().enumerate() {
-        let h = heads.iter().find(|h| h.contains(&format!("X-Chat-User: user-{i}\r\n"))).unwrap_or_else(|| panic!("{heads:?}"));
+        let h = heads
+            .iter()
+            .find(|h| h.contains(&format!("X-Chat-User: user-{i}\r\n")))
+            .unwrap_or_else(|| panic!("{heads:?}"));
         assert!(h.starts_with(&format!("GET /chat?room=0&access_token={tok} HTTP/1.1\r\n")), "{h}");
         assert!(h.contains(&format!("\r\nAuthorization: Bearer {tok}\r\n")), "{h}");
         assert!(h.contains("\r\nSec-WebSocket-Protocol: chat.v2, chat.herd\r\n"), "{h}");
@@ -83,7 +100,22 @@ fn actioncable_frames_through_a_relay_account_exactly() {
     // The relay selects no subprotocol: clear the preset's.
     let v = herd_ok(
         d.path(),
-        &["--target", "actioncable", "--subprotocol", "", "--url", &url, "-c", "3", "-k", "3", "--rate", "5", "-d", "1s"],
+        &[
+            "--target",
+            "actioncable",
+            "--subprotocol",
+            "",
+            "--url",
+            &url,
+            "-c",
+            "3",
+            "-k",
+            "3",
+            "--rate",
+            "5",
+            "-d",
+            "1s",
+        ],
     );
     assert_exact(&v);
     assert_eq!(errors(&v), vec![]);
@@ -102,7 +134,22 @@ fn phoenix_frames_and_heartbeats_through_a_relay() {
     let d = tempfile::tempdir().unwrap();
     let v = herd_ok(
         d.path(),
-        &["--target", "phoenix", "--ping-interval", "100ms", "--url", &url, "-c", "2", "-k", "3", "--rate", "5", "-d", "1s"],
+        &[
+            "--target",
+            "phoenix",
+            "--ping-interval",
+            "100ms",
+            "--url",
+            &url,
+            "-c",
+            "2",
+            "-k",
+            "3",
+            "--rate",
+            "5",
+            "-d",
+            "1s",
+        ],
     );
     assert_exact(&v);
     assert_eq!(errors(&v), vec![]);

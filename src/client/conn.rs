@@ -171,8 +171,15 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             Event::KeepAlive => {
                 pings_done = owed_pings();
                 let v = vars(ctx, conv, member);
-                let sent = Box::pin(protocol::keepalive(&mut ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
-                    .await;
+                let sent = Box::pin(protocol::keepalive(
+                    &mut ws,
+                    &ctx.target,
+                    &v,
+                    &mut awaiting_pong,
+                    &ctx.stats,
+                    &ctx.scratch,
+                ))
+                .await;
                 if let Err(e) = sent {
                     return write_failed(ctx, &e, peer_close);
                 }

@@ -121,7 +121,13 @@ fn set_bind_address_no_port(s: &Socket) -> io::Result<()> {
 }
 
 /// Connects and upgrades. The caller bounds the time it may take.
-pub async fn open(t: &Target, vars: &Vars, key_seed: u64, source: Option<IpAddr>, path_buf: &mut String) -> Result<Ws, ErrorKind> {
+pub async fn open(
+    t: &Target,
+    vars: &Vars,
+    key_seed: u64,
+    source: Option<IpAddr>,
+    path_buf: &mut String,
+) -> Result<Ws, ErrorKind> {
     let mut stream = start_connect(t, source).map_err(|e| connect_error_kind(&e))?;
     let key = handshake::client_key(key_seed);
     let req = protocol::upgrade_request(t, vars, &key, path_buf);

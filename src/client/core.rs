@@ -144,10 +144,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             slots: (0..plan.members).map(|_| Slot::default()).collect(),
         })
         .collect();
-    let ping = target
-        .protocol
-        .ping_interval
-        .and_then(|every| PingRing::new(every, now_ns(), plan.total_conns()));
+    let ping = target.protocol.ping_interval.and_then(|every| PingRing::new(every, now_ns(), plan.total_conns()));
     let ctx = Rc::new(CoreCtx {
         plan,
         target,
@@ -281,12 +278,8 @@ fn publish(ctx: &CoreCtx, tx: &Sender<Snapshot>, last: bool) {
     let idx = ctx.plan.idx;
     // The gauges: where a stalled or dead target shows before any error does.
     stats.counters.conns_connecting = ctx.connecting.get();
-    stats.counters.msgs_unsent = ctx
-        .convs
-        .iter()
-        .flat_map(|c| c.senders.iter())
-        .map(|st| st.due.get() - st.sent.get())
-        .sum();
+    stats.counters.msgs_unsent =
+        ctx.convs.iter().flat_map(|c| c.senders.iter()).map(|st| st.due.get() - st.sent.get()).sum();
     ctx.control.open[idx].store(stats.counters.open(), Ordering::Relaxed);
     ctx.control.pending[idx].store(stats.counters.pending() + ctx.backlog.get(), Ordering::Relaxed);
     let _ = tx.send(stats.snapshot(idx, now_ns(), last));

@@ -10,8 +10,8 @@
 mod conn;
 pub mod connect;
 mod core;
-pub mod reconnect;
 pub mod protocol;
+pub mod reconnect;
 
 use crate::error::Result;
 use crate::stats::Snapshot;
@@ -151,9 +151,7 @@ pub fn start(
         let (target, control, tx) = (target.clone(), control.clone(), tx.clone());
         let name = format!("herd-core-{}", plan.idx);
         let cpu = plan.cpu;
-        handles.push(crate::executor::spawn_pinned(&name, cpu, move || {
-            core::run_core(plan, target, control, tx)
-        })?);
+        handles.push(crate::executor::spawn_pinned(&name, cpu, move || core::run_core(plan, target, control, tx))?);
     }
     Ok(handles)
 }

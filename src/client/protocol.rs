@@ -43,12 +43,10 @@ pub fn upgrade_request(t: &Target, vars: &Vars, key: &str, path: &mut String) ->
 
 /// Checks the server's answer to the upgrade.
 pub fn check_answer(t: &Target, head: &[u8], key: &str) -> Result<(), ErrorKind> {
-    handshake::check_response_offer(head, key, &t.protocol.subprotocols)
-        .map(|_| ())
-        .map_err(|e| match e {
-            ResponseError::Status(_) => ErrorKind::HandshakeRejected,
-            ResponseError::Invalid(_) => ErrorKind::HandshakeInvalid,
-        })
+    handshake::check_response_offer(head, key, &t.protocol.subprotocols).map(|_| ()).map_err(|e| match e {
+        ResponseError::Status(_) => ErrorKind::HandshakeRejected,
+        ResponseError::Invalid(_) => ErrorKind::HandshakeInvalid,
+    })
 }
 
 /// Sends the `--join` frames, in order, and hands the connection back.
@@ -252,6 +250,9 @@ mod tests {
         p.send = Some(crate::template::Text::parse(envelope, crate::template::Var::MESSAGE).unwrap());
         assert_eq!(message(&p, &fill, &mut scratch), Message::text(r#"{"c":3,"s":9,"b":"~h1.m~"}"#));
         p.binary = true;
-        assert_eq!(message(&p, &fill, &mut scratch), Message::Binary(Bytes::from_static(br#"{"c":3,"s":9,"b":"~h1.m~"}"#)));
+        assert_eq!(
+            message(&p, &fill, &mut scratch),
+            Message::Binary(Bytes::from_static(br#"{"c":3,"s":9,"b":"~h1.m~"}"#))
+        );
     }
 }

@@ -5,8 +5,7 @@ use super::knobs::*;
 use super::report::{Allows, Check, Report, Status};
 
 const SYSCTL_FILE: &str = "tuning/sysctl.d/90-herd.conf";
-const LIMIT_FILES: &str =
-    "tuning/limits.d/90-herd.conf (logins) or tuning/systemd/herd.conf (services)";
+const LIMIT_FILES: &str = "tuning/limits.d/90-herd.conf (logins) or tuning/systemd/herd.conf (services)";
 
 /// Formats a byte count with a binary unit: `8 MiB`, `23.2 GiB`.
 pub fn fmt_bytes(bytes: u64) -> String {
@@ -41,11 +40,7 @@ fn fmt_bytes_limit(v: u64) -> String {
 
 fn sysctl_fix(knob: &str, value: impl std::fmt::Display) -> String {
     let value = value.to_string();
-    let arg = if value.contains(' ') {
-        format!("\"{value}\"")
-    } else {
-        value
-    };
+    let arg = if value.contains(' ') { format!("\"{value}\"") } else { value };
     format!("sysctl -w {knob}={arg}  (persist: {SYSCTL_FILE})")
 }
 
@@ -62,28 +57,12 @@ fn from<T>(
             let (value, allows, note) = present(v);
             (value, allows, Status::Ok, note)
         }
-        Reading::NotPresent => (
-            "not present".into(),
-            Allows::Unbounded,
-            Status::NotPresent,
-            "limits nothing on this host".into(),
-        ),
-        Reading::Unreadable(e) => (
-            "unreadable".into(),
-            Allows::Unknown,
-            Status::Unreadable,
-            e.clone(),
-        ),
+        Reading::NotPresent => {
+            ("not present".into(), Allows::Unbounded, Status::NotPresent, "limits nothing on this host".into())
+        }
+        Reading::Unreadable(e) => ("unreadable".into(), Allows::Unknown, Status::Unreadable, e.clone()),
     };
-    Check {
-        name,
-        knob,
-        value,
-        allows,
-        status,
-        note,
-        fix,
-    }
+    Check { name, knob, value, allows, status, note, fix }
 }
 
 fn advise_below(mut c: Check, current: Option<&u64>, wanted: u64) -> Check {
@@ -116,9 +95,7 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
         "RLIMIT_NOFILE (soft)",
         Some("nofile"),
         &host.nofile_soft,
-        format!(
-            "none needed: herd raises it to the hard limit; `ulimit -n {nofile_target}` sets both"
-        ),
+        format!("none needed: herd raises it to the hard limit; `ulimit -n {nofile_target}` sets both"),
         |&v| {
             let note = "not a cap: herd raises its soft limit to the hard limit at start";
             (fmt_limit(v), Allows::Unbounded, note.into())
@@ -140,13 +117,7 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
         Some("fs.nr_open"),
         &host.nr_open,
         sysctl_fix("fs.nr_open", TUNED_NR_OPEN.max(nofile_target)),
-        |&v| {
-            (
-                v.to_string(),
-                fd_allows(v),
-                "the most RLIMIT_NOFILE any process may have".into(),
-            )
-        },
+        |&v| (v.to_string(), fd_allows(v), "the most RLIMIT_NOFILE any process may have".into()),
     ));
 
     let in_use = host.files_in_use.value().copied().unwrap_or(0);
@@ -154,10 +125,7 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
         "fs.file-max",
         Some("fs.file-max"),
         &host.file_max,
-        sysctl_fix(
-            "fs.file-max",
-            TUNED_FILE_MAX.max(fds.saturating_add(in_use)),
-        ),
+        sysctl_fix("fs.file-max", TUNED_FILE_MAX.max(fds.saturating_add(in_use))),
         |&v| {
             (
                 v.to_string(),
@@ -172,9 +140,7 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
     let mut port_fix = sysctl_fix("net.ipv4.ip_local_port_range", format!("{lo} {hi}"));
     if n > tuned_ports.saturating_mul(source_ips) {
         let need = n.div_ceil(tuned_ports);
-        port_fix.push_str(&format!(
-            "; and spread over at least {need} source addresses (--source-ips {need})"
-        ));
+        port_fix.push_str(&format!("; and spread over at least {need} source addresses (--source-ips {need})"));
     } else {
         port_fix.push_str("; more source addresses (--source-ips) or destinations multiply it");
     }
@@ -225,46 +191,33 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
         Some("net.netfilter.nf_conntrack_max"),
         &host.nf_conntrack_max,
         sysctl_fix("net.netfilter.nf_conntrack_max", TUNED_CONNTRACK_MAX.max(n)),
-        |&v| {
-            (
-                v.to_string(),
-                Allows::Connections(v),
-                "one tracked flow per connection (~320 bytes each)".into(),
-            )
-        },
+        |&v| (v.to_string(), Allows::Connections(v), "one tracked flow per connection (~320 bytes each)".into()),
     );
     if conntrack.status == Status::NotPresent {
         conntrack.note = "connection tracking is not loaded, so it limits nothing".into();
-        conntrack.fix = format!(
-            "none needed; if nf_conntrack gets loaded: {}",
-            conntrack.fix
-        );
+        conntrack.fix = format!("none needed; if nf_conntrack gets loaded: {}", conntrack.fix);
     }
     checks.push(conntrack);
 
     let per_conn = KERNEL_BYTES_PER_CONN + HERD_BYTES_PER_CONN;
     let mem_fix = match connections {
-        Some(n) => format!("no knob: {n} connections need about {}; add memory, stop other work or spread the load over more hosts",
-            fmt_bytes(n.saturating_mul(per_conn))),
+        Some(n) => format!(
+            "no knob: {n} connections need about {}; add memory, stop other work or spread the load over more hosts",
+            fmt_bytes(n.saturating_mul(per_conn))
+        ),
         None => "no knob: add memory, stop other work or spread the load over more hosts".into(),
     };
-    checks.push(from(
-        "MemAvailable",
-        None,
-        &host.mem_available,
-        mem_fix,
-        |&v| {
-            (
-                fmt_bytes(v),
-                Allows::Connections(v / per_conn),
-                format!(
-                    "at about {} kernel + {} herd per connection",
-                    fmt_bytes(KERNEL_BYTES_PER_CONN),
-                    fmt_bytes(HERD_BYTES_PER_CONN)
-                ),
-            )
-        },
-    ));
+    checks.push(from("MemAvailable", None, &host.mem_available, mem_fix, |&v| {
+        (
+            fmt_bytes(v),
+            Allows::Connections(v / per_conn),
+            format!(
+                "at about {} kernel + {} herd per connection",
+                fmt_bytes(KERNEL_BYTES_PER_CONN),
+                fmt_bytes(HERD_BYTES_PER_CONN)
+            ),
+        )
+    }));
 
     checks.push(memlock(host));
     checks.push(io_uring(host));
@@ -293,11 +246,7 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
             )
         },
     );
-    checks.push(advise_below(
-        c,
-        host.tcp_max_syn_backlog.value(),
-        TUNED_BACKLOG,
-    ));
+    checks.push(advise_below(c, host.tcp_max_syn_backlog.value(), TUNED_BACKLOG));
     let mut c = from(
         "net.ipv4.tcp_tw_reuse",
         Some("net.ipv4.tcp_tw_reuse"),
@@ -307,8 +256,7 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
             (
                 v.to_string(),
                 Allows::Unbounded,
-                "1 lets reconnects reuse ports still in TIME-WAIT (2: loopback only, 0: never)"
-                    .into(),
+                "1 lets reconnects reuse ports still in TIME-WAIT (2: loopback only, 0: never)".into(),
             )
         },
     );
@@ -321,45 +269,29 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
 }
 
 fn memlock(host: &HostLimits) -> Check {
-    let want_kib =
-        TUNED_MEMLOCK_KIB.max(host.cpus.saturating_mul(MEMLOCK_BYTES_PER_EXECUTOR) / 1024);
-    let fix =
-        format!("ulimit -l {want_kib} (KiB) in the shell that starts herd; persist: {LIMIT_FILES}");
+    let want_kib = TUNED_MEMLOCK_KIB.max(host.cpus.saturating_mul(MEMLOCK_BYTES_PER_EXECUTOR) / 1024);
+    let fix = format!("ulimit -l {want_kib} (KiB) in the shell that starts herd; persist: {LIMIT_FILES}");
     let hard = host.memlock_hard.value().copied();
-    let mut c = from(
-        "RLIMIT_MEMLOCK (soft)",
-        Some("memlock"),
-        &host.memlock_soft,
-        fix,
-        |&v| {
-            let value = match hard {
-                Some(h) => format!("{} (hard {})", fmt_bytes_limit(v), fmt_bytes_limit(h)),
-                None => fmt_bytes_limit(v),
-            };
-            if v < GLOMMIO_MIN_MEMLOCK {
-                let note = format!(
-                    "glommio refuses to start an executor below {}",
-                    fmt_bytes(GLOMMIO_MIN_MEMLOCK)
-                );
-                return (value, Allows::Connections(0), note);
-            }
-            let executors = if v == UNLIMITED {
-                "unlimited".into()
-            } else {
-                (v / MEMLOCK_BYTES_PER_EXECUTOR).to_string()
-            };
-            let note = format!(
+    let mut c = from("RLIMIT_MEMLOCK (soft)", Some("memlock"), &host.memlock_soft, fix, |&v| {
+        let value = match hard {
+            Some(h) => format!("{} (hard {})", fmt_bytes_limit(v), fmt_bytes_limit(h)),
+            None => fmt_bytes_limit(v),
+        };
+        if v < GLOMMIO_MIN_MEMLOCK {
+            let note = format!("glommio refuses to start an executor below {}", fmt_bytes(GLOMMIO_MIN_MEMLOCK));
+            return (value, Allows::Connections(0), note);
+        }
+        let executors = if v == UNLIMITED { "unlimited".into() } else { (v / MEMLOCK_BYTES_PER_EXECUTOR).to_string() };
+        let note = format!(
             "allows {executors} glommio executors at an assumed {} locked each (io_uring rings and a 64 KiB \
              registered buffer: 64 KiB-1 MiB); herd runs one per CPU, {} here",
-            fmt_bytes(MEMLOCK_BYTES_PER_EXECUTOR), host.cpus);
-            (value, Allows::Unbounded, note)
-        },
-    );
+            fmt_bytes(MEMLOCK_BYTES_PER_EXECUTOR),
+            host.cpus
+        );
+        (value, Allows::Unbounded, note)
+    });
     if c.status == Status::Ok
-        && host
-            .memlock_soft
-            .value()
-            .is_some_and(|&v| v != UNLIMITED && v / MEMLOCK_BYTES_PER_EXECUTOR < host.cpus)
+        && host.memlock_soft.value().is_some_and(|&v| v != UNLIMITED && v / MEMLOCK_BYTES_PER_EXECUTOR < host.cpus)
     {
         c.status = Status::Advice;
     }
@@ -374,21 +306,13 @@ fn io_uring(host: &HostLimits) -> Check {
         &host.io_uring_disabled,
         fix,
         |&v| match v {
-            0 => (
-                "0".into(),
-                Allows::Unbounded,
-                "io_uring available to every process".into(),
-            ),
+            0 => ("0".into(), Allows::Unbounded, "io_uring available to every process".into()),
             1 => (
                 "1".into(),
                 Allows::Unbounded,
                 "io_uring restricted to CAP_SYS_ADMIN and members of kernel.io_uring_group".into(),
             ),
-            v => (
-                v.to_string(),
-                Allows::Connections(0),
-                "io_uring disabled: glommio cannot start".into(),
-            ),
+            v => (v.to_string(), Allows::Connections(0), "io_uring disabled: glommio cannot start".into()),
         },
     );
     match c.status {

@@ -98,10 +98,7 @@ fn rlimit(which: Rlimit) -> (Reading<u64>, Reading<u64>) {
         Rlimit::Nofile => libc::RLIMIT_NOFILE,
         Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
     };
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the struct we pass it.
     if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
         let e = std::io::Error::last_os_error().to_string();
@@ -116,10 +113,7 @@ fn rlimit(which: Rlimit) -> (Reading<u64>, Reading<u64>) {
             v as u64
         }
     };
-    (
-        Reading::Value(conv(lim.rlim_cur)),
-        Reading::Value(conv(lim.rlim_max)),
-    )
+    (Reading::Value(conv(lim.rlim_cur)), Reading::Value(conv(lim.rlim_max)))
 }
 
 impl HostLimits {
@@ -135,8 +129,7 @@ impl HostLimits {
         let (memlock_soft, memlock_hard) = rlimit(Rlimit::Memlock);
         let meminfo = proc.join("meminfo");
         let mem_available = read_with(&meminfo, |text| {
-            parse::parse_meminfo(text, "MemAvailable")
-                .or_else(|_| parse::parse_meminfo(text, "MemFree"))
+            parse::parse_meminfo(text, "MemAvailable").or_else(|_| parse::parse_meminfo(text, "MemFree"))
         });
         // SAFETY: sysconf has no preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -146,10 +139,7 @@ impl HostLimits {
             nr_open: read_with(&sys("fs.nr_open"), parse::parse_u64),
             file_max: read_with(&sys("fs.file-max"), parse::parse_u64),
             files_in_use: read_with(&sys("fs.file-nr"), parse::parse_first_u64),
-            port_range: read_with(
-                &sys("net.ipv4.ip_local_port_range"),
-                parse::parse_port_range,
-            ),
+            port_range: read_with(&sys("net.ipv4.ip_local_port_range"), parse::parse_port_range),
             somaxconn: read_with(&sys("net.core.somaxconn"), parse::parse_u64),
             tcp_max_syn_backlog: read_with(&sys("net.ipv4.tcp_max_syn_backlog"), parse::parse_u64),
             tcp_mem: read_with(&sys("net.ipv4.tcp_mem"), parse::parse_tcp_mem),
@@ -159,11 +149,7 @@ impl HostLimits {
             memlock_soft,
             memlock_hard,
             mem_available,
-            page_size: if page_size > 0 {
-                page_size as u64
-            } else {
-                4096
-            },
+            page_size: if page_size > 0 { page_size as u64 } else { 4096 },
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
         }
     }

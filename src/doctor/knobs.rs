@@ -81,10 +81,7 @@ pub fn checked_knobs() -> &'static [&'static str] {
 
 /// The value `tuning/` sets `knob` to, as written in its files.
 pub fn tuned_value(knob: &str) -> Option<&'static str> {
-    TUNED
-        .iter()
-        .find(|(name, _)| *name == knob)
-        .map(|(_, value)| *value)
+    TUNED.iter().find(|(name, _)| *name == knob).map(|(_, value)| *value)
 }
 
 #[cfg(test)]
@@ -102,10 +99,7 @@ mod tests {
             ("fs.file-max", TUNED_FILE_MAX.to_string()),
             ("net.ipv4.ip_local_port_range", format!("{lo} {hi}")),
             ("net.ipv4.tcp_mem", mem),
-            (
-                "net.netfilter.nf_conntrack_max",
-                TUNED_CONNTRACK_MAX.to_string(),
-            ),
+            ("net.netfilter.nf_conntrack_max", TUNED_CONNTRACK_MAX.to_string()),
             ("net.core.somaxconn", TUNED_BACKLOG.to_string()),
             ("net.ipv4.tcp_max_syn_backlog", TUNED_BACKLOG.to_string()),
         ];

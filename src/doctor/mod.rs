@@ -60,11 +60,7 @@ pub fn main(args: &DoctorArgs) -> i32 {
     };
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(out.as_bytes())
-        .and_then(|_| stdout.flush())
-        .is_err()
-    {
+    if stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()).is_err() {
         return EXIT_SOFTWARE;
     }
     report.exit_code

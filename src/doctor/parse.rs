@@ -19,19 +19,14 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
 }
 
 fn number(word: &str) -> Result<u64, ParseError> {
-    word.parse::<u64>()
-        .or_else(|_| err(format!("not a non-negative integer: {word:?}")))
+    word.parse::<u64>().or_else(|_| err(format!("not a non-negative integer: {word:?}")))
 }
 
 /// Parses exactly `n` whitespace-separated integers, as in `net.ipv4.tcp_mem`.
 pub fn parse_fields(text: &str, n: usize) -> Result<Vec<u64>, ParseError> {
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.len() != n {
-        return err(format!(
-            "expected {n} numbers, found {}: {:?}",
-            words.len(),
-            text.trim()
-        ));
+        return err(format!("expected {n} numbers, found {}: {:?}", words.len(), text.trim()));
     }
     words.into_iter().map(number).collect()
 }
@@ -86,7 +81,6 @@ pub fn parse_meminfo(text: &str, key: &str) -> Result<u64, ParseError> {
     err(format!("{key} not found"))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,16 +89,7 @@ mod tests {
     fn port_range() {
         assert_eq!(parse_port_range("32768\t60999\n"), Ok((32768, 60999)));
         assert_eq!(parse_port_range("1024 65535"), Ok((1024, 65535)));
-        for bad in [
-            "",
-            "\n",
-            "32768",
-            "60999 32768",
-            "1 2 3",
-            "a b",
-            "-1 5",
-            "1 70000",
-        ] {
+        for bad in ["", "\n", "32768", "60999 32768", "1 2 3", "a b", "-1 5", "1 70000"] {
             assert!(parse_port_range(bad).is_err(), "{bad:?}");
         }
     }
@@ -123,10 +108,7 @@ mod tests {
 
     #[test]
     fn tcp_mem() {
-        assert_eq!(
-            parse_tcp_mem("287898\t383867\t575796\n"),
-            Ok([287898, 383867, 575796])
-        );
+        assert_eq!(parse_tcp_mem("287898\t383867\t575796\n"), Ok([287898, 383867, 575796]));
         for bad in ["", "1 2", "1 2 3 4", "1 x 3"] {
             assert!(parse_tcp_mem(bad).is_err(), "{bad:?}");
         }
@@ -145,5 +127,4 @@ mod tests {
         assert!(parse_meminfo("MemAvailable: 99999999999999999999 kB", "MemAvailable").is_err());
         assert!(parse_meminfo("garbage\n\n:::", "MemAvailable").is_err());
     }
-
 }

@@ -123,12 +123,7 @@ pub struct Report {
 
 impl Report {
     /// Marks binding checks, then finds the binding limit, the verdict and the exit code.
-    pub fn new(
-        host: HostLimits,
-        connections: Option<u64>,
-        source_ips: u64,
-        mut checks: Vec<Check>,
-    ) -> Report {
+    pub fn new(host: HostLimits, connections: Option<u64>, source_ips: u64, mut checks: Vec<Check>) -> Report {
         for c in &mut checks {
             if let (Some(n), Some(a)) = (connections, c.allows.count()) {
                 if a < n {
@@ -136,23 +131,12 @@ impl Report {
                 }
             }
         }
-        let lowest = checks
-            .iter()
-            .filter(|c| c.allows.count().is_some())
-            .min_by_key(|c| c.allows.count());
+        let lowest = checks.iter().filter(|c| c.allows.count().is_some()).min_by_key(|c| c.allows.count());
         let ceiling = lowest.map_or(Allows::Unbounded, |c| c.allows);
         let binding = lowest.map(|c| c.name.to_string());
-        let unreadable: Vec<&str> = checks
-            .iter()
-            .filter(|c| c.status == Status::Unreadable)
-            .map(|c| c.name)
-            .collect();
+        let unreadable: Vec<&str> = checks.iter().filter(|c| c.status == Status::Unreadable).map(|c| c.name).collect();
         let binds = checks.iter().filter(|c| c.status == Status::Binds).count();
-        let first = |c: Option<&Check>| {
-            c.map_or("none".to_string(), |c| {
-                format!("{} at {}", c.name, c.allows)
-            })
-        };
+        let first = |c: Option<&Check>| c.map_or("none".to_string(), |c| format!("{} at {}", c.name, c.allows));
         let (verdict, exit_code) = match connections {
             Some(n) if binds > 0 => (
                 format!(
@@ -162,35 +146,18 @@ impl Report {
                 ),
                 EXIT_UNAVAILABLE,
             ),
-            _ if !unreadable.is_empty() => (
-                format!("UNKNOWN: could not read {}.", unreadable.join(", ")),
-                EXIT_SOFTWARE,
-            ),
-            Some(n) => (
-                format!(
-                    "REACHABLE: {n} connections fit; the first limit to bind is {}.",
-                    first(lowest)
-                ),
-                EXIT_OK,
-            ),
+            _ if !unreadable.is_empty() => {
+                (format!("UNKNOWN: could not read {}.", unreadable.join(", ")), EXIT_SOFTWARE)
+            }
+            Some(n) => {
+                (format!("REACHABLE: {n} connections fit; the first limit to bind is {}.", first(lowest)), EXIT_OK)
+            }
             None => (
-                format!(
-                    "This host allows up to {ceiling} herd client connections; {} binds first.",
-                    first(lowest)
-                ),
+                format!("This host allows up to {ceiling} herd client connections; {} binds first.", first(lowest)),
                 EXIT_OK,
             ),
         };
-        Report {
-            connections,
-            source_ips,
-            checks,
-            binding,
-            ceiling,
-            verdict,
-            exit_code,
-            host,
-        }
+        Report { connections, source_ips, checks, binding, ceiling, verdict, exit_code, host }
     }
 
     /// The check named `name`.

@@ -122,11 +122,9 @@ fn parse_push_interval(s: &str) -> Result<Duration, String> {
 fn parse_pushgateway_url(s: &str) -> Result<String, String> {
     let t = s.trim().trim_end_matches('/');
     if t.starts_with("https://") {
-        return Err(
-            "https is not supported: herd pushes over plain http (put a TLS proxy on \
+        return Err("https is not supported: herd pushes over plain http (put a TLS proxy on \
                     loopback in front of a remote Pushgateway)"
-                .to_string(),
-        );
+            .to_string());
     }
     if !t.starts_with("http://") || t.len() == "http://".len() {
         return Err(format!("{s:?} is not an http:// URL"));
@@ -143,9 +141,10 @@ fn parse_job(s: &str) -> Result<String, String> {
 
 fn parse_prefix(s: &str) -> Result<String, String> {
     let p = s.trim_end_matches('_');
-    let valid = p.chars().enumerate().all(|(i, c)| {
-        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
-    });
+    let valid = p
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
     if !valid {
         return Err(format!(
             "{s:?} is not a valid metric name prefix (letters, digits, '_' and ':', not \
@@ -165,7 +164,6 @@ mod tests {
         #[command(flatten)]
         metrics: MetricsArgs,
     }
-
 
     #[test]
     fn flags_parse_and_default() {
@@ -210,9 +208,6 @@ mod tests {
         let host = hostname();
         assert!(!host.is_empty());
         assert_eq!(default_instance(Some(2)), format!("{host}-2"));
-        assert_eq!(
-            default_instance(None),
-            format!("{host}-{}", std::process::id())
-        );
+        assert_eq!(default_instance(None), format!("{host}-{}", std::process::id()));
     }
 }

@@ -40,16 +40,8 @@ fn bound_us(bound_seconds: f64) -> u64 {
 /// A non-finite bound counts every value (the encoder leaves them out: `+Inf` is implied).
 /// Bounds must ascend; unsorted bounds give unspecified counts.
 pub fn hdr_buckets(h: &Histogram<u64>, bounds_seconds: &[f64]) -> (Vec<u64>, f64, u64) {
-    let bounds: Vec<u64> = bounds_seconds
-        .iter()
-        .map(|&b| {
-            if b.is_finite() {
-                bound_us(b.max(0.0))
-            } else {
-                u64::MAX
-            }
-        })
-        .collect();
+    let bounds: Vec<u64> =
+        bounds_seconds.iter().map(|&b| if b.is_finite() { bound_us(b.max(0.0)) } else { u64::MAX }).collect();
     let mut per_bucket = vec![0u64; bounds.len()];
     let mut sum_us: u128 = 0;
     let mut next = 0usize;
@@ -102,10 +94,7 @@ mod tests {
             .iter()
             .map(|&b| {
                 let b = bound_us(b);
-                values
-                    .iter()
-                    .filter(|&&v| h.lowest_equivalent(v) <= b)
-                    .count() as u64
+                values.iter().filter(|&&v| h.lowest_equivalent(v) <= b).count() as u64
             })
             .collect()
     }
@@ -150,10 +139,7 @@ mod tests {
             // Never fewer than the raw values at or below the bound, never more than those
             // within the bound's equivalence range.
             let raw_le = values.iter().filter(|&&v| v <= bound_us(b)).count() as u64;
-            let raw_le_eq = values
-                .iter()
-                .filter(|&&v| v <= h.highest_equivalent(bound_us(b)))
-                .count() as u64;
+            let raw_le_eq = values.iter().filter(|&&v| v <= h.highest_equivalent(bound_us(b))).count() as u64;
             assert!(raw_le <= *c && *c <= raw_le_eq, "bound {b}");
             if bound_us(b) < 2048 {
                 assert_eq!(*c, raw_le, "bounds below 2048 µs are exact");

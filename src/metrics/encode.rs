@@ -34,8 +34,7 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Histogram as HistogramProto, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Encoder as _, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder as _, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use serde::Serialize;
 
@@ -68,13 +67,7 @@ pub struct RunInfo {
 }
 
 /// Exported quantiles, and their `quantile` label values.
-const QUANTILES: [(f64, &str); 5] = [
-    (0.5, "0.5"),
-    (0.9, "0.9"),
-    (0.99, "0.99"),
-    (0.999, "0.999"),
-    (1.0, "1"),
-];
+const QUANTILES: [(f64, &str); 5] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999"), (1.0, "1")];
 
 /// The text exposition of a run, with the default histogram bounds
 /// ([`DEFAULT_BOUNDS_SECONDS`]). `prefix` is joined to every name with `_` (`herd` gives
@@ -95,10 +88,7 @@ pub fn encode_with_bounds(
 ) -> String {
     match try_encode(prefix, run, phase, merged, bounds_seconds) {
         Ok(text) => text,
-        Err(e) => format!(
-            "# herd could not encode its metrics: {}\n",
-            e.to_string().replace('\n', " ")
-        ),
+        Err(e) => format!("# herd could not encode its metrics: {}\n", e.to_string().replace('\n', " ")),
     }
 }
 
@@ -124,15 +114,35 @@ fn try_encode(
         ("connections_attempted_total", "Connections herd tried to open.", c.conns_attempted),
         ("connections_established_total", "Connections that completed the WebSocket handshake.", c.conns_established),
         ("connections_failed_total", "Connections that failed before or during the handshake.", c.conns_failed),
-        ("connections_reconnected_total", "Connections established again after a loss (--reconnect).", c.conns_reconnected),
-        ("connections_closed_by_peer_total", "Established connections the peer closed before herd did.", c.conns_closed_by_peer),
+        (
+            "connections_reconnected_total",
+            "Connections established again after a loss (--reconnect).",
+            c.conns_reconnected,
+        ),
+        (
+            "connections_closed_by_peer_total",
+            "Established connections the peer closed before herd did.",
+            c.conns_closed_by_peer,
+        ),
         ("connections_closed_total", "Connections herd closed itself at the end of the run.", c.conns_closed),
         ("messages_sent_total", "Messages written to a socket.", c.msgs_sent),
-        ("messages_expected_total", "Deliveries owed: each sent message times the other connected members of its conversation.", c.msgs_expected),
+        (
+            "messages_expected_total",
+            "Deliveries owed: each sent message times the other connected members of its conversation.",
+            c.msgs_expected,
+        ),
         ("messages_delivered_total", "First receipts of expected messages.", c.msgs_delivered),
         ("messages_duplicated_total", "Receipts of a message the receiver already had.", c.msgs_duplicated),
-        ("messages_reordered_total", "First receipts of a message after a later message of the same sender.", c.msgs_reordered),
-        ("messages_unexpected_total", "Receipts of messages sent before the receiver was connected.", c.msgs_unexpected),
+        (
+            "messages_reordered_total",
+            "First receipts of a message after a later message of the same sender.",
+            c.msgs_reordered,
+        ),
+        (
+            "messages_unexpected_total",
+            "Receipts of messages sent before the receiver was connected.",
+            c.msgs_unexpected,
+        ),
         ("messages_echoed_total", "Senders receiving their own message back.", c.msgs_echoed),
         (
             "messages_missed_total",
@@ -146,44 +156,25 @@ fn try_encode(
     }
 
     for (base, help, value) in [
-        (
-            "connections",
-            "Connections open now: established minus closed by either side.",
-            c.open(),
-        ),
-        (
-            "messages_pending",
-            "Deliveries owed that have not arrived (yet).",
-            c.pending(),
-        ),
+        ("connections", "Connections open now: established minus closed by either side.", c.open()),
+        ("messages_pending", "Deliveries owed that have not arrived (yet).", c.pending()),
     ] {
         let m = IntGauge::with_opts(Opts::new(name(base), help))?;
         m.set(to_i64(value));
         reg.register(Box::new(m))?;
     }
 
-    let per_core = IntGaugeVec::new(
-        Opts::new(
-            name("core_connections"),
-            "Connections open now, per executor core.",
-        ),
-        &["core"],
-    )?;
+    let per_core =
+        IntGaugeVec::new(Opts::new(name("core_connections"), "Connections open now, per executor core."), &["core"])?;
     for (i, core) in merged.per_core().iter().enumerate() {
-        per_core
-            .with_label_values(&[i.to_string()])
-            .set(to_i64(core.open()));
+        per_core.with_label_values(&[i.to_string()]).set(to_i64(core.open()));
     }
     reg.register(Box::new(per_core))?;
 
-    let errors = IntCounterVec::new(
-        Opts::new(name("errors_total"), "Per-connection errors by category."),
-        &["category"],
-    )?;
+    let errors =
+        IntCounterVec::new(Opts::new(name("errors_total"), "Per-connection errors by category."), &["category"])?;
     for kind in ErrorKind::ALL {
-        errors
-            .with_label_values(&[kind.name()])
-            .inc_by(c.errors_of(kind));
+        errors.with_label_values(&[kind.name()]).inc_by(c.errors_of(kind));
     }
     reg.register(Box::new(errors))?;
 
@@ -194,17 +185,12 @@ fn try_encode(
         ),
         &["phase"],
     )?;
-    phase_gauge
-        .with_label_values(&[phase.name()])
-        .set(i64::from(phase.number()));
+    phase_gauge.with_label_values(&[phase.name()]).set(i64::from(phase.number()));
     reg.register(Box::new(phase_gauge))?;
 
     let (label_names, label_values) = run_info_labels(run);
     let names: Vec<&str> = label_names.iter().map(String::as_str).collect();
-    let info = IntGaugeVec::new(
-        Opts::new(name("run_info"), "The run's scenario, as labels; always 1."),
-        &names,
-    )?;
+    let info = IntGaugeVec::new(Opts::new(name("run_info"), "The run's scenario, as labels; always 1."), &names)?;
     info.with_label_values(&label_values).set(1);
     reg.register(Box::new(info))?;
 
@@ -215,26 +201,17 @@ fn try_encode(
         ),
         &["quantile", "kind"],
     )?;
-    for (kind, h) in [
-        ("corrected", &merged.total.corrected),
-        ("uncorrected", &merged.total.uncorrected),
-    ] {
+    for (kind, h) in [("corrected", &merged.total.corrected), ("uncorrected", &merged.total.uncorrected)] {
         if h.is_empty() {
             continue;
         }
         for (q, label) in QUANTILES {
-            quantiles
-                .with_label_values(&[label, kind])
-                .set(h.value_at_quantile(q) as f64 / 1e6);
+            quantiles.with_label_values(&[label, kind]).set(h.value_at_quantile(q) as f64 / 1e6);
         }
     }
     reg.register(Box::new(quantiles))?;
 
-    let bounds: Vec<f64> = bounds_seconds
-        .iter()
-        .copied()
-        .filter(|b| b.is_finite())
-        .collect();
+    let bounds: Vec<f64> = bounds_seconds.iter().copied().filter(|b| b.is_finite()).collect();
     let mut histograms = Precomputed::default();
     for (base, help, h) in [
         (
@@ -247,11 +224,7 @@ fn try_encode(
             "Delivery latency from the actual send time.",
             &merged.total.uncorrected,
         ),
-        (
-            "connect_duration_seconds",
-            "TCP connect plus WebSocket handshake.",
-            &merged.total.connect,
-        ),
+        ("connect_duration_seconds", "TCP connect plus WebSocket handshake.", &merged.total.connect),
     ] {
         histograms.add(&name(base), help, h, &bounds)?;
     }
@@ -281,12 +254,7 @@ impl Precomputed {
         h: &hdrhistogram::Histogram<u64>,
         bounds: &[f64],
     ) -> prometheus::Result<()> {
-        let desc = Desc::new(
-            name.to_string(),
-            help.to_string(),
-            vec![],
-            Default::default(),
-        )?;
+        let desc = Desc::new(name.to_string(), help.to_string(), vec![], Default::default())?;
         let (cumulative, sum, count) = hdr_buckets(h, bounds);
         let buckets = bounds
             .iter()
@@ -329,53 +297,24 @@ impl Collector for Precomputed {
 /// trailing `_` are dropped.
 fn sanitize_prefix(prefix: &str) -> String {
     let p = prefix.trim_end_matches('_');
-    let mut out: String = p
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out: String =
+        p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
     out
 }
 
-const FIXED_LABELS: [&str; 9] = [
-    "run_id",
-    "target",
-    "conversations",
-    "members",
-    "senders",
-    "rate",
-    "size",
-    "threads",
-    "version",
-];
+const FIXED_LABELS: [&str; 9] =
+    ["run_id", "target", "conversations", "members", "senders", "rate", "size", "threads", "version"];
 const RESERVED_LABELS: [&str; 4] = ["job", "instance", "le", "quantile"];
 
 fn sanitize_label_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
-    if out.starts_with("__")
-        || RESERVED_LABELS.contains(&out.as_str())
-        || FIXED_LABELS.contains(&out.as_str())
-    {
+    if out.starts_with("__") || RESERVED_LABELS.contains(&out.as_str()) || FIXED_LABELS.contains(&out.as_str()) {
         out = format!("extra_{}", out.trim_start_matches('_'));
     }
     out
@@ -467,54 +406,24 @@ mod tests {
         assert_eq!(value(&t, "herd_connections_attempted_total"), 12.0);
         assert_eq!(value(&t, "herd_messages_pending"), 10.0);
         assert_eq!(value(&t, "herd_messages_missed_total"), 0.0);
-        assert_eq!(
-            value(&t, "herd_errors_total{category=\"connect_refused\"}"),
-            2.0
-        );
+        assert_eq!(value(&t, "herd_errors_total{category=\"connect_refused\"}"), 2.0);
         for k in ErrorKind::ALL {
             assert!(t.contains(&format!("herd_errors_total{{category=\"{}\"}}", k.name())));
         }
         assert_eq!(value(&t, "herd_run_phase{phase=\"sending\"}"), 2.0);
         assert_eq!(value(&t, "herd_delivery_latency_seconds_count"), 290.0);
-        assert_eq!(
-            value(&t, "herd_delivery_latency_seconds_bucket{le=\"+Inf\"}"),
-            290.0
-        );
-        assert_eq!(
-            value(&t, "herd_delivery_latency_seconds_bucket{le=\"0.0003\"}"),
-            101.0
-        );
-        assert_eq!(
-            value(
-                &t,
-                "herd_delivery_latency_uncorrected_seconds_bucket{le=\"0.0002\"}"
-            ),
-            51.0
-        );
-        assert_eq!(
-            value(&t, "herd_connect_duration_seconds_bucket{le=\"0.0015\"}"),
-            10.0
-        );
-        assert_eq!(
-            value(&t, "herd_connect_duration_seconds_bucket{le=\"0.001\"}"),
-            0.0
-        );
-        let p50 = value(
-            &t,
-            "herd_delivery_latency_quantile_seconds{kind=\"corrected\",quantile=\"0.5\"}",
-        );
+        assert_eq!(value(&t, "herd_delivery_latency_seconds_bucket{le=\"+Inf\"}"), 290.0);
+        assert_eq!(value(&t, "herd_delivery_latency_seconds_bucket{le=\"0.0003\"}"), 101.0);
+        assert_eq!(value(&t, "herd_delivery_latency_uncorrected_seconds_bucket{le=\"0.0002\"}"), 51.0);
+        assert_eq!(value(&t, "herd_connect_duration_seconds_bucket{le=\"0.0015\"}"), 10.0);
+        assert_eq!(value(&t, "herd_connect_duration_seconds_bucket{le=\"0.001\"}"), 0.0);
+        let p50 = value(&t, "herd_delivery_latency_quantile_seconds{kind=\"corrected\",quantile=\"0.5\"}");
         assert!((p50 - 0.000344).abs() < 1e-6, "p50 {p50}");
-        let max = value(
-            &t,
-            "herd_delivery_latency_quantile_seconds{kind=\"uncorrected\",quantile=\"1\"}",
-        );
+        let max = value(&t, "herd_delivery_latency_quantile_seconds{kind=\"uncorrected\",quantile=\"1\"}");
         assert!((max - 0.000439).abs() < 1e-6, "max {max}");
         let info = t.lines().find(|l| l.starts_with("herd_run_info{")).unwrap();
         assert!(info.ends_with("} 1"), "{info}");
-        assert!(
-            info.contains("target=\"ws://127.0.0.1:9000/chat\""),
-            "{info}"
-        );
+        assert!(info.contains("target=\"ws://127.0.0.1:9000/chat\""), "{info}");
         assert!(info.contains("rate=\"0.5\""), "{info}");
         assert!(info.contains("git_sha=\"abc\\\"d\""), "{info}");
         assert!(info.contains("extra_job=\"x\""), "{info}");
@@ -537,10 +446,7 @@ mod tests {
         let m = Merged::new(1);
         let t = encode("load_test_", &RunInfo::default(), Phase::Starting, &m);
         assert!(t.contains("\nload_test_connections 0\n"), "{t}");
-        assert!(
-            !t.contains("quantile_seconds{"),
-            "no quantiles without deliveries"
-        );
+        assert!(!t.contains("quantile_seconds{"), "no quantiles without deliveries");
         assert_eq!(value(&t, "load_test_delivery_latency_seconds_count"), 0.0);
         assert!(!t.lines().any(|l| l.starts_with("herd_")));
         let bare = encode("", &RunInfo::default(), Phase::Starting, &m);

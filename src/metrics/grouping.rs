@@ -45,11 +45,7 @@ pub fn url_safe_base64(data: &[u8]) -> String {
     }
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -79,25 +75,13 @@ mod tests {
 
     #[test]
     fn group_urls_escape_values() {
-        assert_eq!(
-            group_url("http://pg:9091/", "herd", "box-1"),
-            "http://pg:9091/metrics/job/herd/instance/box-1"
-        );
-        assert_eq!(
-            group_url("http://pg:9091", "my job", "a:b"),
-            "http://pg:9091/metrics/job/my%20job/instance/a%3Ab"
-        );
+        assert_eq!(group_url("http://pg:9091/", "herd", "box-1"), "http://pg:9091/metrics/job/herd/instance/box-1");
+        assert_eq!(group_url("http://pg:9091", "my job", "a:b"), "http://pg:9091/metrics/job/my%20job/instance/a%3Ab");
         assert_eq!(
             group_url("http://pg:9091", "herd", "rack/7"),
             "http://pg:9091/metrics/job/herd/instance@base64/cmFjay83"
         );
-        assert_eq!(
-            group_url("http://pg:9091", "herd", ""),
-            "http://pg:9091/metrics/job/herd/instance@base64/="
-        );
-        assert_eq!(
-            group_url("http://pg:9091", "ünï", "x"),
-            "http://pg:9091/metrics/job/%C3%BCn%C3%AF/instance/x"
-        );
+        assert_eq!(group_url("http://pg:9091", "herd", ""), "http://pg:9091/metrics/job/herd/instance@base64/=");
+        assert_eq!(group_url("http://pg:9091", "ünï", "x"), "http://pg:9091/metrics/job/%C3%BCn%C3%AF/instance/x");
     }
 }

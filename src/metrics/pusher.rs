@@ -48,11 +48,7 @@ impl PushConfig {
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
             delete_on_finish: false,
-            final_backoff: vec![
-                Duration::from_millis(200),
-                Duration::from_millis(400),
-                Duration::from_millis(800),
-            ],
+            final_backoff: vec![Duration::from_millis(200), Duration::from_millis(400), Duration::from_millis(800)],
         }
     }
 
@@ -114,21 +110,14 @@ impl Pusher {
     /// Starts the pushing thread. Nothing is sent until the first [`Pusher::update`], which is
     /// pushed at once; later texts at most once per interval.
     pub fn start(cfg: PushConfig) -> Pusher {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-        });
+        let shared = Arc::new(Shared { state: Mutex::new(State::default()), wake: Condvar::new() });
         let url = cfg.group_url();
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("herd-pusher".to_string())
             .spawn(move || run(cfg, &thread_shared))
             .expect("spawning the metrics pusher thread");
-        Pusher {
-            shared,
-            thread: Some(thread),
-            url,
-        }
+        Pusher { shared, thread: Some(thread), url }
     }
 
     /// The group's URL.
@@ -185,22 +174,12 @@ fn check(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resul
     if status.is_success() {
         return Ok(());
     }
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(2048)
-        .read_to_string()
-        .unwrap_or_default();
+    let body = resp.body_mut().with_config().limit(2048).read_to_string().unwrap_or_default();
     Err(format!("HTTP {status}: {}", body.trim()))
 }
 
 fn put(agent: &ureq::Agent, url: &str, body: &str) -> Result<(), String> {
-    check(
-        agent
-            .put(url)
-            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .send(body),
-    )
+    check(agent.put(url).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8").send(body))
 }
 
 fn delete(agent: &ureq::Agent, url: &str) -> Result<(), String> {
@@ -208,11 +187,7 @@ fn delete(agent: &ureq::Agent, url: &str) -> Result<(), String> {
 }
 
 /// Runs `op` once, then once more after each pause, until it succeeds.
-fn with_retries(
-    pauses: &[Duration],
-    report: &mut PushReport,
-    mut op: impl FnMut() -> Result<(), String>,
-) -> bool {
+fn with_retries(pauses: &[Duration], report: &mut PushReport, mut op: impl FnMut() -> Result<(), String>) -> bool {
     for attempt in 0..=pauses.len() {
         match op() {
             Ok(()) => return true,
@@ -235,10 +210,7 @@ enum Action {
 fn run(cfg: PushConfig, shared: &Shared) -> PushReport {
     let agent = agent(cfg.timeout);
     let url = cfg.group_url();
-    let mut report = PushReport {
-        url: url.clone(),
-        ..PushReport::default()
-    };
+    let mut report = PushReport { url: url.clone(), ..PushReport::default() };
     let mut failing = false;
     // When the next periodic push may happen; `None` until the first text arrives.
     let mut next: Option<Instant> = None;
@@ -260,11 +232,7 @@ fn run(cfg: PushConfig, shared: &Shared) -> PushReport {
                 let now = Instant::now();
                 match next {
                     Some(at) if at > now => {
-                        st = shared
-                            .wake
-                            .wait_timeout(st, at - now)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0;
+                        st = shared.wake.wait_timeout(st, at - now).unwrap_or_else(|e| e.into_inner()).0;
                     }
                     _ => break Action::Push(st.pending.take().unwrap_or_default()),
                 }
@@ -285,10 +253,7 @@ fn run(cfg: PushConfig, shared: &Shared) -> PushReport {
             }
             Err(e) => {
                 report.pushes_failed += 1;
-                crate::errln!(
-                    "herd: warning: pushing metrics to {url} failed: {e} (retrying in {:?})",
-                    cfg.interval
-                );
+                crate::errln!("herd: warning: pushing metrics to {url} failed: {e} (retrying in {:?})", cfg.interval);
                 report.last_error = Some(e);
                 failing = true;
                 // Retry next interval, unless a newer text arrived meanwhile.
@@ -370,13 +335,9 @@ mod tests {
                 let mut parts = request_line.split_whitespace();
                 let method = parts.next().unwrap_or("").to_string();
                 let path = parts.next().unwrap_or("").to_string();
-                let _ = reader.get_mut().write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                if tx
-                    .send((method, path, String::from_utf8_lossy(&body).into_owned()))
-                    .is_err()
-                {
+                let _ =
+                    reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                if tx.send((method, path, String::from_utf8_lossy(&body).into_owned())).is_err() {
                     return;
                 }
             }
@@ -391,10 +352,7 @@ mod tests {
         cfg.interval = Duration::from_millis(300);
         cfg.delete_on_finish = true;
         let pusher = Pusher::start(cfg);
-        assert_eq!(
-            pusher.url(),
-            format!("{url}/metrics/job/herd/instance@base64/Ym94LzE=")
-        );
+        assert_eq!(pusher.url(), format!("{url}/metrics/job/herd/instance@base64/Ym94LzE="));
         let wait = Duration::from_secs(10);
 
         pusher.update("a 1\n".to_string());

@@ -166,10 +166,7 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         None => presets::herd(),
     };
     if url.is_none() && preset.name != presets::herd().name {
-        return Err(usage(
-            "target",
-            format!("'{}' needs --url, e.g. --url '{}'", preset.name, preset.url_example),
-        ));
+        return Err(usage("target", format!("'{}' needs --url, e.g. --url '{}'", preset.name, preset.url_example)));
     }
     let list = |flag: &[String], file: &Option<OneOrMany>, preset: &[&str]| -> Vec<String> {
         if !flag.is_empty() {
@@ -220,7 +217,8 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         (None, None) => preset.ping_interval,
     }
     .filter(|d| !d.is_zero());
-    let ping_frame = match a.ping_frame.clone().or_else(|| f.ping_frame.clone()).or(preset.ping_frame.map(String::from)) {
+    let ping_frame = match a.ping_frame.clone().or_else(|| f.ping_frame.clone()).or(preset.ping_frame.map(String::from))
+    {
         Some(s) if !s.is_empty() => Some(text("ping-frame", &s, Var::CONNECTION)?),
         _ => None,
     };
@@ -309,10 +307,12 @@ mod tests {
         let f = file("target = \"phoenix\"\nping-interval = \"10s\"\nunmarked = \"error\"\njoin = []");
         let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
         assert_eq!((p.ping_interval, p.unmarked, p.join.len()), (Some(Duration::from_secs(10)), Unmarked::Error, 0));
-        let a = ProtocolArgs { ping_interval: Some(Duration::ZERO), ping_frame: Some(String::new()), ..Default::default() };
+        let a =
+            ProtocolArgs { ping_interval: Some(Duration::ZERO), ping_frame: Some(String::new()), ..Default::default() };
         let p = resolve(&a, &f, Some(&u)).unwrap();
         assert_eq!((p.ping_interval, p.ping_frame.is_none()), (None, true));
-        let a = ProtocolArgs { target: Some("actioncable".into()), subprotocol: vec![String::new()], ..Default::default() };
+        let a =
+            ProtocolArgs { target: Some("actioncable".into()), subprotocol: vec![String::new()], ..Default::default() };
         let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
         assert!(p.subprotocols.is_empty() && p.send.is_some());
     }
@@ -331,7 +331,9 @@ mod tests {
     #[test]
     fn mistakes_name_their_flag() {
         let u = url("ws://h/c/{conv}");
-        let e = |a: ProtocolArgs, url: Option<&UrlTemplate>| resolve(&a, &ScenarioFile::default(), url).unwrap_err().to_string();
+        let e = |a: ProtocolArgs, url: Option<&UrlTemplate>| {
+            resolve(&a, &ScenarioFile::default(), url).unwrap_err().to_string()
+        };
         let a = |f: fn(&mut ProtocolArgs)| {
             let mut a = ProtocolArgs::default();
             f(&mut a);

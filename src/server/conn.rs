@@ -72,10 +72,7 @@ async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctyp
 pub async fn handle(core: Rc<Core>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let timeout = core.shared.cfg.handshake_timeout;
-    let head = glommio::timer::timeout(timeout, async {
-        Ok(handshake::read_head(&mut stream).await)
-    })
-    .await;
+    let head = glommio::timer::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
     let (buf, end) = match head {
         Ok(Ok(h)) => h,
         Ok(Err(ReadHeadError::TooLarge)) => {
@@ -147,7 +144,13 @@ enum Event {
     Shutdown,
 }
 
-async fn serve_ws(core: &Core, room: &std::sync::Arc<str>, id: u64, mailbox: &Mailbox, mut ws: WebSocketStream<TcpStream>) {
+async fn serve_ws(
+    core: &Core,
+    room: &std::sync::Arc<str>,
+    id: u64,
+    mailbox: &Mailbox,
+    mut ws: WebSocketStream<TcpStream>,
+) {
     let mut delay_timer: Option<glommio::timer::Timer> = None;
     loop {
         let ev = poll_fn(|cx| {
@@ -280,8 +283,8 @@ pub async fn serve_metrics_only(core: Rc<Core>, l: std::net::TcpListener) {
             })
             .await
             {
-                let is_metrics = handshake::parse_request(&buf[..end])
-                    .is_ok_and(|r| r.path.split('?').next() == Some("/metrics"));
+                let is_metrics =
+                    handshake::parse_request(&buf[..end]).is_ok_and(|r| r.path.split('?').next() == Some("/metrics"));
                 if is_metrics {
                     let body = super::metrics::render(&core.shared.totals());
                     reply(&mut s, 200, "OK", "text/plain; version=0.0.4", body.as_bytes()).await;

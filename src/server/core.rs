@@ -109,7 +109,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     s.set_reuse_port(true)?;
     s.bind(&addr.into())?;
     s.listen(65535)?; // capped by net.core.somaxconn
-    // SAFETY: the fd is a bound, listening TCP socket we own.
+                      // SAFETY: the fd is a bound, listening TCP socket we own.
     Ok(unsafe { TcpListener::from_raw_fd(s.into_raw_fd()) })
 }
 

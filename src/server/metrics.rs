@@ -81,10 +81,34 @@ pub fn render(t: &ServerTotals) -> String {
     };
     one("herd_server_connections", "gauge", "Open WebSocket connections on this node.", "", t.connections);
     one("herd_server_rooms", "gauge", "Rooms with at least one member on this node.", "", t.rooms);
-    one("herd_server_connections_accepted_total", "counter", "WebSocket connections accepted.", "", t.connections_opened);
-    one("herd_server_connections_refused_total", "counter", "Connections refused (over --max-connections).", "", t.connections_refused);
-    one("herd_server_handshakes_failed_total", "counter", "Requests that did not become WebSocket connections.", "", t.handshakes_failed);
-    one("herd_server_messages_received_total", "counter", "Text frames received from clients.", "", t.messages_received);
+    one(
+        "herd_server_connections_accepted_total",
+        "counter",
+        "WebSocket connections accepted.",
+        "",
+        t.connections_opened,
+    );
+    one(
+        "herd_server_connections_refused_total",
+        "counter",
+        "Connections refused (over --max-connections).",
+        "",
+        t.connections_refused,
+    );
+    one(
+        "herd_server_handshakes_failed_total",
+        "counter",
+        "Requests that did not become WebSocket connections.",
+        "",
+        t.handshakes_failed,
+    );
+    one(
+        "herd_server_messages_received_total",
+        "counter",
+        "Text frames received from clients.",
+        "",
+        t.messages_received,
+    );
     one("herd_server_messages_delivered_total", "counter", "Frames written to room members.", "", t.messages_delivered);
     let _ = writeln!(
         s,
@@ -97,9 +121,21 @@ pub fn render(t: &ServerTotals) -> String {
     let mut one = |name: &str, help: &str, v: u64| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
     };
-    one("herd_server_messages_duplicated_total", "Extra deliveries made by --duplicate-every.", t.messages_duplicated_fault);
-    one("herd_server_slow_consumers_closed_total", "Connections closed because their queue overflowed.", t.slow_consumers_closed);
-    one("herd_server_frames_too_large_total", "Connections closed with 1009 for an oversized frame.", t.frames_too_large);
+    one(
+        "herd_server_messages_duplicated_total",
+        "Extra deliveries made by --duplicate-every.",
+        t.messages_duplicated_fault,
+    );
+    one(
+        "herd_server_slow_consumers_closed_total",
+        "Connections closed because their queue overflowed.",
+        t.slow_consumers_closed,
+    );
+    one(
+        "herd_server_frames_too_large_total",
+        "Connections closed with 1009 for an oversized frame.",
+        t.frames_too_large,
+    );
     one("herd_server_invalid_utf8_total", "Connections closed with 1007 for invalid UTF-8.", t.invalid_utf8);
     s
 }
@@ -120,7 +156,9 @@ mod tests {
         let text = render(&t);
         assert!(text.contains("herd_server_connections 2\n"));
         assert!(text.contains("herd_server_messages_dropped_total{reason=\"fault\"} 5\n"));
-        for name in ["herd_server_rooms 7", "herd_server_messages_received_total 0", "herd_server_messages_delivered_total 0"] {
+        for name in
+            ["herd_server_rooms 7", "herd_server_messages_received_total 0", "herd_server_messages_delivered_total 0"]
+        {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
     }

@@ -209,12 +209,7 @@ impl Server {
             }
         }
         drop(probe);
-        Ok(Server {
-            addr,
-            metrics_addr: metrics_addr.map(|(a, _)| a),
-            shared,
-            threads,
-        })
+        Ok(Server { addr, metrics_addr: metrics_addr.map(|(a, _)| a), shared, threads })
     }
 
     pub fn totals(&self) -> metrics::ServerTotals {
@@ -267,7 +262,9 @@ pub fn main(args: &ServeArgs) -> Result<()> {
     let t = server.stop();
     crate::errln!(
         "herd serve: stopped; {} connections accepted, {} messages received, {} delivered",
-        t.connections_opened, t.messages_received, t.messages_delivered
+        t.connections_opened,
+        t.messages_received,
+        t.messages_delivered
     );
     Ok(())
 }

@@ -108,7 +108,12 @@ pub fn run_herd(dir: &Path, args: &[&str]) -> (Output, Value) {
         .spawn()
         .expect("run herd");
     let o = output_within(child, Duration::from_secs(120));
-    assert!(o.status.success(), "herd run failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "herd run failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("results file")).expect("results JSON");
     (o, v)
 }

@@ -37,18 +37,15 @@ pub fn substitute(expr: &str, vars: &BTreeMap<&str, &str>) -> String {
             let end = t.find("]]").expect("unclosed [[");
             (&t[..end], end + 4)
         } else if let Some(t) = tail.strip_prefix('$') {
-            let end = t
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(t.len());
+            let end = t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(t.len());
             (&t[..end], end + 1)
         } else {
             out.push('[');
             rest = &tail[1..];
             continue;
         };
-        let value = vars
-            .get(name)
-            .unwrap_or_else(|| panic!("dashboard variable {name:?} in {expr:?} has no test value"));
+        let value =
+            vars.get(name).unwrap_or_else(|| panic!("dashboard variable {name:?} in {expr:?} has no test value"));
         out.push_str(value);
         rest = &tail[len..];
     }

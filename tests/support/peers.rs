@@ -73,9 +73,7 @@ impl Peer {
             Impl::Nchan => ("python3", "nchan.py"),
         };
         let mut cmd = Command::new(program);
-        cmd.arg(peers_dir().join(script))
-            .args(["--port", "0", "--exit-on-stdin-eof", "--report"])
-            .arg(&report);
+        cmd.arg(peers_dir().join(script)).args(["--port", "0", "--exit-on-stdin-eof", "--report"]).arg(&report);
         if which == Impl::Nchan {
             cmd.arg("--dir").arg(dir.path().join("nginx"));
         }
@@ -114,7 +112,8 @@ impl Peer {
 
     /// SIGTERM, wait for exit 0, and return the report written at shutdown.
     pub fn stop(mut self) -> Value {
-        let status = self.terminate().unwrap_or_else(|| panic!("fixture did not stop; stderr:\n{}", self.stderr_text()));
+        let status =
+            self.terminate().unwrap_or_else(|| panic!("fixture did not stop; stderr:\n{}", self.stderr_text()));
         assert!(status.success(), "fixture exited with {status}; stderr:\n{}", self.stderr_text());
         let text = std::fs::read_to_string(&self.report)
             .unwrap_or_else(|e| panic!("no report ({e}); stderr:\n{}", self.stderr_text()));
@@ -198,12 +197,9 @@ fn check_nchan() -> Result<(), String> {
     if nginx.is_none() && Command::new("nginx").arg("-v").output().is_err() {
         return Err("nginx not found: apt-get install -y nginx-light libnginx-mod-nchan".into());
     }
-    let module = [
-        "/usr/lib/nginx/modules/ngx_nchan_module.so",
-        "/usr/share/nginx/modules-available/mod-nchan.conf",
-    ]
-    .into_iter()
-    .any(|p| Path::new(p).exists());
+    let module = ["/usr/lib/nginx/modules/ngx_nchan_module.so", "/usr/share/nginx/modules-available/mod-nchan.conf"]
+        .into_iter()
+        .any(|p| Path::new(p).exists());
     if !module {
         return Err("the nchan module is not installed: apt-get install -y libnginx-mod-nchan".into());
     }

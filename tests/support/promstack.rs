@@ -51,12 +51,8 @@ impl PromStack {
 
         // The stack exists before the first process does, so that a panic from here on still
         // kills what was started and removes the directory.
-        let mut stack = PromStack {
-            pushgateway: String::new(),
-            prometheus: String::new(),
-            dir: temp_dir(),
-            children: Vec::new(),
-        };
+        let mut stack =
+            PromStack { pushgateway: String::new(), prometheus: String::new(), dir: temp_dir(), children: Vec::new() };
 
         let pg_port = stack.spawn_ready("pushgateway", |port, _dir| {
             let mut cmd = Command::new(&pushgateway_bin);
@@ -119,9 +115,7 @@ impl PromStack {
                     Ok(())
                 });
             }
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {name} ({:?}): {e}", cmd.get_program()));
+            let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({:?}): {e}", cmd.get_program()));
             self.children.push((name.to_string(), child));
             let idx = self.children.len() - 1;
             let url = format!("http://127.0.0.1:{port}/-/ready");
@@ -152,14 +146,10 @@ impl PromStack {
     /// Evaluates an instant PromQL query. `Ok` holds the `data.result` array; `Err` says why the
     /// query failed (a parse error, for instance).
     pub fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>, String> {
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            self.prometheus,
-            urlencode(promql)
-        );
+        let url = format!("{}/api/v1/query?query={}", self.prometheus, urlencode(promql));
         let (status, body) = http_get(&url)?;
-        let v: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
         if v["status"] != "success" {
             return Err(format!(
                 "HTTP {status}: {} {}",
@@ -172,25 +162,17 @@ impl PromStack {
 
     /// The values of the label `label` on series matching `matcher` (`/api/v1/label/.../values`).
     pub fn label_values(&self, label: &str, matcher: &str) -> Result<Vec<String>, String> {
-        let url = format!(
-            "{}/api/v1/label/{}/values?match[]={}",
-            self.prometheus,
-            urlencode(label),
-            urlencode(matcher)
-        );
+        let url =
+            format!("{}/api/v1/label/{}/values?match[]={}", self.prometheus, urlencode(label), urlencode(matcher));
         let (status, body) = http_get(&url)?;
-        let v: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
         if v["status"] != "success" {
             return Err(format!("HTTP {status}: {body}"));
         }
         Ok(v["data"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
             .unwrap_or_default())
     }
 
@@ -217,16 +199,15 @@ impl PromStack {
 
     /// The Pushgateway's own `/metrics` text.
     pub fn pushgateway_metrics(&self) -> String {
-        let (status, body) =
-            http_get(&format!("{}/metrics", self.pushgateway)).expect("GET pushgateway /metrics");
+        let (status, body) = http_get(&format!("{}/metrics", self.pushgateway)).expect("GET pushgateway /metrics");
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// The Pushgateway's `/api/v1/metrics`: one entry per group.
     pub fn pushgateway_groups(&self) -> serde_json::Value {
-        let (status, body) = http_get(&format!("{}/api/v1/metrics", self.pushgateway))
-            .expect("GET pushgateway /api/v1/metrics");
+        let (status, body) =
+            http_get(&format!("{}/api/v1/metrics", self.pushgateway)).expect("GET pushgateway /api/v1/metrics");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("pushgateway /api/v1/metrics is JSON")
     }
@@ -279,18 +260,12 @@ fn find_binary(env: &str, names: &[&str], package: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a free loopback port")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding a free loopback port").port()
 }
 
 fn temp_dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let dir = std::env::temp_dir().join(format!(
         "herd-promstack-{}-{}-{nanos}",
         std::process::id(),
@@ -323,22 +298,14 @@ pub fn agent() -> ureq::Agent {
 pub fn http_get(url: &str) -> Result<(u16, String), String> {
     let mut resp = agent().get(url).call().map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
+    let body = resp.body_mut().with_config().limit(64 << 20).read_to_string().map_err(|e| e.to_string())?;
     Ok((status, body))
 }
 
 /// PUT `body` to `url` as the text exposition format: the status.
 pub fn http_put(url: &str, body: &str) -> Result<u16, String> {
-    let resp = agent()
-        .put(url)
-        .header("Content-Type", "text/plain; version=0.0.4")
-        .send(body)
-        .map_err(|e| e.to_string())?;
+    let resp =
+        agent().put(url).header("Content-Type", "text/plain; version=0.0.4").send(body).map_err(|e| e.to_string())?;
     Ok(resp.status().as_u16())
 }
 
