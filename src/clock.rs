@@ -18,6 +18,16 @@ pub fn now_ns() -> u64 {
     origin().elapsed().as_nanos() as u64
 }
 
+/// A CLOCK_REALTIME reading (ns since the epoch, as the kernel stamps received packets) on this
+/// clock, never later than now. The offset between the two clocks is read at the call, so clock
+/// steps between the stamp and the call shift the result by the step.
+pub fn from_realtime_ns(real_ns: u64) -> u64 {
+    let now = now_ns();
+    let real_now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    now.saturating_sub(real_now.saturating_sub(real_ns))
+}
+
 /// The `Instant` that corresponds to a clock reading.
 pub fn instant_of(ns: u64) -> Instant {
     origin() + Duration::from_nanos(ns)
@@ -35,5 +45,23 @@ mod tests {
         let i = instant_of(b);
         assert!(i >= origin());
         assert_eq!((i - origin()).as_nanos() as u64, b);
+    }
+
+    #[test]
+    fn realtime_stamps_map_onto_the_clock() {
+        let real = |d: Duration| {
+            (std::time::SystemTime::now() - d).duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        };
+        origin();
+        std::thread::sleep(Duration::from_millis(5));
+        let before = now_ns();
+        let ms3_ago = from_realtime_ns(real(Duration::from_millis(3)));
+        let after = now_ns();
+        assert!(
+            ms3_ago + 4_000_000 >= before && ms3_ago + 3_000_000 <= after + 1_000_000,
+            "{before} {ms3_ago} {after}"
+        );
+        // A stamp from the future (a clock step) is clamped to now.
+        assert!(from_realtime_ns(real(Duration::ZERO) + 10_000_000_000) <= now_ns());
     }
 }

@@ -14,6 +14,8 @@ pub enum Error {
     Io(String),
     /// herd itself failed. Exit 70 (EX_SOFTWARE).
     Software(String),
+    /// A signal stopped herd before it had anything to report. Exit 130 (128 + SIGINT).
+    Interrupted(String),
 }
 
 impl Error {
@@ -23,6 +25,7 @@ impl Error {
             Error::Unavailable(_) => 69,
             Error::Software(_) => 70,
             Error::Io(_) => 74,
+            Error::Interrupted(_) => 130,
         }
     }
 }
@@ -30,7 +33,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Unavailable(m) | Error::Io(m) | Error::Software(m) => f.write_str(m),
+            Error::Usage(m) | Error::Unavailable(m) | Error::Io(m) | Error::Software(m) | Error::Interrupted(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod limits;
 pub mod load;
 pub mod marker;
 pub mod metrics;
+pub mod net;
 pub mod pacing;
 pub mod phase;
 pub mod process;
@@ -51,6 +52,7 @@ pub mod signal;
 pub mod stats;
 pub mod template;
 pub mod units;
+pub mod watchdog;
 pub mod wire;
 
 use error::{Error, Result};

@@ -164,9 +164,11 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
             if embedded { " (embedded server)" } else { "" }
         );
     }
+    crate::watchdog::spawn(control.heartbeats.clone());
     let handles = match client::start(plans, Arc::new(target), control.clone(), tx) {
         Ok(h) => h,
         Err(e) => {
+            control.heartbeats.stop();
             if let Some(sv) = server {
                 sv.stop();
             }
@@ -185,6 +187,7 @@ impl Load {
         }
         self.control.set_phase(Phase::Closing);
         let stuck = join_cores(self.handles, CLOSE_GRACE);
+        self.control.heartbeats.stop();
         if !stuck.is_empty() {
             self.control.abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
         }

@@ -14,6 +14,11 @@ use crate::signal::Signals;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// How far ahead of the phase change the send schedules start.
+const START_MARGIN: Duration = Duration::from_millis(20);
+/// How long the driver waits for every core to acknowledge a phase change.
+const PHASE_ACK_LIMIT: Duration = Duration::from_secs(5);
+
 pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let started = Instant::now();
     let started_unix =
@@ -45,32 +50,35 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
 
-    // Send phase.
+    // Send phase. The schedules start a little ahead, so that every core has them before the
+    // first message is due; a core that acknowledges later sends late, and that shows as latency.
     let cpu_send0 = Cpu::now();
     let t_send = Instant::now();
+    let mut late_cores = vec![];
     if signals.count() == 0 {
-        let start = now_ns() + 20_000_000;
+        let start = now_ns() + START_MARGIN.as_nanos() as u64;
         control.send_start_ns.store(start, Ordering::SeqCst);
-        control.set_phase(Phase::Sending);
+        late_cores = control.change_phase(Phase::Sending, PHASE_ACK_LIMIT, || signals.count() > 0);
         if s.rate > 0.0 {
             say(format!("sending for {:?} ({} open)", s.duration, control.open_total()));
         } else {
             say(format!("holding {} connections idle for {:?}", control.open_total(), s.duration));
         }
-        wait_until(Duration::from_millis(20) + s.duration, || signals.count() > 0);
+        let end = start + s.duration.as_nanos() as u64;
+        wait_until(Duration::from_nanos(end.saturating_sub(now_ns())), || signals.count() > 0);
     }
     let send_s = t_send.elapsed().as_secs_f64();
 
     // Drain phase: until nothing is owed, the drain time is up, or a second signal.
     let t_drain = Instant::now();
-    control.set_phase(Phase::Draining);
+    // Every core has stopped its schedules and published what it still owes before the drain
+    // reads the pending counts.
+    late_cores.extend(control.change_phase(Phase::Draining, PHASE_ACK_LIMIT, || signals.count() >= 2));
     if signals.count() > 0 {
         say("interrupted: stopped sending, draining (Ctrl-C again to stop at once)".into());
     } else if s.rate > 0.0 {
         say(format!("draining (up to {:?})", s.drain));
     }
-    // Give every core a tick to publish its pending count after sending stopped.
-    std::thread::sleep(Duration::from_millis(20));
     wait_until(s.drain.saturating_sub(t_drain.elapsed()), || control.pending_total() == 0 || signals.count() >= 2);
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
@@ -100,6 +108,22 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         notes.push(format!(
             "core(s) {stuck:?} did not stop within {:?} of closing; their figures are from their last snapshot",
             load::CLOSE_GRACE
+        ));
+    }
+    let kicks = control.heartbeats.kicks();
+    if kicks > 0 {
+        notes.push(format!(
+            "the watchdog woke an executor whose heartbeat was over {:?} late {kicks} time(s) (an overloaded \
+             host, or an executor asleep through its wake-up)",
+            crate::watchdog::LATE
+        ));
+    }
+    late_cores.sort_unstable();
+    late_cores.dedup();
+    if !late_cores.is_empty() {
+        notes.push(format!(
+            "core(s) {late_cores:?} did not acknowledge a phase change within {PHASE_ACK_LIMIT:?} (an overloaded \
+             host): their sends started or stopped late"
         ));
     }
     if let Some(e) = &report.hdr_log_error {

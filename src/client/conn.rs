@@ -185,7 +185,12 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 }
             }
             Event::Frame(Some(Ok(msg))) => {
-                let now = now_ns();
+                // When the frame's last bytes reached this host (the kernel's stamp), not when
+                // this task got to it.
+                let now = match ws.get_ref().rx_ns() {
+                    0 => now_ns(),
+                    t => t,
+                };
                 match &msg {
                     Message::Text(t) => on_frame(ctx, conv, member, established_ns, &mut trackers, t.as_bytes(), now),
                     Message::Binary(b) => {

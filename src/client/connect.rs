@@ -4,19 +4,18 @@
 
 use super::protocol;
 use crate::handshake::{self, ReadHeadError};
+use crate::net::Socket;
 use crate::protocol::{self as proto, tokens::Tokens};
 use crate::stats::ErrorKind;
 use crate::template::{UrlTemplate, Vars};
 use async_tungstenite::WebSocketStream;
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{FromRawFd, IntoRawFd};
 use tungstenite::protocol::{Role, WebSocketConfig};
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<Socket>;
 
 /// Where and how to connect; shared by every connection of a core.
 pub struct Target {
@@ -73,9 +72,9 @@ pub fn connect_error_kind(e: &io::Error) -> ErrorKind {
 
 /// Starts a non-blocking connect, bound to `source` if given (with IP_BIND_ADDRESS_NO_PORT so the
 /// kernel picks the port per destination, not per source address).
-fn start_connect(t: &Target, source: Option<IpAddr>) -> io::Result<TcpStream> {
+fn start_connect(t: &Target, source: Option<IpAddr>) -> io::Result<Socket> {
     let addr = t.addr;
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+    let s = socket2::Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
     s.set_tcp_nodelay(true)?;
     // Set before connect, so the window the kernel advertises follows them.
     if let Some(n) = t.sndbuf {
@@ -94,13 +93,15 @@ fn start_connect(t: &Target, source: Option<IpAddr>) -> io::Result<TcpStream> {
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
-    // SAFETY: a connecting TCP socket we own; glommio takes it over.
-    Ok(unsafe { TcpStream::from_raw_fd(s.into_raw_fd()) })
+    let mut s = Socket::from_socket(s)?;
+    // Receipt times come from the kernel, so a core that reads late does not add to latency.
+    s.timestamps()?;
+    Ok(s)
 }
 
 /// IP_BIND_ADDRESS_NO_PORT: defer the port choice to connect(), where the kernel can reuse a
 /// port for different destinations.
-fn set_bind_address_no_port(s: &Socket) -> io::Result<()> {
+fn set_bind_address_no_port(s: &socket2::Socket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: a valid socket fd and a pointer to a c_int of the size we pass.

@@ -126,6 +126,18 @@ impl CoreCtx {
 }
 
 pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
+    let reactor = match crate::net::Reactor::install() {
+        Ok(r) => r,
+        Err(e) => {
+            // Without its epoll set the core can open nothing: every connection fails, counted.
+            crate::errln!("herd: core {}: cannot create its epoll set: {e}", plan.idx);
+            let mut stats = CoreStats::default();
+            stats.counters.conns_attempted = plan.total_conns();
+            stats.counters.conns_failed = plan.total_conns();
+            let _ = tx.send(stats.snapshot(plan.idx, now_ns(), true));
+            return;
+        }
+    };
     let convs = plan
         .convs
         .iter()
@@ -174,6 +186,14 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         .detach();
     }
 
+    ctx.control.heartbeats.register(idx);
+    let ticker = match crate::net::ticker::Ticker::new() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            crate::errln!("herd: core {idx}: no timerfd ({e}); sleeping on glommio timers");
+            None
+        }
+    };
     let interval_ns = ctx.plan.interval.as_nanos() as u64;
     let mut next_snapshot = now_ns() + interval_ns;
     let mut ramp_reported = false;
@@ -183,14 +203,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
 
     loop {
         let now = now_ns();
+        ctx.control.heartbeats.beat(idx);
         let phase = ctx.control.phase();
-        {
-            let c = &ctx.stats.borrow().counters;
-            ctx.control.pending[idx].store(c.pending() + ctx.backlog.get(), Ordering::Relaxed);
-            ctx.control.open[idx].store(c.open(), Ordering::Relaxed);
-            ctx.control.attempted[idx].store(c.conns_attempted, Ordering::Relaxed);
-            ctx.control.settled[idx].store(c.conns_established + c.conns_failed, Ordering::Relaxed);
-        }
         if !ramp_reported && ramp_finished(&ctx) {
             ramp_reported = true;
             ctx.control.ramped.fetch_add(1, Ordering::SeqCst);
@@ -237,6 +251,15 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             closing_since = Some(now);
             ctx.wake_all();
         }
+        {
+            let c = &ctx.stats.borrow().counters;
+            ctx.control.pending[idx].store(c.pending() + ctx.backlog.get(), Ordering::Relaxed);
+            ctx.control.open[idx].store(c.open(), Ordering::Relaxed);
+            ctx.control.attempted[idx].store(c.conns_attempted, Ordering::Relaxed);
+            ctx.control.settled[idx].store(c.conns_established + c.conns_failed, Ordering::Relaxed);
+        }
+        // After the counts above: a driver that sees this reads counts of this phase.
+        ctx.control.ack(idx, phase);
         if now >= next_snapshot {
             next_snapshot = now + interval_ns;
             publish(&ctx, &tx, false);
@@ -253,13 +276,18 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         }
         let wait = wake_at.saturating_sub(now_ns());
         if wait > 0 {
-            glommio::timer::sleep(Duration::from_nanos(wait)).await;
+            match &ticker {
+                Some(t) => t.sleep(Duration::from_nanos(wait)).await,
+                None => glommio::timer::sleep(Duration::from_nanos(wait)).await,
+            }
         } else {
             glommio::yield_if_needed().await;
         }
     }
     ctx.control.open[idx].store(0, Ordering::Relaxed);
     publish(&ctx, &tx, true);
+    ctx.control.heartbeats.retire(idx);
+    reactor.stop();
 }
 
 /// Every connection of the core has been attempted and none is still connecting.

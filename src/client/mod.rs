@@ -40,6 +40,11 @@ pub struct Control {
     pub abort: AtomicBool,
     /// Set when a core did not stop in time: the reporter stops waiting for it.
     pub abandoned: AtomicBool,
+    /// Per core: the last phase it has applied, stored after the counters above are published
+    /// for that phase (so a driver that sees the acknowledgement reads fresh counts).
+    acked: Vec<AtomicU8>,
+    /// The cores' heartbeats, watched by the watchdog (see `watchdog.rs`).
+    pub heartbeats: Arc<crate::watchdog::Heartbeats>,
     /// Connections the run may attempt so far, across all cores (the ceiling raises it in
     /// steps; a plain run allows everything at once), and how many the run has in all.
     allowed: AtomicU64,
@@ -58,6 +63,8 @@ impl Control {
             settled: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             abort: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            acked: (0..cores).map(|_| AtomicU8::new(0)).collect(),
+            heartbeats: crate::watchdog::Heartbeats::new(cores),
             allowed: AtomicU64::new(0),
             all_conns: AtomicU64::new(1),
         }
@@ -94,6 +101,24 @@ impl Control {
 
     pub fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::SeqCst);
+    }
+
+    /// A core has applied `p` and published its counters for it.
+    pub fn ack(&self, core: usize, p: Phase) {
+        self.acked[core].store(p as u8, Ordering::SeqCst);
+    }
+
+    /// Cores that have not yet acknowledged `p`.
+    pub fn not_acked(&self, p: Phase) -> Vec<usize> {
+        (0..self.acked.len()).filter(|&i| self.acked[i].load(Ordering::SeqCst) < p as u8).collect()
+    }
+
+    /// Moves every core to `p` and waits (up to `limit`, or until `give_up()`) until each has
+    /// applied it; returns the cores that had not.
+    pub fn change_phase(&self, p: Phase, limit: Duration, give_up: impl Fn() -> bool) -> Vec<usize> {
+        self.set_phase(p);
+        crate::load::wait_until(limit, || give_up() || self.not_acked(p).is_empty());
+        self.not_acked(p)
     }
 
     pub fn pending_total(&self) -> u64 {

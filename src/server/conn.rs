@@ -4,12 +4,11 @@
 use super::core::Core;
 use super::mailbox::Mailbox;
 use super::metrics::{add, inc};
-use super::rooms::Member;
 use crate::handshake::{self, ReadHeadError};
+use crate::net::{Listener, Socket};
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncWrite, AsyncWriteExt};
 use futures_util::{SinkExt, StreamExt};
-use glommio::net::TcpStream;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -69,7 +68,7 @@ async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctyp
 }
 
 /// Serves a freshly accepted connection until it closes.
-pub async fn handle(core: Rc<Core>, mut stream: TcpStream) {
+pub async fn handle(core: Rc<Core>, mut stream: Socket) {
     let _ = stream.set_nodelay(true);
     let timeout = core.shared.cfg.handshake_timeout;
     let head = glommio::timer::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
@@ -110,13 +109,14 @@ pub async fn handle(core: Rc<Core>, mut stream: TcpStream) {
     // Join before answering 101, so everything sent after the client sees 101 reaches it.
     let id = core.new_id();
     let mailbox = Rc::new(Mailbox::new(core.shared.cfg.queue));
-    let (room, first) = core.rooms.borrow_mut().join(&room, Member { id, mailbox: mailbox.clone() });
-    if first {
-        core.shared.registry.set(&room, core.idx, true);
-    }
-    core.mailboxes.borrow_mut().push((id, mailbox.clone()));
+    let (room, first) = core.rooms.borrow_mut().join(&room, id, mailbox.clone());
+    core.mailboxes.borrow_mut().insert(id, mailbox.clone());
     core.live.set(core.live.get() + 1);
     inc(&core.counters().connections_opened);
+    if first {
+        core.publish_rooms();
+        core.announce_join(&room).await;
+    }
 
     if stream.write_all(&handshake::accept_response(&key)).await.is_ok() {
         let max = core.shared.cfg.max_frame;
@@ -129,10 +129,12 @@ pub async fn handle(core: Rc<Core>, mut stream: TcpStream) {
         serve_ws(&core, &room, id, &mailbox, ws).await;
     }
 
-    if core.rooms.borrow_mut().leave(&room, id) {
-        core.shared.registry.set(&room, core.idx, false);
+    let last = core.rooms.borrow_mut().leave(&room, id);
+    if last {
+        core.announce_leave(&room);
+        core.publish_rooms();
     }
-    core.mailboxes.borrow_mut().retain(|(i, _)| *i != id);
+    core.mailboxes.borrow_mut().remove(&id);
     core.live.set(core.live.get() - 1);
     inc(&core.counters().connections_closed);
 }
@@ -149,7 +151,7 @@ async fn serve_ws(
     room: &std::sync::Arc<str>,
     id: u64,
     mailbox: &Mailbox,
-    mut ws: WebSocketStream<TcpStream>,
+    mut ws: WebSocketStream<Socket>,
 ) {
     let mut delay_timer: Option<glommio::timer::Timer> = None;
     loop {
@@ -251,7 +253,7 @@ async fn serve_ws(
 }
 
 /// Sends a close frame and waits briefly for the client's answer.
-async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
+async fn close(ws: &mut WebSocketStream<Socket>, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame { code, reason: reason.into() };
     let _ = glommio::timer::timeout(std::time::Duration::from_secs(1), async {
         if ws.close(Some(frame)).await.is_ok() {
@@ -263,18 +265,20 @@ async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'s
 }
 
 /// `--metrics-listen`: a plain HTTP listener that serves only `/metrics`.
-pub async fn serve_metrics_only(core: Rc<Core>, l: std::net::TcpListener) {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let _ = l.set_nonblocking(true);
-    // SAFETY: a bound, listening TCP socket we own.
-    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(l.into_raw_fd()) };
-    while !core.shared.stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let stop = async {
-            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+pub async fn serve_metrics_only(core: Rc<Core>, listener: Listener) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            core.stopping.wait().await;
             None
-        };
-        let Some(Ok(mut s)) = futures_lite::future::or(async { Some(listener.accept().await) }, stop).await else {
-            continue;
+        })
+        .await;
+        let mut s = match accepted {
+            None => return,
+            Some(Ok(s)) => s,
+            Some(Err(_)) => {
+                glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                continue;
+            }
         };
         let core = core.clone();
         glommio::spawn_local(async move {

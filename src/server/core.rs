@@ -1,40 +1,104 @@
-//! One server executor: its listener, its rooms, fault injection, and relaying to other cores.
+//! One server executor: its listener, its rooms, fault injection, and relaying to other cores
+//! through their inboxes (one bounded inbox per core, so nothing grows with cores squared).
 
 use super::mailbox::{Mailbox, Offer, Outgoing};
 use super::metrics::{add, inc, CoreCounters};
-use super::rooms::LocalRooms;
+use super::rooms::{LocalRooms, Remote};
 use super::{conn, Shared};
-use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
-use glommio::net::TcpListener;
+use crate::net::{inbox, Listener, Reactor};
 use glommio::{Latency, Shares};
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 use tungstenite::Utf8Bytes;
 
-/// A message on its way to another core.
-pub struct Relay {
-    pub room: Arc<str>,
-    pub text: Utf8Bytes,
-    /// When the origin core received it (clock ns), so `--delay` counts from there.
-    pub recv_ns: u64,
+/// What one core sends another.
+pub enum Msg {
+    /// A message for the receiving core's members of `room`.
+    Relay {
+        room: Arc<str>,
+        text: Utf8Bytes,
+        recv_ns: u64,
+    },
+    /// Core `from` now has (or no longer has) members of `room`; `ack` (non-zero) asks for an
+    /// acknowledgement to `from`.
+    Presence {
+        room: Arc<str>,
+        from: usize,
+        present: bool,
+        ack: u64,
+    },
+    Ack {
+        id: u64,
+    },
+}
+
+/// How often a server core beats its heartbeat.
+const HEARTBEAT: Duration = Duration::from_millis(20);
+
+/// Relays a core may queue for another before waiting (per receiving core).
+pub const INBOX_CAP: usize = 16 * 1024;
+
+/// A flag set once on this core, with the task waiting for it.
+#[derive(Default)]
+pub struct LocalFlag {
+    set: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl LocalFlag {
+    pub fn set(&self) {
+        self.set.set(true);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.set.get() {
+                return Poll::Ready(());
+            }
+            let mut w = self.waiters.borrow_mut();
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Acknowledgements a joining member is waiting for.
+struct AckWait {
+    remaining: usize,
+    waker: Option<Waker>,
 }
 
 pub struct Core {
     pub idx: usize,
     pub shared: Arc<Shared>,
     pub rooms: RefCell<LocalRooms>,
-    mesh: RefCell<Option<Rc<Senders<Relay>>>>,
+    /// Which other cores hold members of which rooms (this core's copy).
+    pub remote: RefCell<Remote>,
     deliveries: Cell<u64>,
     next_id: Cell<u64>,
     pub live: Cell<u64>,
     /// Mailboxes of live connections, to close them all on shutdown.
-    pub mailboxes: RefCell<Vec<(u64, Rc<Mailbox>)>>,
+    pub mailboxes: RefCell<HashMap<u64, Rc<Mailbox>>>,
+    acks: RefCell<HashMap<u64, AckWait>>,
+    /// The server is stopping: the accept loop ends and connections close.
+    pub stopping: LocalFlag,
 }
 
 impl Core {
@@ -45,7 +109,7 @@ impl Core {
     pub fn new_id(&self) -> u64 {
         let n = self.next_id.get() + 1;
         self.next_id.set(n);
-        ((self.idx as u64) << 48) | n
+        ((self.idx as u64) << 40) | n
     }
 
     /// Relays a frame received from member `from` of `room`: to local members, then to the
@@ -55,19 +119,27 @@ impl Core {
         let recv_ns = crate::clock::now_ns();
         let exclude = if self.shared.cfg.echo { None } else { Some(from) };
         self.deliver_local(room, exclude, &text, recv_ns);
-        let others = self.shared.registry.cores_of(room) & !(1u64 << self.idx);
-        if others == 0 {
-            return;
+        // Queued without waiting where there is room; only a full inbox makes this task wait.
+        let mut blocked = Vec::new();
+        if let Some(cores) = self.remote.borrow().cores_of(room) {
+            for peer in cores.iter() {
+                let m = Msg::Relay { room: room.clone(), text: text.clone(), recv_ns };
+                if let Err(m) = self.shared.inboxes[peer].push(m) {
+                    blocked.push((peer, m));
+                }
+            }
         }
-        // Not borrowed across the await below: shutdown takes the mesh while relays may wait.
-        let Some(senders) = self.mesh.borrow().clone() else { return };
-        for peer in 0..senders.nr_consumers() {
-            if others & (1u64 << peer) != 0 {
-                let r = Relay { room: room.clone(), text: text.clone(), recv_ns };
-                if senders.try_send_to(peer, r).is_err() {
-                    // The peer's channel is full: wait for room rather than drop.
-                    let r = Relay { room: room.clone(), text: text.clone(), recv_ns };
-                    let _ = senders.send_to(peer, r).await;
+        for (peer, mut m) in blocked {
+            // The peer is behind: wait for room rather than drop (the sender's reads slow down,
+            // and TCP pushes back on it).
+            loop {
+                glommio::timer::sleep(Duration::from_micros(200)).await;
+                match self.shared.inboxes[peer].push(m) {
+                    Ok(()) => break,
+                    Err(back) => m = back,
+                }
+                if self.stopping.is_set() {
+                    break;
                 }
             }
         }
@@ -78,8 +150,8 @@ impl Core {
         let f = &self.shared.cfg.faults;
         let due_ns = if f.delay.is_zero() { 0 } else { recv_ns + f.delay.as_nanos() as u64 };
         let rooms = self.rooms.borrow();
-        for m in rooms.members(room) {
-            if Some(m.id) == exclude {
+        for (id, mailbox) in rooms.members(room) {
+            if Some(id) == exclude {
                 continue;
             }
             let n = self.deliveries.get() + 1;
@@ -90,7 +162,7 @@ impl Core {
             }
             let copies = if f.duplicate_every > 0 && n % f.duplicate_every == 0 { 2 } else { 1 };
             for copy in 0..copies {
-                match m.mailbox.offer(Outgoing { text: text.clone(), due_ns }) {
+                match mailbox.offer(Outgoing { text: text.clone(), due_ns }) {
                     Offer::Queued if copy == 1 => inc(&self.counters().duplicated_fault),
                     Offer::Queued => {}
                     Offer::Overflow(lost) => add(&self.counters().dropped_slow, lost as u64),
@@ -99,18 +171,79 @@ impl Core {
             }
         }
     }
-}
 
-/// Creates a listening socket with SO_REUSEPORT and a deep backlog, as a glommio listener.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.bind(&addr.into())?;
-    s.listen(65535)?; // capped by net.core.somaxconn
-                      // SAFETY: the fd is a bound, listening TCP socket we own.
-    Ok(unsafe { TcpListener::from_raw_fd(s.into_raw_fd()) })
+    /// Tells every other core that this one now has members of `room`, and waits until all have
+    /// taken note (so a message any core relays from now on reaches this core).
+    pub async fn announce_join(&self, room: &Arc<str>) {
+        let others = self.shared.inboxes.len() - 1;
+        if others == 0 {
+            return;
+        }
+        let id = self.new_id();
+        self.acks.borrow_mut().insert(id, AckWait { remaining: others, waker: None });
+        self.broadcast(|| Msg::Presence { room: room.clone(), from: self.idx, present: true, ack: id });
+        std::future::poll_fn(|cx| {
+            let mut acks = self.acks.borrow_mut();
+            match acks.get_mut(&id) {
+                Some(w) if w.remaining > 0 && !self.stopping.is_set() => {
+                    w.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                _ => {
+                    acks.remove(&id);
+                    Poll::Ready(())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Tells every other core that this one has no members of `room` left.
+    pub fn announce_leave(&self, room: &Arc<str>) {
+        self.broadcast(|| Msg::Presence { room: room.clone(), from: self.idx, present: false, ack: 0 });
+    }
+
+    /// Presence and acknowledgements are few and must keep their order: they bypass the cap.
+    fn broadcast(&self, msg: impl Fn() -> Msg) {
+        for (peer, ib) in self.shared.inboxes.iter().enumerate() {
+            if peer != self.idx {
+                ib.push_always(msg());
+            }
+        }
+    }
+
+    /// Handles what other cores sent.
+    fn on_message(&self, m: Msg) {
+        match m {
+            Msg::Relay { room, text, recv_ns } => self.deliver_local(&room, None, &text, recv_ns),
+            Msg::Presence { room, from, present, ack } => {
+                self.remote.borrow_mut().set(&room, from, present);
+                self.publish_rooms();
+                if ack != 0 {
+                    self.shared.inboxes[from].push_always(Msg::Ack { id: ack });
+                }
+            }
+            Msg::Ack { id } => {
+                if let Some(w) = self.acks.borrow_mut().get_mut(&id) {
+                    w.remaining = w.remaining.saturating_sub(1);
+                    if w.remaining == 0 {
+                        if let Some(waker) = w.waker.take() {
+                            waker.wake();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rooms with members anywhere, as this core sees them (every core's copy converges on the
+    /// same set): for `/metrics`.
+    pub fn publish_rooms(&self) {
+        let local = self.rooms.borrow();
+        let remote = self.remote.borrow();
+        let only_local = local.names().filter(|r| !remote.contains_room(r)).count();
+        self.shared.rooms_seen[self.idx].store((remote.len() + only_local) as u64, Ordering::Relaxed);
+    }
 }
 
 /// The body of one server executor.
@@ -118,14 +251,30 @@ pub async fn run_core(
     idx: usize,
     addr: SocketAddr,
     shared: Arc<Shared>,
-    mesh: MeshBuilder<Relay, Full>,
     metrics_listener: Option<std::net::TcpListener>,
     ready: Sender<Result<(), String>>,
 ) {
-    let listener = match listen(addr) {
-        Ok(l) => l,
+    let reactor = match Reactor::install() {
+        Ok(r) => r,
         Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
+            let _ = ready.send(Err(format!("core {idx}: cannot create its epoll set: {e}")));
+            return;
+        }
+    };
+    let started = (|| {
+        let listener = Listener::bind(addr).map_err(|e| e.to_string())?;
+        let rx = inbox::Receiver::new(shared.inboxes[idx].clone()).map_err(|e| format!("core {idx}: {e}"))?;
+        let metrics = match metrics_listener {
+            Some(l) => Some(Listener::from_std(l).map_err(|e| format!("--metrics-listen: {e}"))?),
+            None => None,
+        };
+        Ok::<_, String>((listener, rx, metrics))
+    })();
+    let (listener, rx, metrics) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            reactor.stop();
             return;
         }
     };
@@ -133,48 +282,57 @@ pub async fn run_core(
         idx,
         shared: shared.clone(),
         rooms: RefCell::new(LocalRooms::default()),
-        mesh: RefCell::new(None),
+        remote: RefCell::new(Remote::default()),
         deliveries: Cell::new(0),
         next_id: Cell::new(0),
         live: Cell::new(0),
-        mailboxes: RefCell::new(Vec::new()),
+        mailboxes: RefCell::new(HashMap::new()),
+        acks: RefCell::new(HashMap::new()),
+        stopping: LocalFlag::default(),
     });
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
-    if mesh.nr_peers() > 1 {
-        match mesh.join().await {
-            Ok((senders, mut receivers)) => {
-                *core.mesh.borrow_mut() = Some(Rc::new(senders));
-                for (_, stream) in receivers.streams() {
-                    let core = core.clone();
-                    glommio::spawn_local(async move {
-                        while let Some(r) = stream.recv().await {
-                            core.deliver_local(&r.room, None, &r.text, r.recv_ns);
-                        }
-                    })
-                    .detach();
+    // The heartbeat the watchdog watches, on the core's own timerfd.
+    shared.heartbeats.register(idx);
+    if let Ok(ticker) = crate::net::ticker::Ticker::new() {
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            while !core.stopping.is_set() {
+                core.shared.heartbeats.beat(core.idx);
+                ticker.sleep(HEARTBEAT).await;
+            }
+        })
+        .detach();
+    }
+    {
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            let mut batch = Vec::new();
+            loop {
+                rx.recv(&mut batch, || core.shared.stop.load(Ordering::SeqCst)).await;
+                for m in batch.drain(..) {
+                    core.on_message(m);
+                }
+                if core.shared.stop.load(Ordering::SeqCst) {
+                    core.stopping.set();
+                    break;
                 }
             }
-            Err(_) => {
-                let _ = ready.send(Err("could not join the core mesh".into()));
-                return;
-            }
-        }
+        })
+        .detach();
     }
-    if let Some(l) = metrics_listener {
+    if let Some(l) = metrics {
         let core = core.clone();
         glommio::spawn_local(async move { conn::serve_metrics_only(core, l).await }).detach();
     }
     let _ = ready.send(Ok(()));
     loop {
-        let stop_check = async {
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            core.stopping.wait().await;
             None
-        };
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, stop_check).await;
-        if shared.stop.load(Ordering::Relaxed) {
-            break;
-        }
+        })
+        .await;
         match accepted {
+            None => break,
             Some(Ok(stream)) => {
                 let core = core.clone();
                 let _ = glommio::spawn_local_into(conn::handle(core, stream), conn_tq).map(|t| t.detach());
@@ -184,20 +342,17 @@ pub async fn run_core(
                 inc(&core.counters().handshakes_failed);
                 glommio::timer::sleep(Duration::from_millis(5)).await;
             }
-            None => {}
         }
     }
     drop(listener);
     // Graceful shutdown: every connection closes with 1001, then the core exits.
-    for (_, m) in core.mailboxes.borrow().iter() {
+    for m in core.mailboxes.borrow().values() {
         m.request_close();
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while core.live.get() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    let mesh = core.mesh.borrow_mut().take();
-    if let Some(s) = mesh {
-        s.close();
-    }
+    shared.heartbeats.retire(idx);
+    reactor.stop();
 }

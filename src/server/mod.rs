@@ -20,7 +20,7 @@ use crate::units;
 use clap::Args;
 use glommio::ExecutorJoinHandle;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,8 +108,8 @@ impl ServerConfig {
             Some(t) => t as usize,
             None => online.len(),
         };
-        if threads > 64 {
-            return Err(Error::Usage("--threads: at most 64".into()));
+        if threads > crate::scenario::MAX_THREADS as usize {
+            return Err(Error::Usage(format!("--threads: at most {}", crate::scenario::MAX_THREADS)));
         }
         if a.queue == 0 {
             return Err(Error::Usage("--queue: must be at least 1".into()));
@@ -135,19 +135,37 @@ impl ServerConfig {
     }
 }
 
-/// What all of a server's cores share: counters (one slot each), the room registry, the stop flag.
+/// What all of a server's cores share: counters (one slot each, written by its core only), each
+/// core's inbox, the stop flag. Rooms are not shared: each core keeps its own copy.
 pub struct Shared {
     pub cfg: ServerConfig,
     pub counters: Vec<metrics::CoreCounters>,
-    pub registry: rooms::Registry,
+    pub inboxes: Vec<Arc<crate::net::inbox::Inbox<core::Msg>>>,
+    /// Per core: rooms with members anywhere, as that core sees them.
+    pub rooms_seen: Vec<AtomicU64>,
     pub stop: AtomicBool,
+    /// The cores' heartbeats, watched by the watchdog (see `watchdog.rs`).
+    pub heartbeats: Arc<crate::watchdog::Heartbeats>,
 }
 
 impl Shared {
     pub fn totals(&self) -> metrics::ServerTotals {
-        metrics::totals(&self.counters, self.registry.len() as u64)
+        let rooms = self.rooms_seen.iter().map(|r| r.load(Ordering::Relaxed)).max().unwrap_or(0);
+        metrics::totals(&self.counters, rooms)
+    }
+
+    /// Asks every core to stop (each sees it on its inbox).
+    fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for ib in &self.inboxes {
+            ib.nudge();
+        }
     }
 }
+
+/// How long the cores get to start (their rings, epoll sets and listeners) before the server
+/// gives up with an error naming the cores that did not report.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A running server.
 pub struct Server {
@@ -160,9 +178,16 @@ pub struct Server {
 impl Server {
     /// Binds and starts every core; returns once all listeners are bound.
     pub fn start(cfg: ServerConfig) -> Result<Server> {
+        Server::start_until(cfg, &|| false)
+    }
+
+    /// As [`Server::start`], but gives up when `interrupted()` turns true (a signal) or a core
+    /// has not reported within [`START_DEADLINE`]; every core already started is stopped.
+    pub fn start_until(cfg: ServerConfig, interrupted: &dyn Fn() -> bool) -> Result<Server> {
         // Bind the first listener here to learn the port (for port 0), then let each core bind
         // its own with SO_REUSEPORT.
-        let probe = glommio_free_bind(cfg.listen)?;
+        let probe = crate::net::listener::reuseport_socket(cfg.listen)
+            .map_err(|e| Error::Unavailable(format!("--listen {}: {e}", cfg.listen)))?;
         let addr = probe
             .local_addr()
             .ok()
@@ -177,39 +202,58 @@ impl Server {
             None => None,
         };
         let n = cfg.cores.len();
+        let inboxes = (0..n)
+            .map(|_| crate::net::inbox::Inbox::new(core::INBOX_CAP))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| Error::Unavailable(format!("cannot create the cores' inboxes (eventfd): {e}")))?;
         let shared = Arc::new(Shared {
             counters: (0..n).map(|_| metrics::CoreCounters::default()).collect(),
-            registry: rooms::Registry::default(),
+            inboxes,
+            rooms_seen: (0..n).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
+            heartbeats: crate::watchdog::Heartbeats::new(n),
             cfg: cfg.clone(),
         });
-        let mesh = glommio::channels::channel_mesh::MeshBuilder::full(n, 1024);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
-        let mut threads = Vec::with_capacity(n);
-        let mut metrics_listener = metrics_addr.as_ref().map(|(_, l)| l.try_clone());
+        // Owns what has started so far: an error below stops it all (Drop).
+        let mut server = Server { addr, metrics_addr: metrics_addr.as_ref().map(|(a, _)| *a), shared, threads: vec![] };
+        crate::watchdog::spawn(server.shared.heartbeats.clone());
+        let mut metrics_listener = metrics_addr.map(|(_, l)| l);
         for (idx, &cpu) in cfg.cores.iter().enumerate() {
-            let shared = shared.clone();
-            let mesh = mesh.clone();
+            let shared = server.shared.clone();
             let ready = ready_tx.clone();
-            let ml = if idx == 0 { metrics_listener.take().and_then(|r| r.ok()) } else { None };
+            let ml = if idx == 0 { metrics_listener.take() } else { None };
             let h = crate::executor::spawn_pinned(&format!("herd-serve-{idx}"), cpu, move || {
-                core::run_core(idx, addr, shared, mesh, ml, ready)
+                core::run_core(idx, addr, shared, ml, ready)
             })?;
-            threads.push(h);
+            server.threads.push(h);
         }
         drop(ready_tx);
-        for _ in 0..n {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    shared.stop.store(true, Ordering::SeqCst);
-                    return Err(Error::Unavailable(format!("--listen {addr}: {e}")));
+        let deadline = std::time::Instant::now() + START_DEADLINE;
+        let mut started = 0;
+        while started < n {
+            match ready_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Ok(())) => started += 1,
+                Ok(Err(e)) => return Err(Error::Unavailable(format!("--listen {addr}: {e}"))),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Software("a server core exited while starting".into()))
                 }
-                Err(_) => return Err(Error::Software("a server core exited while starting".into())),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if interrupted() {
+                        return Err(Error::Interrupted("interrupted while the server was starting".into()));
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::Unavailable(format!(
+                            "{} of {n} server executors did not start within {START_DEADLINE:?} (io_uring \
+                             rings and RLIMIT_MEMLOCK: run `herd doctor`, or use fewer --threads)",
+                            n - started
+                        )));
+                    }
+                }
             }
         }
         drop(probe);
-        Ok(Server { addr, metrics_addr: metrics_addr.map(|(a, _)| a), shared, threads })
+        Ok(server)
     }
 
     pub fn totals(&self) -> metrics::ServerTotals {
@@ -221,27 +265,42 @@ impl Server {
     }
 
     /// Closes every connection with 1001 (going away) and stops all cores.
-    pub fn stop(self) -> metrics::ServerTotals {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
-            let _ = t.join();
-        }
+    pub fn stop(mut self) -> metrics::ServerTotals {
+        self.shutdown();
         self.shared.totals()
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.request_stop();
+        // Each core bounds its own closing (2 s); a core that never returns is left behind
+        // rather than holding the process.
+        let handles = std::mem::take(&mut self.threads);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let n = handles.len();
+        for h in handles {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = h.join();
+                let _ = tx.send(());
+            });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for _ in 0..n {
+            if rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_err() {
+                crate::errln!("herd serve: a core did not stop within 10 s; leaving it");
+                break;
+            }
+        }
+        self.shared.heartbeats.stop();
     }
 }
 
-/// Binds a listener with SO_REUSEPORT (as glommio's own listeners do) so the cores can share it.
-fn glommio_free_bind(addr: SocketAddr) -> Result<socket2::Socket> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)
-        .and_then(|s| {
-            s.set_reuse_address(true)?;
-            s.set_reuse_port(true)?;
-            s.bind(&addr.into())?;
-            Ok(s)
-        })
-        .map_err(|e| Error::Unavailable(format!("--listen {addr}: {e}")))?;
-    Ok(s)
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+        }
+    }
 }
 
 /// `herd serve`: runs until SIGINT or SIGTERM.
@@ -250,7 +309,7 @@ pub fn main(args: &ServeArgs) -> Result<()> {
     crate::limits::raise_nofile();
     let signals = crate::signal::Signals::install()?;
     let threads = cfg.cores.len();
-    let server = Server::start(cfg)?;
+    let server = Server::start_until(cfg, &|| signals.count() > 0)?;
     crate::out!("herd serve: listening on {} ({threads} cores)\n", server.addr);
     if let Some(m) = server.metrics_addr {
         crate::out!("herd serve: metrics on http://{m}/metrics\n");

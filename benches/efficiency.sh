@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Does herd's cost per delivered message stay flat as the connections a core holds grow?
+#
+# Against nginx + nchan (tests/peers/nchan.py), at the same delivery rate with 10x the
+# connections:
+#   A: 150 rooms x 10 members, 1 sender per room at 10 msg/s  (1,500 connections)
+#   B: 1,500 rooms x 10 members, 1 sender per room at 1 msg/s (15,000 connections)
+# both 13,500 deliveries/s (9 receivers per message; nchan's echo to the sender is not counted).
+# Prints generator CPU µs per delivered message for both and their ratio (B/A), idle CPU per
+# 10,000 held connections, peak memory per connection on one executor, and the top symbols of a
+# `perf record` of run B.
+#
+#   benches/efficiency.sh                       # defaults below
+#   DURATION=60s PERF=0 benches/efficiency.sh   # longer, no profile
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-30s}
+IDLE_HOLD=${IDLE_HOLD:-30}        # seconds the idle connections are held
+SIZE=${SIZE:-64}
+PERF=${PERF:-1}                   # 1: profile run B with perf record -g
+OUT=${OUT:-bench-out/efficiency}
+HERD=${HERD:-target/release/herd} # another build can be measured with HERD=path
+mkdir -p "$OUT"
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q
+
+# The machine's own limits: 15,000 connections each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+NCHAN_DIR=$(mktemp -d)
+python3 tests/peers/nchan.py --port 0 --dir "$NCHAN_DIR" --workers 1 --worker-connections 40000 \
+  --log-level error > "$OUT/nchan.out" 2> "$OUT/nchan.err" &
+NCHAN=$!
+cleanup() {
+  kill "$NCHAN" 2>/dev/null || true
+  wait "$NCHAN" 2>/dev/null || true
+  rm -rf "$NCHAN_DIR"
+}
+trap cleanup EXIT
+for _ in $(seq 300); do grep -q LISTENING "$OUT/nchan.out" && break; sleep 0.05; done
+ADDR=$(sed -n 's/^LISTENING //p' "$OUT/nchan.out")
+[ -n "$ADDR" ] || { echo "nchan did not start: $(cat "$OUT/nchan.err")" >&2; exit 1; }
+URL="ws://$ADDR/conv/{conv}"
+echo "herd: $($HERD --version 2>/dev/null || echo "$HERD"); target nginx+nchan at $ADDR; $(nproc) cores"
+
+field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval('d'+sys.argv[2]))" "$@"; }
+
+# run NAME ROOMS RATE [perf]: one message run; prints its line and keeps $OUT/NAME.json.
+run() {
+  local name=$1 rooms=$2 rate=$3 prof=${4:-0}
+  $HERD run --url "$URL" --target nchan -c "$rooms" -k 10 --senders 1 --rate "$rate" --size "$SIZE" \
+    --duration "$DURATION" --drain 5s --connect-rate 5000 --quiet --out "$OUT/$name.json" > /dev/null &
+  local pid=$!
+  if [ "$prof" = 1 ] && command -v perf > /dev/null; then
+    # Profile 10 s in the middle of the send phase.
+    sleep "$(( $(echo "$DURATION" | tr -dc 0-9) / 2 ))"
+    perf record -g -o "$OUT/$name.perf.data" -p "$pid" -- sleep 10 > /dev/null 2>&1 || true
+  fi
+  wait "$pid"
+  python3 - "$OUT/$name.json" "$name" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m, p, l = d["messages"], d["process"], d["latency"]["corrected"]
+secs = d["phases"]["send_s"] + d["phases"]["drain_s"]
+print(f"{sys.argv[2]}: {d['connections']['established']} connections, delivered {m['delivered']} of "
+      f"{m['expected']} (missed {m['missed']}, dup {m['duplicated']}), {m['delivered']/secs:.0f}/s; "
+      f"CPU {p['cpu_send_drain_s']:.2f} s -> {p['cpu_per_delivery_us']:.2f} us/delivery; "
+      f"latency p50 {l['p50_ms']} ms p99 {l['p99_ms']} ms")
+PY
+}
+
+echo "== A: 150 x 10 at 10 msg/s"
+run A 150 10
+echo "== B: 1500 x 10 at 1 msg/s"
+run B 1500 1 "$PERF"
+python3 - "$OUT/A.json" "$OUT/B.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f))["process"]["cpu_per_delivery_us"] for f in sys.argv[1:3])
+print(f"CPU per delivered message: A {a:.2f} us, B {b:.2f} us, ratio B/A {b/a:.2f}")
+PY
+
+echo "== idle: 1500 x 10 held for ${IDLE_HOLD}s"
+$HERD run --url "$URL" --target nchan -c 1500 -k 10 --rate 0 --duration "${IDLE_HOLD}s" --drain 0s \
+  --connect-rate 5000 --quiet --out "$OUT/idle.json" > /dev/null
+python3 - "$OUT/idle.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p, n = d["process"], d["connections"]["established"]
+hold = d["phases"]["send_s"] + d["phases"]["drain_s"]
+share = p["cpu_send_drain_s"] / hold * 100
+print(f"idle: {n} connections held {hold:.1f} s, CPU {p['cpu_send_drain_s']:.3f} s = {share:.2f} % of one core, "
+      f"{share * 10000 / max(n, 1):.2f} % of one core per 10,000 connections")
+PY
+
+echo "== peak memory: one executor, --connect-rate 20000, 1k and 15k idle connections"
+peak() {
+  $HERD run --url "$URL" --target nchan -c "$1" -k 10 --rate 0 --duration 2s --drain 0s --threads 1 \
+    --connect-rate 20000 --quiet --out "$OUT/peak$1.json" > /dev/null
+  field "$OUT/peak$1.json" "['process']['rss_peak_bytes']"
+}
+p1=$(peak 100)
+p15=$(peak 1500)
+python3 -c "p1, p15 = $p1, $p15; print(f'peak RSS 1k {p1/1048576:.1f} MiB, 15k {p15/1048576:.1f} MiB -> {(p15 - p1) / 14000:.0f} B per connection at peak')"
+
+if [ "$PERF" = 1 ] && [ -f "$OUT/B.perf.data" ]; then
+  echo "== perf: top symbols of run B (self time)"
+  perf report -i "$OUT/B.perf.data" --no-children --sort sym --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | head -15
+fi

@@ -1,0 +1,16 @@
+//! herd's sockets: one epoll set per executor, watched through a single io_uring poll, and
+//! non-blocking sockets that wait on it (see `reactor.rs` for why).
+//!
+//! Layout: `reactor.rs` the per-core epoll set and its driver task, `socket.rs` a connection
+//! (`AsyncRead`/`AsyncWrite`, kernel receive timestamps), `listener.rs` accepting, `inbox.rs`
+//! messages from other cores.
+
+pub mod inbox;
+pub mod listener;
+pub mod reactor;
+pub mod socket;
+pub mod ticker;
+
+pub use listener::Listener;
+pub use reactor::Reactor;
+pub use socket::Socket;

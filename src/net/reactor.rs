@@ -1,0 +1,241 @@
+//! One readiness source per executor: every socket of a core sits in the core's epoll set
+//! (edge-triggered, registered once for its whole life), and the executor watches that one epoll
+//! fd through a single io_uring poll.
+//!
+//! Why not one io_uring poll per socket (glommio's own streams): every pending poll sits in the
+//! ring's cancel hash table (at most 256 buckets), and glommio cancels a timeout on that ring on
+//! every loop of the executor, so each wake walked a bucket of every idle socket — the cost of a
+//! wake grew with the connections a core held. Here the ring holds one poll per core, and one
+//! wake drains every socket that became ready since the last one.
+//!
+//! Readiness is only a hint: sockets always try the syscall first and wait only on `EAGAIN`.
+//! With edge triggering a new edge follows any `EAGAIN`, so a task that registered its waker after
+//! an `EAGAIN` is always woken (the executor is single-threaded: nothing runs in between).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::Waker;
+
+/// Events taken from the epoll set per `epoll_wait`.
+const BATCH: usize = 1024;
+
+#[derive(Default)]
+struct Entry {
+    read: Option<Waker>,
+    write: Option<Waker>,
+}
+
+/// Which wakers an epoll event wakes. Pure, so the mapping is tested without sockets.
+pub fn wakes(events: u32) -> (bool, bool) {
+    let err = events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+    let read = err || events & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0;
+    let write = err || events & libc::EPOLLOUT as u32 != 0;
+    (read, write)
+}
+
+/// A core's epoll set and the wakers of the tasks waiting on its sockets.
+pub struct Reactor {
+    epfd: OwnedFd,
+    entries: RefCell<Vec<Entry>>,
+    free: RefCell<Vec<u32>>,
+    events: RefCell<Vec<libc::epoll_event>>,
+    /// Wakers taken from the entries, woken after the borrow ends (kept to reuse its memory).
+    to_wake: RefCell<Vec<Waker>>,
+    stopped: Cell<bool>,
+    /// Wakes and events, for the benchmarks and tests: (epoll fd waits, events dispatched).
+    waits: Cell<u64>,
+    dispatched: Cell<u64>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
+}
+
+impl Reactor {
+    /// Creates this executor's reactor and starts the task that drives it. Sockets created on
+    /// this thread afterwards register with it.
+    pub fn install() -> io::Result<Rc<Reactor>> {
+        // SAFETY: epoll_create1 has no preconditions.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = Rc::new(Reactor {
+            // SAFETY: a fresh fd we own.
+            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            entries: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; BATCH]),
+            to_wake: RefCell::new(Vec::new()),
+            stopped: Cell::new(false),
+            waits: Cell::new(0),
+            dispatched: Cell::new(0),
+        });
+        CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
+        let driver = r.clone();
+        glommio::spawn_local(async move { driver.drive().await }).detach();
+        Ok(r)
+    }
+
+    /// This executor's reactor.
+    pub fn current() -> io::Result<Rc<Reactor>> {
+        CURRENT.with(|c| c.borrow().clone()).ok_or_else(|| io::Error::other("no reactor on this executor"))
+    }
+
+    /// Stops the driver (the executor is finishing) and forgets this thread's reactor.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+
+    /// (waits on the epoll fd, events dispatched) so far.
+    pub fn activity(&self) -> (u64, u64) {
+        (self.waits.get(), self.dispatched.get())
+    }
+
+    /// Adds `fd` to the epoll set for its life (it leaves the set when it is closed).
+    pub fn register(&self, fd: RawFd) -> io::Result<u32> {
+        let token = match self.free.borrow_mut().pop() {
+            Some(t) => t,
+            None => {
+                let mut e = self.entries.borrow_mut();
+                e.push(Entry::default());
+                (e.len() - 1) as u32
+            }
+        };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token as u64,
+        };
+        // SAFETY: valid epoll fd and event struct.
+        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            let e = io::Error::last_os_error();
+            self.free.borrow_mut().push(token);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    /// Takes an fd that stays open out of the epoll set (a closed fd leaves it by itself).
+    pub fn remove(&self, fd: RawFd) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: valid epoll fd; the event is ignored for DEL.
+        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Forgets a token whose fd is being closed.
+    pub fn deregister(&self, token: u32) {
+        if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
+            *e = Entry::default();
+        }
+        self.free.borrow_mut().push(token);
+    }
+
+    pub fn wait_read(&self, token: u32, w: &Waker) {
+        if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
+            set(&mut e.read, w);
+        }
+    }
+
+    pub fn wait_write(&self, token: u32, w: &Waker) {
+        if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
+            set(&mut e.write, w);
+        }
+    }
+
+    /// Takes what is ready and wakes its tasks; returns how many events there were.
+    fn poll_once(&self) -> usize {
+        let mut events = self.events.borrow_mut();
+        // SAFETY: the buffer holds BATCH events.
+        let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, 0) };
+        if n <= 0 {
+            return 0;
+        }
+        let n = n as usize;
+        let mut to_wake = std::mem::take(&mut *self.to_wake.borrow_mut());
+        {
+            let mut entries = self.entries.borrow_mut();
+            for ev in &events[..n] {
+                let (r, w) = wakes(ev.events);
+                let Some(e) = entries.get_mut(ev.u64 as usize) else { continue };
+                if r {
+                    to_wake.extend(e.read.take());
+                }
+                if w {
+                    to_wake.extend(e.write.take());
+                }
+            }
+        }
+        // Woken outside the borrow: a waker may run code that registers again.
+        for w in to_wake.drain(..) {
+            w.wake();
+        }
+        *self.to_wake.borrow_mut() = to_wake;
+        self.dispatched.set(self.dispatched.get() + n as u64);
+        n
+    }
+
+    /// The driver: drain the epoll set, let the woken tasks run, and when nothing is ready wait
+    /// for the epoll fd to become readable (one io_uring poll for the whole core).
+    async fn drive(self: Rc<Self>) {
+        while !self.stopped.get() {
+            let n = self.poll_once();
+            if n > 0 {
+                // Let the woken tasks run before looking again; more may be ready by then.
+                futures_lite::future::yield_now().await;
+                continue;
+            }
+            self.waits.set(self.waits.get() + 1);
+            if wait_readable(self.epfd.as_raw_fd()).await.is_err() {
+                // Cannot watch the fd (out of fds): look again shortly rather than stop.
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+fn set(slot: &mut Option<Waker>, w: &Waker) {
+    match slot {
+        Some(old) if old.will_wake(w) => {}
+        _ => *slot = Some(w.clone()),
+    }
+}
+
+/// Waits until `fd` is readable, through the executor's io_uring. glommio offers no public
+/// "poll this fd" call, but wrapping a duplicate of the fd in its stream type arms exactly one
+/// POLL_ADD; the read that follows readiness fails (the fd is not a socket) and the duplicate is
+/// closed, so nothing stays armed.
+async fn wait_readable(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_DUPFD_CLOEXEC on a valid fd.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh fd we own; the stream closes it when dropped.
+    let mut s = unsafe { glommio::net::TcpStream::from_raw_fd(dup) };
+    let mut b = [0u8; 1];
+    let _ = futures_lite::AsyncReadExt::read(&mut s, &mut b).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_wake_the_right_side() {
+        let f = |e: i32| wakes(e as u32);
+        assert_eq!(f(libc::EPOLLIN), (true, false));
+        assert_eq!(f(libc::EPOLLOUT), (false, true));
+        assert_eq!(f(libc::EPOLLIN | libc::EPOLLOUT), (true, true));
+        assert_eq!(f(libc::EPOLLRDHUP), (true, false));
+        assert_eq!(f(libc::EPOLLERR), (true, true));
+        assert_eq!(f(libc::EPOLLHUP), (true, true));
+        assert_eq!(f(0), (false, false));
+    }
+}
