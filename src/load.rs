@@ -244,17 +244,22 @@ fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration) ->
     stuck
 }
 
-/// Waits up to `limit` (`Duration::MAX`: for ever) for `done`, checking every 5 ms; returns
-/// whether it became true.
+/// Waits up to `limit` (`Duration::MAX`: for ever) for `done`; returns whether it became true.
+/// Looks again after 1 ms, then backs off to every 50 ms: a quick answer when the condition is
+/// about to hold (a phase acknowledgement), few wake-ups over a long wait (an idle hold).
 pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now().checked_add(limit);
+    let mut pause = Duration::from_millis(1);
     loop {
         if done() {
             return true;
         }
-        if end.is_some_and(|e| Instant::now() >= e) {
+        let now = Instant::now();
+        if end.is_some_and(|e| now >= e) {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        let left = end.map_or(pause, |e| e - now);
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

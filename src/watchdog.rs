@@ -12,9 +12,9 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 /// A heartbeat older than this gets its executor a wake-up signal.
-pub const LATE: Duration = Duration::from_millis(100);
+pub const LATE: Duration = Duration::from_millis(250);
 /// How often the watchdog looks.
-const EVERY: Duration = Duration::from_millis(25);
+const EVERY: Duration = Duration::from_millis(50);
 
 pub struct Heartbeats {
     beats: Vec<AtomicU64>,

@@ -21,10 +21,18 @@ use std::task::Waker;
 /// Events taken from the epoll set per `epoll_wait`.
 const BATCH: usize = 1024;
 
-#[derive(Default)]
 struct Entry {
     read: Option<Waker>,
     write: Option<Waker>,
+    /// Data may be waiting: set by every readable edge, cleared by a read that drained the
+    /// socket. While clear, a read waits without a syscall (no `EAGAIN` read per message).
+    readable: bool,
+}
+
+impl Default for Entry {
+    fn default() -> Entry {
+        Entry { read: None, write: None, readable: true }
+    }
 }
 
 /// Which wakers an epoll event wakes. Pure, so the mapping is tested without sockets.
@@ -142,6 +150,18 @@ impl Reactor {
         }
     }
 
+    /// Whether data may be waiting on `token` (see `Entry::readable`).
+    pub fn readable(&self, token: u32) -> bool {
+        self.entries.borrow().get(token as usize).is_none_or(|e| e.readable)
+    }
+
+    /// A read found the socket drained: the next read waits for an edge first.
+    pub fn drained(&self, token: u32) {
+        if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
+            e.readable = false;
+        }
+    }
+
     pub fn wait_write(&self, token: u32, w: &Waker) {
         if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
             set(&mut e.write, w);
@@ -164,6 +184,7 @@ impl Reactor {
                 let (r, w) = wakes(ev.events);
                 let Some(e) = entries.get_mut(ev.u64 as usize) else { continue };
                 if r {
+                    e.readable = true;
                     to_wake.extend(e.read.take());
                 }
                 if w {

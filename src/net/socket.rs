@@ -68,8 +68,23 @@ impl Socket {
         socket2::SockRef::from(&self.fd).set_tcp_nodelay(on)
     }
 
-    /// A non-blocking receive; `None` on `EAGAIN`.
+    /// A non-blocking receive; `None` on `EAGAIN`, or without a syscall when the last read
+    /// drained the socket and no edge came since. A TCP read shorter than asked for means the
+    /// receive queue was empty, and data arriving after it raises a new edge.
     fn try_read(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        if !self.reactor.readable(self.token) {
+            return None;
+        }
+        let r = self.read_syscall(buf);
+        match &r {
+            None => self.reactor.drained(self.token),
+            Some(Ok(n)) if *n > 0 && *n < buf.len() => self.reactor.drained(self.token),
+            _ => {}
+        }
+        r
+    }
+
+    fn read_syscall(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         loop {
             let r = if self.timestamps {
                 recv_timestamped(self.fd.as_raw_fd(), buf).map(|(n, ts)| {

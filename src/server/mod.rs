@@ -2,7 +2,7 @@
 //!
 //! One pinned glommio executor per core, each with its own `SO_REUSEPORT` listener. A connection
 //! to `/conv/{id}` joins room `{id}`; each text frame it sends is relayed to every other member,
-//! on its own core directly and on other cores through a channel mesh. `GET /metrics` on the
+//! on its own core directly and on other cores through their inboxes. `GET /metrics` on the
 //! same port (or `--metrics-listen`) serves Prometheus text.
 //!
 //! Layout: `mod.rs` config and lifecycle, `core.rs` one executor's state and relay, `conn.rs`
