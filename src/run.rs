@@ -45,6 +45,14 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
 
+    // A sharded run's workers start sending together.
+    let start = match s.start_at {
+        Some(at) if signals.count() == 0 => {
+            Some(crate::shard::wait_for_start(at, || control.open_total(), &signals, |m| say(m)))
+        }
+        _ => None,
+    };
+
     // Send phase.
     let cpu_send0 = Cpu::now();
     let t_send = Instant::now();
@@ -102,6 +110,9 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
             load::CLOSE_GRACE
         ));
     }
+    if let Some(late) = start.as_ref().filter(|st| st.late_s > 0.0) {
+        notes.push(format!("connected {:.3}s after --start-at; started sending late", late.late_s));
+    }
     if let Some(e) = &report.hdr_log_error {
         notes.push(format!("--hdr-log could not be written completely: {e}"));
     }
@@ -145,6 +156,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         server: server_totals,
         push,
         notes,
+        start,
+        histograms: Default::default(),
     };
     results::fill_stats(&mut r, m, report.peak_open);
     if let Some(f) = out_file {

@@ -116,6 +116,8 @@ pub struct RunArgs {
     pub metrics: crate::metrics::MetricsArgs,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -209,11 +211,17 @@ pub struct Scenario {
     pub seed: u64,
     pub quiet: bool,
     pub protocol: Protocol,
+    /// This process's shard (`--shard`, `--shards`); `None`: the whole scenario.
+    pub shard: Option<crate::shard::Shard>,
+    /// `--start-at`, unix seconds.
+    pub start_at: Option<f64>,
 }
 
 impl Scenario {
+    /// The connections this process opens (its shard's, when sharded).
     pub fn connections(&self) -> u64 {
-        self.conversations as u64 * self.members as u64
+        let convs = self.shard.map_or(self.conversations, |s| s.len_of(self.conversations));
+        convs as u64 * self.members as u64
     }
 }
 
@@ -322,6 +330,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         None => None,
     };
     let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
+    let shard = crate::shard::resolve(&a.shard, conversations).map_err(Error::Usage)?;
     Ok(Scenario {
         url,
         conversations,
@@ -345,6 +354,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
         quiet: a.quiet || f.quiet.unwrap_or(false),
         protocol,
+        shard,
+        start_at: a.shard.start_at,
     })
 }
 
