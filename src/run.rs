@@ -48,7 +48,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     // A sharded run's workers start sending together.
     let start = match s.start_at {
         Some(at) if signals.count() == 0 => {
-            Some(crate::shard::wait_for_start(at, || control.open_total(), &signals, |m| say(m)))
+            Some(crate::shard::wait_for_start(at, || control.open_total(), &signals, say))
         }
         _ => None,
     };

@@ -115,10 +115,8 @@ pub fn resolve(a: &ShardArgs, conversations: u32) -> Result<Option<Shard>, Strin
                  elsewhere use --shard I/N)"
                     .to_string()
             })?;
-            let index: u32 = raw
-                .trim()
-                .parse()
-                .map_err(|_| format!("--shards: JOB_COMPLETION_INDEX {raw:?} is not a number"))?;
+            let index: u32 =
+                raw.trim().parse().map_err(|_| format!("--shards: JOB_COMPLETION_INDEX {raw:?} is not a number"))?;
             if index >= n {
                 return Err(format!("--shards: JOB_COMPLETION_INDEX {index} is not below --shards {n}"));
             }
@@ -215,6 +213,13 @@ mod tests {
             }
         }
         assert_eq!(conversations(7, Some(Shard { index: 1, count: 3 })), vec![1, 4]);
+    }
+
+    #[test]
+    fn a_shard_spreads_over_every_core() {
+        // Shard 0/2 owns only even conversations; with 2 cores both still get half.
+        let cores = crate::client::assign(conversations(10, Some(Shard { index: 0, count: 2 })), 2);
+        assert_eq!(cores, vec![vec![0, 4, 8], vec![2, 6]]);
     }
 
     #[test]

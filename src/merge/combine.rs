@@ -42,12 +42,7 @@ pub fn check(inputs: &[Input], partial: bool) -> Result<Vec<u32>, String> {
     for i in &inputs[1..] {
         let w = workload(&i.scenario);
         if w != base {
-            let key = base
-                .keys()
-                .chain(w.keys())
-                .find(|k| base.get(*k) != w.get(*k))
-                .cloned()
-                .unwrap_or_default();
+            let key = base.keys().chain(w.keys()).find(|k| base.get(*k) != w.get(*k)).cloned().unwrap_or_default();
             let show = |v: Option<&serde_json::Value>| v.map_or("absent".to_string(), |v| v.to_string());
             return Err(format!(
                 "{} and {} are results of different scenarios: scenario.{key} is {} and {}",
@@ -239,9 +234,8 @@ pub fn shard_lines(inputs: &[Input]) -> String {
     let mut s = String::new();
     for i in sorted {
         let (c, m) = (&i.doc.connections, &i.doc.messages);
-        let p99 = super::histos::decode(&i.doc.histograms)
-            .map(|h| results::latency(&h.corrected).p99_ms)
-            .unwrap_or(f64::NAN);
+        let p99 =
+            super::histos::decode(&i.doc.histograms).map(|h| results::latency(&h.corrected).p99_ms).unwrap_or(f64::NAN);
         let late = i.doc.start.as_ref().filter(|s| s.late_s > 0.0).map(|s| format!("  late {:.3}s", s.late_s));
         s.push_str(&format!(
             "shard {:<7} {}  run {}  established {}  sent {}  expected {}  delivered {}  missed {}  p99 {:.3} ms  {}{}\n",
@@ -259,4 +253,99 @@ pub fn shard_lines(inputs: &[Input]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::{encode_histograms, parse};
+    use serde_json::json;
+
+    /// A results document of shard `shard` with `sent` messages delivered to 2 members each.
+    fn doc(shard: &str, sent: u64, lat_us: &[u64]) -> String {
+        let mut h = Histos::default();
+        for &us in lat_us {
+            h.corrected.record(us).unwrap();
+            h.uncorrected.record(us).unwrap();
+        }
+        h.connect.record(500).unwrap();
+        json!({
+            "herd_version": "0.1.0", "run_id": format!("r{shard}"), "started_at_unix_s": 100.0,
+            "scenario": {"conversations": 9, "members": 3, "senders": 1, "rate": 1.0, "size": 128,
+                         "duration": 2.0, "drain": 1.0, "url": null, "seed": 7, "shard": shard},
+            "target": "ws://x", "embedded_server": false, "outcome": "completed",
+            "connections": {"attempted": 9, "established": 9, "failed": 0, "closed": 9, "peak_open": 9},
+            "messages": {"sent": sent, "expected": 2 * sent, "delivered": 2 * sent - 1},
+            "errors": {"reset": 1},
+            "duration_s": 5.0, "phases": {}, "process": {}, "notes": ["a note"],
+            "histograms": encode_histograms(&h),
+        })
+        .to_string()
+    }
+
+    fn inputs(shards: &[(&str, u64)]) -> Vec<Input> {
+        shards
+            .iter()
+            .enumerate()
+            .map(|(k, (s, sent))| parse(&format!("f{k}.json"), &doc(s, *sent, &[1000 * (k as u64 + 1)])).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn counters_add_and_percentiles_come_from_added_histograms() {
+        let i = inputs(&[("0/3", 3), ("1/3", 3), ("2/3", 4)]);
+        assert_eq!(check(&i, false).unwrap(), Vec::<u32>::new());
+        let r = combine(&i, &[]).unwrap();
+        assert_eq!((r.messages.sent, r.messages.expected, r.messages.delivered, r.messages.missed), (10, 20, 17, 3));
+        assert_eq!(r.connections.established, 27);
+        assert_eq!(r.errors["reset"], 3);
+        // Latencies of 1, 2 and 3 ms: the merged p50 is 2 ms, which no averaging of the
+        // shards' figures would be bound to give.
+        assert_eq!(r.latency.corrected.count, 3);
+        assert!((r.latency.corrected.p50_ms - 2.0).abs() < 0.01, "{:?}", r.latency.corrected);
+        assert!((r.latency.corrected.max_ms - 3.0).abs() < 0.01);
+        assert_eq!(r.connect.count, 3);
+        assert_eq!(r.notes.len(), 3);
+        assert!(r.notes[0].starts_with("shard 0/3: "));
+        assert_eq!(r.run_id, "r0/3+r1/3+r2/3");
+        assert_eq!(r.scenario.conversations, 9);
+        let lines = shard_lines(&i);
+        assert_eq!(lines.lines().count(), 3);
+        assert!(lines.contains("shard 2/3") && lines.contains("f2.json"), "{lines}");
+    }
+
+    #[test]
+    fn refusals_name_the_files() {
+        let e = check(&inputs(&[("0/3", 1), ("2/3", 1)]), false).unwrap_err();
+        assert!(e.contains("1/3 missing") && e.contains("--partial"), "{e}");
+        assert_eq!(check(&inputs(&[("0/3", 1), ("2/3", 1)]), true).unwrap(), vec![1]);
+        let e = check(&inputs(&[("0/2", 1), ("0/2", 1)]), false).unwrap_err();
+        assert!(e.contains("f0.json and f1.json are both shard 0/2"), "{e}");
+        let e = check(&inputs(&[("0/2", 1), ("1/3", 1)]), false).unwrap_err();
+        assert!(e.contains("f0.json") && e.contains("f1.json") && e.contains("different shard counts"), "{e}");
+        let mut i = inputs(&[("0/2", 1), ("1/2", 1)]);
+        i[1].scenario["rate"] = json!(2.0);
+        let e = check(&i, false).unwrap_err();
+        assert!(e.contains("different scenarios: scenario.rate is 1.0 and 2.0"), "{e}");
+        // Per-process keys may differ.
+        let mut i = inputs(&[("0/2", 1), ("1/2", 1)]);
+        i[1].scenario["seed"] = json!(8);
+        assert!(check(&i, false).is_ok());
+    }
+
+    #[test]
+    fn files_that_are_not_herd_results_are_refused() {
+        assert!(parse("a", "[1,2]").unwrap_err().contains("not herd's results"));
+        assert!(parse("a", "{").unwrap_err().contains("not JSON"));
+        let mut v: serde_json::Value = serde_json::from_str(&doc("0/1", 1, &[5])).unwrap();
+        v.as_object_mut().unwrap().remove("histograms");
+        assert!(parse("a", &v.to_string()).unwrap_err().contains("without histograms"));
+        let mut v: serde_json::Value = serde_json::from_str(&doc("0/1", 1, &[5])).unwrap();
+        v["scenario"]["shard"] = json!("5/2");
+        assert!(parse("a", &v.to_string()).unwrap_err().contains("scenario.shard"));
+        let mut v: serde_json::Value = serde_json::from_str(&doc("0/1", 1, &[5])).unwrap();
+        v["errors"] = json!({"gremlins": 1});
+        let i = parse("a", &v.to_string()).unwrap();
+        assert!(combine(&[i], &[]).unwrap_err().contains("unknown error category \"gremlins\""));
+    }
 }

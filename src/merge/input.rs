@@ -110,8 +110,7 @@ pub struct StartIn {
 /// Reads one results document (pure: `text` is the file's content). The error says why the
 /// file is not herd's results (the caller prefixes the file name).
 pub fn parse(name: &str, text: &str) -> Result<Input, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not herd's results: not JSON ({e})"))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not herd's results: not JSON ({e})"))?;
     if !v.is_object() || v.get("herd_version").is_none() || v.get("scenario").is_none() {
         return Err("not herd's results (no herd_version or scenario)".into());
     }
