@@ -73,6 +73,10 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
     });
     let r = run::run(s, signals, run::Hooks { push, ..Default::default() })?;
     out!("{}", results::summary(&r));
+    if r.scenario.out.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        let line = serde_json::to_string(&r).map_err(|e| Error::Software(format!("--out -: {e}")))?;
+        out!("{line}\n");
+    }
     if r.connections.established == 0 && r.connections.attempted > 0 {
         let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         return Err(Error::Unavailable(format!(

@@ -21,6 +21,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     load::check_fds(&s)?;
     // Open outputs first, so a bad path fails before any load is made.
     let out_file = match &s.out {
+        // `--out -`: the caller prints the results as stdout's last line (Kubernetes pods' logs).
+        Some(p) if p.as_os_str() == "-" => None,
         Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
         None => None,
     };

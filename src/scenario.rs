@@ -100,7 +100,7 @@ pub struct RunArgs {
     /// Executors of the embedded reference server (only without --url) [default: --threads]
     #[arg(long, value_parser = units::parse_count_u32)]
     pub server_threads: Option<u32>,
-    /// Write JSON results to this file
+    /// Write JSON results to this file (`-`: as the last line of stdout, after the summary)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Write HdrHistogram interval logs of delivery latency to this file
