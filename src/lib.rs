@@ -50,6 +50,7 @@ pub mod scenario;
 pub mod server;
 pub mod shard;
 pub mod signal;
+pub mod start_when;
 pub mod stats;
 pub mod template;
 pub mod units;

@@ -31,6 +31,11 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         None => None,
     };
 
+    let meeting = hooks.push.as_ref().map(|p| crate::shard::Meeting {
+        pushgateway: p.config.url.clone(),
+        job: p.config.job.clone(),
+        group_url: p.config.group_url(),
+    });
     let load = load::start(&s, hooks, hdr_file)?;
     let control = load.control.clone();
     let cores = s.cores.len();
@@ -48,11 +53,10 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let connect_s = t_connect.elapsed().as_secs_f64();
 
     // A sharded run's workers start sending together.
-    let start = match s.start_at {
-        Some(at) if signals.count() == 0 => {
-            Some(crate::shard::wait_for_start(at, || control.open_total(), &signals, say))
-        }
-        _ => None,
+    let start = if signals.count() == 0 {
+        crate::shard::wait_to_send(&s, meeting.as_ref(), || control.open_total(), &signals, say)
+    } else {
+        None
     };
 
     // Send phase.
@@ -93,6 +97,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let close_s = t_close.elapsed().as_secs_f64();
     let (report, server_totals, push) = (finished.report, finished.server, finished.push);
     let stuck = finished.stuck;
+    let left = crate::shard::leave(&s, meeting.as_ref());
 
     let outcome = if aborted {
         "aborted"
@@ -115,6 +120,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     if let Some(late) = start.as_ref().filter(|st| st.late_s > 0.0) {
         notes.push(format!("connected {:.3}s after --start-at; started sending late", late.late_s));
     }
+    notes.extend(left);
     if let Some(e) = &report.hdr_log_error {
         notes.push(format!("--hdr-log could not be written completely: {e}"));
     }

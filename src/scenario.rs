@@ -215,6 +215,8 @@ pub struct Scenario {
     pub shard: Option<crate::shard::Shard>,
     /// `--start-at`, unix seconds.
     pub start_at: Option<f64>,
+    /// `--start-when`: the shards to wait for.
+    pub start_when: Option<u32>,
 }
 
 impl Scenario {
@@ -331,6 +333,10 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     };
     let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
     let shard = crate::shard::resolve(&a.shard, conversations).map_err(Error::Usage)?;
+    let start_when = (a.shard.start_when)
+        .map(|w| crate::start_when::check(w, shard.map(|s| s.count), a.metrics.pushgateway.is_some()))
+        .transpose()
+        .map_err(Error::Usage)?;
     Ok(Scenario {
         url,
         conversations,
@@ -356,6 +362,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         protocol,
         shard,
         start_at: a.shard.start_at,
+        start_when,
     })
 }
 

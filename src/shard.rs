@@ -9,6 +9,7 @@
 //! Inside a Kubernetes Indexed Job each pod gets its index in `JOB_COMPLETION_INDEX`: `--shards N`
 //! takes the index from there. `HERD_SHARD=I/N` is the same as `--shard I/N`.
 
+use crate::scenario::Scenario;
 use crate::signal::Signals;
 use clap::Args;
 use serde::{Serialize, Serializer};
@@ -70,6 +71,10 @@ pub struct ShardArgs {
     /// start sending; a process connected after TIME starts at once and notes it in its results
     #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
     pub start_at: Option<f64>,
+    /// Connect, then wait until K of the N shards are connected (they meet on the --pushgateway)
+    /// to start sending: for clusters whose pods start minutes apart
+    #[arg(long, value_name = "K/N", value_parser = crate::start_when::parse_start_when, conflicts_with = "start_at")]
+    pub start_when: Option<crate::start_when::StartWhen>,
 }
 
 /// `I/N` with I < N.
@@ -135,15 +140,30 @@ pub fn resolve(a: &ShardArgs, conversations: u32) -> Result<Option<Shard>, Strin
     Ok(shard)
 }
 
-/// When a sharded (or any) process started sending, against `--start-at`.
+/// When a sharded (or any) process started sending, against `--start-at` or `--start-when`.
 #[derive(Serialize, Debug, Clone, Default, PartialEq)]
 pub struct StartReport {
     /// `--start-at`, unix seconds.
-    pub start_at_unix_s: f64,
-    /// How long the process waited for it once connected.
+    pub start_at_unix_s: Option<f64>,
+    /// `--start-when`: how many shards it waited for, and how many were connected at the start.
+    pub start_when: Option<u32>,
+    pub shards_ready: Option<usize>,
+    /// When this process was connected, and when it started sending (unix seconds).
+    pub connected_at_unix_s: f64,
+    pub sending_at_unix_s: f64,
+    /// How long it waited once connected.
     pub waited_s: f64,
     /// How late the process was connected after `--start-at` (0: on time).
     pub late_s: f64,
+}
+
+/// Where sharded workers meet for `--start-when`: the Pushgateway, the job, and this worker's
+/// metrics group.
+#[derive(Clone, Debug)]
+pub struct Meeting {
+    pub pushgateway: String,
+    pub job: String,
+    pub group_url: String,
 }
 
 /// Unix time now, in seconds.
@@ -160,28 +180,54 @@ pub fn start_plan(at: f64, now: f64) -> (Duration, f64) {
     }
 }
 
-/// Waits for `--start-at` (a signal ends the wait), saying once per second what it waits for.
-/// `say` prints a progress message.
-pub fn wait_for_start(at: f64, open: impl Fn() -> u64, signals: &Signals, say: impl Fn(String)) -> StartReport {
-    let (wait, late_s) = start_plan(at, unix_now());
-    if wait.is_zero() {
-        say(format!("connected {:.3}s after --start-at; sending at once", late_s));
-        return StartReport { start_at_unix_s: at, waited_s: 0.0, late_s };
-    }
-    let begun = std::time::Instant::now();
-    let mut next_line = begun;
-    while signals.count() == 0 {
-        let left = at - unix_now();
-        if left <= 0.0 {
-            break;
+/// Once connected: waits for `--start-at` or `--start-when` if the scenario has one (a signal
+/// ends the wait), saying what it waits for once per second. `None` without either.
+pub fn wait_to_send(
+    s: &Scenario,
+    meeting: Option<&Meeting>,
+    open: impl Fn() -> u64,
+    signals: &Signals,
+    say: impl Fn(String),
+) -> Option<StartReport> {
+    let connected = unix_now();
+    let mut r = StartReport { connected_at_unix_s: connected, ..Default::default() };
+    if let Some(at) = s.start_at {
+        r.start_at_unix_s = Some(at);
+        let (wait, late_s) = start_plan(at, connected);
+        r.late_s = late_s;
+        if wait.is_zero() {
+            say(format!("connected {late_s:.3}s after --start-at; sending at once"));
         }
-        if std::time::Instant::now() >= next_line {
-            say(format!("waiting for --start-at: {} open, sending starts in {left:.1}s", open()));
-            next_line += Duration::from_secs(1);
+        let mut next_line = std::time::Instant::now();
+        while signals.count() == 0 {
+            let left = at - unix_now();
+            if left <= 0.0 {
+                break;
+            }
+            if std::time::Instant::now() >= next_line {
+                say(format!("waiting for --start-at: {} open, sending starts in {left:.1}s", open()));
+                next_line += Duration::from_secs(1);
+            }
+            std::thread::sleep(Duration::from_secs_f64(left.min(0.05)));
         }
-        std::thread::sleep(Duration::from_secs_f64(left.min(0.05)));
+    } else if let (Some(k), Some(m)) = (s.start_when, meeting) {
+        r.start_when = Some(k);
+        let ready = crate::start_when::ready_url(&m.group_url);
+        r.shards_ready = Some(crate::start_when::wait(&m.pushgateway, &m.job, &ready, k, signals, say));
+    } else {
+        return None;
     }
-    StartReport { start_at_unix_s: at, waited_s: begun.elapsed().as_secs_f64(), late_s: 0.0 }
+    r.sending_at_unix_s = unix_now();
+    r.waited_s = r.sending_at_unix_s - connected;
+    Some(r)
+}
+
+/// At the end of a run: removes the `--start-when` ready group; an error for the notes.
+pub fn leave(s: &Scenario, meeting: Option<&Meeting>) -> Option<String> {
+    let m = meeting.filter(|_| s.start_when.is_some())?;
+    crate::start_when::withdraw(&crate::start_when::ready_url(&m.group_url))
+        .err()
+        .map(|e| format!("--start-when: the ready group could not be deleted ({e}); delete it before the next run"))
 }
 
 #[cfg(test)]

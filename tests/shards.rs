@@ -250,3 +250,51 @@ fn a_scenario_split_three_ways_against_nchan_merges_to_exact_accounting() {
     let r = nchan.stop();
     assert_eq!(r["stub_status"]["total_published_messages"], serde_json::json!(sent), "{r}");
 }
+
+#[test]
+fn start_when_holds_every_shard_until_all_are_connected() {
+    let srv = ServeProc::start(&[]);
+    let stack = PromStack::start();
+    let job = "herd_start_when";
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let url = srv.url();
+    let start = |i: usize| {
+        let shard = format!("{i}/3");
+        let args = ["--url", &url, "-c", "15", "-k", "3", "--rate", "5", "-d", "2s", "--drain", "5s"];
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--shard", &shard, "--start-when", "3/3", "--job", job, "--pushgateway", &stack.pushgateway]);
+        all.extend(["--push-interval", "500ms"]);
+        RunProc::start(dirs[i].path(), &all)
+    };
+    // Two shards connect and wait: they cannot go on before the third is there.
+    let mut early = vec![start(0), start(1)];
+    for w in early.iter_mut() {
+        let line = w.wait_line("waiting for --start-when", Duration::from_secs(60));
+        assert!(line.is_some_and(|l| l.contains("of 3 shards connected")), "{:?}", w.seen);
+    }
+    early.push(start(2));
+    let mut results = vec![];
+    for (i, w) in early.into_iter().enumerate() {
+        let (status, _, _, v) = w.finish(Duration::from_secs(120));
+        assert!(status.success(), "shard {i} failed");
+        results.push(v.expect("results written"));
+    }
+    let last_connected = results.iter().map(|v| f(v, "start.connected_at_unix_s")).fold(0.0, f64::max);
+    for (i, v) in results.iter().enumerate() {
+        assert_eq!(u(v, "start.start_when"), 3);
+        assert_eq!(u(v, "start.shards_ready"), 3, "shard {i}: {}", v["start"]);
+        // Nobody sent before the last shard was connected.
+        assert!(f(v, "start.sending_at_unix_s") >= last_connected, "shard {i}: {}", v["start"]);
+        assert_eq!(v["notes"], serde_json::json!([]), "shard {i}");
+    }
+    let files: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("results.json")).collect();
+    let (merged, summary) = merge_ok(&files, &dirs[0].path().join("merged.json"));
+    assert_eq!(u(&merged, "messages.sent"), 15 * 5 * 2, "{summary}");
+    assert_eq!(u(&merged, "messages.delivered"), 15 * 5 * 2 * 2);
+    assert_eq!(u(&merged, "messages.missed"), 0);
+    // The meeting groups are gone; the metrics groups stay.
+    let groups = stack.pushgateway_groups();
+    let labels: Vec<&Value> = groups["data"].as_array().unwrap().iter().map(|g| &g["labels"]).collect();
+    assert_eq!(labels.iter().filter(|l| l["job"] == job).count(), 3, "{labels:?}");
+    assert!(labels.iter().all(|l| l["herd_start"].is_null()), "{labels:?}");
+}

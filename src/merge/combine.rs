@@ -11,9 +11,10 @@ use std::time::Duration;
 
 /// Scenario keys that belong to one process, not to the workload: they may differ between the
 /// workers of one scenario.
-const PER_PROCESS_KEYS: [&str; 12] = [
+const PER_PROCESS_KEYS: [&str; 13] = [
     "shard",
     "start_at",
+    "start_when",
     "out",
     "hdr_log",
     "quiet",

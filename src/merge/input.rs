@@ -103,7 +103,6 @@ pub struct ProcessIn {
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(default)]
 pub struct StartIn {
-    pub start_at_unix_s: f64,
     pub late_s: f64,
 }
 
