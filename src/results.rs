@@ -211,6 +211,10 @@ pub fn summary(r: &RunResult) -> String {
         r.scenario.size,
         r.phases.send_s
     );
+    if let Some(sh) = r.scenario.shard {
+        let all = r.scenario.conversations;
+        let _ = writeln!(s, "shard        {sh}: {} of the {all} conversations", sh.len_of(all));
+    }
     let _ = writeln!(
         s,
         "connections  attempted {}  established {}  failed {}  closed by peer {}  peak open {}",

@@ -109,8 +109,10 @@ fn three_shards_pushing_to_prometheus_merge_to_the_whole_scenario() {
         let o = output_within(w, Duration::from_secs(120));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "worker {i} failed: {err}");
-        // Every progress line names the shard.
+        // Every progress line names the shard, and so does the summary.
         assert!(err.lines().any(|l| l.starts_with(&format!("shard {i}/3 ["))), "{err}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(&format!("shard        {i}/3: 10 of the 30 conversations")), "{out}");
         let v = read(&files[i]);
         assert_eq!(v["scenario"]["shard"], format!("{i}/3"));
         assert_eq!(u(&v, "connections.established"), conversations / 3 * members, "shard {i}");
