@@ -1,4 +1,4 @@
-//! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`. Parsing only; each subcommand's work lives in its
+//! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`, `herd merge`. Parsing only; each subcommand's work lives in its
 //! own module.
 
 use crate::ceiling::CeilingArgs;
@@ -24,4 +24,6 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Find how many connections a target holds: open them in steps until errors or limits
     Ceiling(CeilingArgs),
+    /// Merge the results of the shards of one scenario (`herd run --shard I/N`) exactly
+    Merge(crate::merge::MergeArgs),
 }

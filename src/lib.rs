@@ -37,6 +37,7 @@ pub mod handshake;
 pub mod limits;
 pub mod load;
 pub mod marker;
+pub mod merge;
 pub mod metrics;
 pub mod net;
 pub mod pacing;
@@ -48,7 +49,9 @@ pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod server;
+pub mod shard;
 pub mod signal;
+pub mod start_when;
 pub mod stats;
 pub mod template;
 pub mod units;
@@ -65,10 +68,18 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
     };
     let s = scenario::resolve(args, &file, &executor::online_cores())?;
     let signals = signal::Signals::install()?;
-    let push =
-        args.metrics.push_config(None).map(|config| run::Push { config, prefix: args.metrics.metrics_prefix.clone() });
+    let shard = s.shard;
+    let push = args.metrics.push_config(shard.map(|x| x.index as usize)).map(|mut config| {
+        // Workers of one job push to the same Pushgateway: the shard keeps their groups apart.
+        config.grouping.extend(shard.map(|x| ("shard".to_string(), x.index.to_string())));
+        run::Push { config, prefix: args.metrics.metrics_prefix.clone() }
+    });
     let r = run::run(s, signals, run::Hooks { push, ..Default::default() })?;
     out!("{}", results::summary(&r));
+    if r.scenario.out.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        let line = serde_json::to_string(&r).map_err(|e| Error::Software(format!("--out -: {e}")))?;
+        out!("{line}\n");
+    }
     if r.connections.established == 0 && r.connections.attempted > 0 {
         let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         return Err(Error::Unavailable(format!(

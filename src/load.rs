@@ -116,7 +116,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         rate: s.rate,
         size: s.size as u64,
         threads: cores as u64,
-        extra: vec![],
+        extra: s.shard.map(|x| vec![("shards".to_string(), x.count.to_string())]).unwrap_or_default(),
     };
     let mut observers = hooks.observers;
     let pusher = hooks.push.map(|p| {
@@ -127,7 +127,13 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     });
     let (tx, rx) = std::sync::mpsc::channel();
     let reporter = reporter::spawn(
-        ReporterConfig { cores, interval: INTERVAL, quiet: s.quiet, hdr_log },
+        ReporterConfig {
+            cores,
+            interval: INTERVAL,
+            quiet: s.quiet,
+            hdr_log,
+            prefix: s.shard.map(|x| format!("shard {x} ")).unwrap_or_default(),
+        },
         rx,
         control.clone(),
         observers,
@@ -136,7 +142,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let sources: Arc<[std::net::IpAddr]> = s.source_ips.clone().into();
     process::trim_heap();
     let rss_start = process::rss_bytes();
-    let plans: Vec<CorePlan> = client::assign(s.conversations, cores)
+    let plans: Vec<CorePlan> = client::assign(crate::shard::conversations(s.conversations, s.shard), cores)
         .into_iter()
         .enumerate()
         .map(|(idx, convs)| CorePlan {
@@ -159,9 +165,10 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         .collect();
     if !s.quiet {
         crate::errln!(
-            "herd: run {run_id:08x}: {} connections to {url} on {cores} core(s){}",
+            "herd: run {run_id:08x}: {} connections to {url} on {cores} core(s){}{}",
             s.connections(),
-            if embedded { " (embedded server)" } else { "" }
+            if embedded { " (embedded server)" } else { "" },
+            s.shard.map(|x| format!(", shard {x}")).unwrap_or_default()
         );
     }
     crate::watchdog::spawn(control.heartbeats.clone());

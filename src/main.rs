@@ -17,6 +17,7 @@ fn main() {
         Command::Run(a) => herd::run_command(a).map(|_| ()),
         Command::Serve(a) => herd::server::main(a),
         Command::Doctor(a) => std::process::exit(herd::doctor::main(a)),
+        Command::Merge(a) => herd::merge::main(a),
         Command::Ceiling(a) => herd::ceiling::main(a).map(|r| herd::out!("{}", herd::ceiling::summary(&r))),
     };
     if let Err(e) = result {

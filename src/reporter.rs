@@ -19,6 +19,8 @@ pub struct ReporterConfig {
     pub interval: Duration,
     pub quiet: bool,
     pub hdr_log: Option<std::fs::File>,
+    /// Put before each progress line (`shard 1/3 `).
+    pub prefix: String,
 }
 
 /// What the reporter hands back when every core has sent its last snapshot.
@@ -87,7 +89,8 @@ pub fn spawn(
                     let phase = control.phase();
                     if !cfg.quiet {
                         crate::errln!(
-                            "{}",
+                            "{}{}",
+                            cfg.prefix,
                             progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs)
                         );
                     }

@@ -39,6 +39,10 @@ pub struct RunResult {
     pub push: Option<crate::metrics::PushReport>,
     /// Anything a reader of these figures should know (limits reached, outputs that failed).
     pub notes: Vec<String>,
+    /// When sending started against `--start-at` (absent without it).
+    pub start: Option<crate::shard::StartReport>,
+    /// The latency and connect histograms, serialized, for `herd merge`.
+    pub histograms: crate::merge::EncodedHistos,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -188,6 +192,7 @@ pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
     r.connect = connect_times(&m.total.connect);
     r.errors = errors(&m.counters);
     r.websocket = m.counters.wire.clone();
+    r.histograms = crate::merge::encode_histograms(&m.total);
 }
 
 /// The summary table printed on stdout at the end of a run.
@@ -206,6 +211,10 @@ pub fn summary(r: &RunResult) -> String {
         r.scenario.size,
         r.phases.send_s
     );
+    if let Some(sh) = r.scenario.shard {
+        let all = r.scenario.conversations;
+        let _ = writeln!(s, "shard        {sh}: {} of the {all} conversations", sh.len_of(all));
+    }
     let _ = writeln!(
         s,
         "connections  attempted {}  established {}  failed {}  closed by peer {}  peak open {}",

@@ -26,6 +26,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     load::check_fds(&s)?;
     // Open outputs first, so a bad path fails before any load is made.
     let out_file = match &s.out {
+        // `--out -`: the caller prints the results as stdout's last line (Kubernetes pods' logs).
+        Some(p) if p.as_os_str() == "-" => None,
         Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
         None => None,
     };
@@ -34,6 +36,11 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         None => None,
     };
 
+    let meeting = hooks.push.as_ref().map(|p| crate::shard::Meeting {
+        pushgateway: p.config.url.clone(),
+        job: p.config.job.clone(),
+        group_url: p.config.group_url(),
+    });
     let load = load::start(&s, hooks, hdr_file)?;
     let control = load.control.clone();
     let cores = s.cores.len();
@@ -49,6 +56,13 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     process::trim_heap();
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
+
+    // A sharded run's workers start sending together.
+    let start = if signals.count() == 0 {
+        crate::shard::wait_to_send(&s, meeting.as_ref(), || control.open_total(), &signals, say)
+    } else {
+        None
+    };
 
     // Send phase. The schedules start a little ahead, so that every core has them before the
     // first message is due; a core that acknowledges later sends late, and that shows as latency.
@@ -91,6 +105,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let close_s = t_close.elapsed().as_secs_f64();
     let (report, server_totals, push) = (finished.report, finished.server, finished.push);
     let stuck = finished.stuck;
+    let left = crate::shard::leave(&s, meeting.as_ref());
 
     let outcome = if aborted {
         "aborted"
@@ -126,6 +141,10 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
              host): their sends started or stopped late"
         ));
     }
+    if let Some(late) = start.as_ref().filter(|st| st.late_s > 0.0) {
+        notes.push(format!("connected {:.3}s after --start-at; started sending late", late.late_s));
+    }
+    notes.extend(left);
     if let Some(e) = &report.hdr_log_error {
         notes.push(format!("--hdr-log could not be written completely: {e}"));
     }
@@ -169,6 +188,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         server: server_totals,
         push,
         notes,
+        start,
+        histograms: Default::default(),
     };
     results::fill_stats(&mut r, m, report.peak_open);
     if let Some(f) = out_file {

@@ -100,7 +100,7 @@ pub struct RunArgs {
     /// Executors of the embedded reference server (only without --url) [default: --threads]
     #[arg(long, value_parser = units::parse_count_u32)]
     pub server_threads: Option<u32>,
-    /// Write JSON results to this file
+    /// Write JSON results to this file (`-`: as the last line of stdout, after the summary)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Write HdrHistogram interval logs of delivery latency to this file
@@ -116,6 +116,8 @@ pub struct RunArgs {
     pub metrics: crate::metrics::MetricsArgs,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -209,11 +211,19 @@ pub struct Scenario {
     pub seed: u64,
     pub quiet: bool,
     pub protocol: Protocol,
+    /// This process's shard (`--shard`, `--shards`); `None`: the whole scenario.
+    pub shard: Option<crate::shard::Shard>,
+    /// `--start-at`, unix seconds.
+    pub start_at: Option<f64>,
+    /// `--start-when`: the shards to wait for.
+    pub start_when: Option<u32>,
 }
 
 impl Scenario {
+    /// The connections this process opens (its shard's, when sharded).
     pub fn connections(&self) -> u64 {
-        self.conversations as u64 * self.members as u64
+        let convs = self.shard.map_or(self.conversations, |s| s.len_of(self.conversations));
+        convs as u64 * self.members as u64
     }
 }
 
@@ -322,6 +332,11 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         None => None,
     };
     let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
+    let shard = crate::shard::resolve(&a.shard, conversations).map_err(Error::Usage)?;
+    let start_when = (a.shard.start_when)
+        .map(|w| crate::start_when::check(w, shard.map(|s| s.count), a.metrics.pushgateway.is_some()))
+        .transpose()
+        .map_err(Error::Usage)?;
     Ok(Scenario {
         url,
         conversations,
@@ -345,6 +360,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
         quiet: a.quiet || f.quiet.unwrap_or(false),
         protocol,
+        shard,
+        start_at: a.shard.start_at,
+        start_when,
     })
 }
 

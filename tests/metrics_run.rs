@@ -39,14 +39,16 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
             r.len() == 1 && r[0]["value"][1] == "1"
         });
     }
-    // Two workers with their own rooms (a{conv}, b{conv}) on one server, as two shards would.
+    // Two workers, the two shards of one scenario (40 conversations, 20 each) on one server.
     let workers: Vec<_> = ["a", "b"]
         .iter()
-        .map(|w| {
+        .enumerate()
+        .map(|(i, w)| {
             let out = dir.path().join(format!("{w}.json"));
-            let url = format!("ws://{}/conv/{w}{{conv}}", srv.addr);
+            let url = format!("ws://{}/conv/{{conv}}", srv.addr);
             let child = Command::new(herd_bin())
-                .args(["run", "--url", &url, "-c", "20", "-k", "3", "--rate", "10", "-d", "5s", "-q"])
+                .args(["run", "--url", &url, "-c", "40", "-k", "3", "--rate", "10", "-d", "5s", "-q"])
+                .args(["--shard", &format!("{i}/2")])
                 .args(["--pushgateway", &stack.pushgateway, "--push-interval", "500ms", "--job", job])
                 .args(["--instance", &format!("worker-{w}"), "-o", out.to_str().unwrap()])
                 .stdout(Stdio::null())
@@ -112,6 +114,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
         ("datasource", "prometheus"),
         ("job", job),
         ("instance", "worker-a|worker-b"),
+        ("shard", "0|1"),
         ("server", srv.addr.as_str()),
         ("__rate_interval", "1m"),
         ("__interval", "5s"),

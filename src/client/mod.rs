@@ -154,12 +154,12 @@ pub struct CorePlan {
     pub interval: Duration,
 }
 
-/// Splits conversations over cores: conversation `c` goes to core `c % cores`, so every member of
-/// a conversation lives on one core and accounting needs no cross-core state.
-pub fn assign(conversations: u32, cores: usize) -> Vec<Vec<u64>> {
+/// Splits conversations over cores round-robin (the i-th of the list to core `i % cores`), so
+/// every member of a conversation lives on one core and accounting needs no cross-core state.
+pub fn assign(conversations: impl IntoIterator<Item = u64>, cores: usize) -> Vec<Vec<u64>> {
     let mut out = vec![Vec::new(); cores];
-    for c in 0..conversations as u64 {
-        out[(c % cores as u64) as usize].push(c);
+    for (i, c) in conversations.into_iter().enumerate() {
+        out[i % cores].push(c);
     }
     out
 }
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn conversations_are_whole_and_balanced() {
-        let a = assign(7, 3);
+        let a = assign(0..7, 3);
         assert_eq!(a, vec![vec![0, 3, 6], vec![1, 4], vec![2, 5]]);
         let total: usize = a.iter().map(|v| v.len()).sum();
         assert_eq!(total, 7);

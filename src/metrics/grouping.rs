@@ -15,6 +15,18 @@ pub fn group_url(base: &str, job: &str, instance: &str) -> String {
     )
 }
 
+/// [`group_url`] with more grouping labels after `instance` (e.g. `shard`): the Pushgateway
+/// adds every grouping label to every metric of the group, and groups differing in any label
+/// never overwrite each other.
+pub fn group_url_with(base: &str, job: &str, instance: &str, more: &[(String, String)]) -> String {
+    let mut url = group_url(base, job, instance);
+    for (name, value) in more {
+        url.push('/');
+        url.push_str(&label_segment(name, value));
+    }
+    url
+}
+
 fn label_segment(name: &str, value: &str) -> String {
     if value.is_empty() || value.contains('/') {
         format!("{name}@base64/{}", url_safe_base64(value.as_bytes()))
@@ -83,5 +95,9 @@ mod tests {
         );
         assert_eq!(group_url("http://pg:9091", "herd", ""), "http://pg:9091/metrics/job/herd/instance@base64/=");
         assert_eq!(group_url("http://pg:9091", "ünï", "x"), "http://pg:9091/metrics/job/%C3%BCn%C3%AF/instance/x");
+        assert_eq!(
+            group_url_with("http://pg:9091", "herd", "box", &[("shard".into(), "2".into())]),
+            "http://pg:9091/metrics/job/herd/instance/box/shard/2"
+        );
     }
 }

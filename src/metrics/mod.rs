@@ -23,5 +23,5 @@ mod pusher;
 pub use args::{default_instance, hostname, MetricsArgs};
 pub use buckets::{hdr_buckets, DEFAULT_BOUNDS_SECONDS};
 pub use encode::{encode, encode_with_bounds, Phase, RunInfo};
-pub use grouping::{group_url, percent_encode, url_safe_base64};
+pub use grouping::{group_url, group_url_with, percent_encode, url_safe_base64};
 pub use pusher::{PushConfig, PushReport, Pusher};

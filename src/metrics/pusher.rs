@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::grouping::group_url;
+use super::grouping::group_url_with;
 
 /// Where and how often to push.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +35,8 @@ pub struct PushConfig {
     pub delete_on_finish: bool,
     /// Pauses between the tries of the final push (and of the delete): one more try than pauses.
     pub final_backoff: Vec<Duration>,
+    /// Grouping labels after `instance` (`shard` for a sharded run).
+    pub grouping: Vec<(String, String)>,
 }
 
 impl PushConfig {
@@ -49,12 +51,13 @@ impl PushConfig {
             timeout: Duration::from_secs(2),
             delete_on_finish: false,
             final_backoff: vec![Duration::from_millis(200), Duration::from_millis(400), Duration::from_millis(800)],
+            grouping: vec![],
         }
     }
 
     /// The group's URL: `{url}/metrics/job/{job}/instance/{instance}`.
     pub fn group_url(&self) -> String {
-        group_url(&self.url, &self.job, &self.instance)
+        group_url_with(&self.url, &self.job, &self.instance, &self.grouping)
     }
 }
 
