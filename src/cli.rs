@@ -24,4 +24,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Find how many connections a target holds: open them in steps until errors or limits
     Ceiling(CeilingArgs),
+    /// Compare runs' results: every headline figure side by side, fail on regressions
+    Compare(crate::compare::CompareArgs),
+    /// Write the self-contained HTML report of a run's results
+    Report(crate::report::ReportArgs),
 }

@@ -14,6 +14,11 @@ pub enum Error {
     Io(String),
     /// herd itself failed. Exit 70 (EX_SOFTWARE).
     Software(String),
+    /// Input files disagree: `herd compare` of different scenarios. Exit 65 (EX_DATAERR).
+    Data(String),
+    /// The run worked, but a threshold was crossed, or `herd compare` found a regression beyond
+    /// its limit. Exit 99 ([`crate::thresholds::EXIT_CROSSED`]).
+    Crossed(String),
 }
 
 impl Error {
@@ -23,6 +28,8 @@ impl Error {
             Error::Unavailable(_) => 69,
             Error::Software(_) => 70,
             Error::Io(_) => 74,
+            Error::Data(_) => 65,
+            Error::Crossed(_) => crate::thresholds::EXIT_CROSSED,
         }
     }
 }
@@ -30,7 +37,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Unavailable(m) | Error::Io(m) | Error::Software(m) => f.write_str(m),
+            Error::Usage(m)
+            | Error::Unavailable(m)
+            | Error::Io(m)
+            | Error::Software(m)
+            | Error::Data(m)
+            | Error::Crossed(m) => f.write_str(m),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::signal::Signals;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
+pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult> {
     let started = Instant::now();
     let started_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -29,6 +29,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         None => None,
     };
 
+    let judge = std::mem::take(&mut hooks.judge);
+    let watch = crate::judging::Watch::add(&mut hooks, &judge);
     let load = load::start(&s, hooks, hdr_file)?;
     let control = load.control.clone();
     let cores = s.cores.len();
@@ -40,7 +42,9 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
 
     // Connect phase: until every core has attempted all its connections, or a signal.
     let t_connect = Instant::now();
-    wait_until(Duration::MAX, || control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0);
+    wait_until(Duration::MAX, || {
+        control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0 || watch.crossed()
+    });
     process::trim_heap();
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
@@ -48,7 +52,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     // Send phase.
     let cpu_send0 = Cpu::now();
     let t_send = Instant::now();
-    if signals.count() == 0 {
+    if signals.count() == 0 && !watch.crossed() {
         let start = now_ns() + 20_000_000;
         control.send_start_ns.store(start, Ordering::SeqCst);
         control.set_phase(Phase::Sending);
@@ -57,7 +61,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         } else {
             say(format!("holding {} connections idle for {:?}", control.open_total(), s.duration));
         }
-        wait_until(Duration::from_millis(20) + s.duration, || signals.count() > 0);
+        wait_until(Duration::from_millis(20) + s.duration, || signals.count() > 0 || watch.crossed());
     }
     let send_s = t_send.elapsed().as_secs_f64();
 
@@ -72,6 +76,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     // Give every core a tick to publish its pending count after sending stopped.
     std::thread::sleep(Duration::from_millis(20));
     wait_until(s.drain.saturating_sub(t_drain.elapsed()), || control.pending_total() == 0 || signals.count() >= 2);
+    let pending_at_drain_end = control.pending_total();
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
 
@@ -88,6 +93,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         "aborted"
     } else if signals.count() > 0 {
         "interrupted"
+    } else if watch.crossed() {
+        "stopped_by_threshold"
     } else {
         "completed"
     };
@@ -145,8 +152,10 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         server: server_totals,
         push,
         notes,
+        judged: Default::default(),
     };
     results::fill_stats(&mut r, m, report.peak_open);
+    crate::judging::conclude(&mut r, &judge, &watch, m, pending_at_drain_end);
     if let Some(f) = out_file {
         write_json(f, &r).map_err(|e| Error::Io(format!("--out: {e}")))?;
     }
