@@ -83,7 +83,16 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
     let signals = signal::Signals::install()?;
     let push =
         args.metrics.push_config(None).map(|config| run::Push { config, prefix: args.metrics.metrics_prefix.clone() });
-    let r = run::run(s, signals, run::Hooks { push, judge, ..Default::default() })?;
+    let r = match run::run(s, signals, run::Hooks { push, judge, ..Default::default() }) {
+        Ok(r) => r,
+        Err(e) => {
+            // No run, no report: do not leave an empty file behind.
+            if let Some((path, _)) = &report {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     out!("{}", results::summary(&r));
     if let Some((path, f)) = report {
         let doc = serde_json::to_value(&r).map_err(|e| Error::Software(format!("results: {e}")))?;

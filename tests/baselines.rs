@@ -23,7 +23,10 @@ fn run(dir: &Path, name: &str, args: &[&str]) -> (Output, Value) {
     let o = output_within(child, Duration::from_secs(120));
     let text = std::fs::read_to_string(&out)
         .unwrap_or_else(|e| panic!("no results ({e}); stderr: {}", String::from_utf8_lossy(&o.stderr)));
-    (o, serde_json::from_str(&text).expect("results JSON"))
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("results JSON: {e}; exit {:?}; stderr: {}", o.status.code(), String::from_utf8_lossy(&o.stderr))
+    });
+    (o, v)
 }
 
 fn herd(args: &[&str]) -> Output {
