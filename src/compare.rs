@@ -327,6 +327,13 @@ pub fn main(a: &CompareArgs) -> Result<()> {
         warnings.push(what);
     }
     let rows = compare(&base, &new, &limits);
+    // A limit that cannot be judged must not pass silently.
+    if let Some((f, _)) = limits.iter().find(|(f, _)| !rows.iter().any(|r| r.figure.name == f.name)) {
+        return Err(Error::Data(format!(
+            "--max-regression: {} was not measured in every side's runs (rss_per_conn and cpu_per_delivery need              --url)",
+            f.name
+        )));
+    }
     let noise = if base.len() > 1 || new.len() > 1 {
         "a change counts when it exceeds the larger run-to-run spread [min–max]"
     } else {

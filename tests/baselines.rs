@@ -279,6 +279,9 @@ fn compare_usage_and_file_errors() {
     let o = compare(&[&a, &a], &["--max-regression", "p98=1%"]);
     assert_eq!(o.status.code(), Some(64));
     assert!(stderr(&o).contains("--max-regression") && stderr(&o).contains("p98"), "{}", stderr(&o));
+    let o = compare(&[&a, &a], &["--max-regression", "rss_per_conn=5%"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rss_per_conn was not measured"), "{}", stderr(&o));
     let missing = r.dir.path().join("missing.json");
     assert_eq!(compare(&[&a, &missing], &[]).status.code(), Some(74));
     let junk = r.dir.path().join("junk.json");

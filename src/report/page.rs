@@ -54,9 +54,13 @@ fn table(title: &str, v: Option<&Value>) -> String {
     s
 }
 
-/// Per-second rates from cumulative counts in the samples.
+/// Per-second rates from cumulative counts in the samples (which start from 0 at the start of
+/// the run, so the first sample has a rate too).
 fn rate(samples: &[Value], key: &str) -> Vec<(f64, f64)> {
-    samples
+    let start = serde_json::json!({"t_s": 0.0, key: 0});
+    std::iter::once(&start)
+        .chain(samples)
+        .collect::<Vec<_>>()
         .windows(2)
         .filter_map(|w| {
             let (t0, t1) = (w[0].get("t_s")?.as_f64()?, w[1].get("t_s")?.as_f64()?);
@@ -304,7 +308,7 @@ mod tests {
         assert!(!p.contains("<script>\"") && p.contains("&lt;script&gt;"), "scenario values are escaped");
         assert!(!p.contains("http://") && !p.contains("https://"), "nothing is fetched");
         assert!(p.contains("data-name=\"delivered/s\""), "rates from cumulative samples");
-        assert!(p.contains("data-values=\"2,8\""), "8 deliveries in the second second");
+        assert!(p.contains("data-values=\"1,0 2,8\""), "0 deliveries in the first second, 8 in the second");
         assert_eq!(p.matches("<script>").count(), 1);
     }
 
