@@ -21,6 +21,7 @@ pub struct CompareArgs {
     /// baseline run and every file after it a new run
     #[arg(required = true, value_name = "BASE.json")]
     pub files: Vec<PathBuf>,
+    /// New results, after `--` (several runs per side)
     #[arg(last = true, value_name = "NEW.json")]
     pub new: Vec<PathBuf>,
     /// Largest accepted worsening per figure, relative (%) or in the figure's unit, e.g.

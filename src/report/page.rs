@@ -40,6 +40,12 @@ fn table(title: &str, v: Option<&Value>) -> String {
                 }
             }
             Value::String(s) => rows.push((prefix.to_string(), s.clone())),
+            // Floats to three decimals: the JSON keeps full precision for tools.
+            Value::Number(n) if n.is_f64() => {
+                let x = n.as_f64().unwrap_or_default();
+                let t = format!("{x:.3}");
+                rows.push((prefix.to_string(), t.trim_end_matches('0').trim_end_matches('.').to_string()))
+            }
             other => rows.push((prefix.to_string(), other.to_string())),
         }
     }
@@ -310,6 +316,14 @@ mod tests {
         assert!(p.contains("data-name=\"delivered/s\""), "rates from cumulative samples");
         assert!(p.contains("data-values=\"1,0 2,8\""), "0 deliveries in the first second, 8 in the second");
         assert_eq!(p.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn tables_flatten_and_shorten_floats() {
+        let t = table("T", Some(&json!({"a": 0.9883975000000002, "b": {"c": 3.0, "d": 7, "e": "x<y"}})));
+        assert!(t.contains("<tr><th>a</th><td>0.988</td></tr>"), "{t}");
+        assert!(t.contains("<tr><th>b.c</th><td>3</td></tr>") && t.contains("<tr><th>b.d</th><td>7</td></tr>"), "{t}");
+        assert!(t.contains("<td>x&lt;y</td>"), "{t}");
     }
 
     #[test]
