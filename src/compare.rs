@@ -280,6 +280,25 @@ pub fn render(rows: &[Row], heading: &str, warnings: &[String], format: Format) 
     s
 }
 
+/// Why a run's figures need a second look: its outcome, verdict and notes, when it did not
+/// complete cleanly.
+pub fn unclean(doc: &Value) -> Option<String> {
+    let outcome = doc.get("outcome").and_then(Value::as_str).unwrap_or("completed");
+    let verdict = doc.get("verdict").and_then(Value::as_str).unwrap_or("clean");
+    if outcome == "completed" && verdict != "attention" {
+        return None;
+    }
+    let notes: Vec<&str> = doc
+        .get("notes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    Some(format!(
+        "outcome {outcome}, verdict {verdict}{}",
+        if notes.is_empty() { String::new() } else { format!(": {}", notes.join("; ")) }
+    ))
+}
+
 fn load(path: &PathBuf) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: cannot read: {e}", path.display())))?;
     let v: Value = serde_json::from_str(&text)
@@ -326,6 +345,12 @@ pub fn main(a: &CompareArgs) -> Result<()> {
             return Err(Error::Data(format!("{what} (--force compares them anyway)")));
         }
         warnings.push(what);
+    }
+    // A run that did not end cleanly is compared, but the reader is told why it may mislead.
+    for (path, doc) in bp.iter().chain(&np).zip(base.iter().chain(&new)) {
+        if let Some(w) = unclean(doc) {
+            warnings.push(format!("{}: {w}", path.display()));
+        }
     }
     let rows = compare(&base, &new, &limits);
     // A limit that cannot be judged must not pass silently.

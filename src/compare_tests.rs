@@ -104,3 +104,17 @@ fn text_and_markdown_show_every_row_and_the_verdict() {
     let t = render(&rows, "h", &[], Format::Text);
     assert!(t.contains("10.500 ms [10.000–11.000]"), "{t}");
 }
+
+#[test]
+fn unclean_runs_are_named() {
+    let mut r = run(1.0, 0, 300);
+    assert_eq!(unclean(&r), None);
+    r["verdict"] = json!("failed");
+    assert_eq!(unclean(&r), None, "a crossed threshold is the run's own judgement, not a reason to distrust it");
+    r["verdict"] = json!("attention");
+    r["notes"] = json!(["the drain ended early"]);
+    assert_eq!(unclean(&r).unwrap(), "outcome completed, verdict attention: the drain ended early");
+    r["outcome"] = json!("interrupted");
+    r["notes"] = json!([]);
+    assert_eq!(unclean(&r).unwrap(), "outcome interrupted, verdict attention");
+}

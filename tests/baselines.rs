@@ -84,6 +84,14 @@ fn bad_thresholds_exit_64_before_any_run() {
 }
 
 #[test]
+fn an_unwritable_report_exits_74_before_any_run() {
+    let o = herd(&["run", "-c", "1", "-k", "2", "--report", "/nonexistent-dir/r.html"]);
+    assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--report /nonexistent-dir/r.html"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("herd: run"), "a load was started: {}", stderr(&o));
+}
+
+#[test]
 fn scenario_file_thresholds_apply_and_flags_replace_them() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.toml");
