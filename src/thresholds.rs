@@ -267,6 +267,15 @@ mod tests {
         })
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(t in "\\PC{0,40}", limit in "[-<>=!%0-9a-zµ. ]{0,12}") {
+            let _ = parse(&t);
+            let _ = parse(&format!("p99{limit}"));
+            let _ = crate::compare::parse_limits(&format!("{t}={limit}"));
+        }
+    }
+
     #[test]
     fn parses_the_documented_forms() {
         let t = parse("p99<50ms").unwrap();

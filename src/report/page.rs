@@ -319,6 +319,19 @@ mod tests {
     }
 
     #[test]
+    fn malformed_results_render_without_panicking() {
+        for doc in [
+            json!({}),
+            json!({"series": {"samples": [1, "x", {"t_s": "a"}, {"t_s": 1.0, "corrected": [1]}]}, "thresholds": [5]}),
+            json!({"series": {"corrected_spectrum": [[1], "x", [1.0, 2.0, 3.0]]}, "errors": {"reset": "many"}}),
+            json!({"notes": [1, null], "scenario": [1, 2], "messages": {"missed": -5}}),
+        ] {
+            let p = render(&doc, None);
+            assert!(p.ends_with("</html>\n"));
+        }
+    }
+
+    #[test]
     fn tables_flatten_and_shorten_floats() {
         let t = table("T", Some(&json!({"a": 0.9883975000000002, "b": {"c": 3.0, "d": 7, "e": "x<y"}})));
         assert!(t.contains("<tr><th>a</th><td>0.988</td></tr>"), "{t}");

@@ -77,6 +77,13 @@ pub fn escape(s: &str) -> String {
 pub fn line_chart(id: &str, title: &str, x_axis: XAxis, y_label: &str, lines: &[Line]) -> String {
     let mut s = format!("<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>", escape(title));
     let xs = |x: f64| if x_axis == XAxis::Percentile { percentile_x(x) } else { x };
+    // Results files are input: drop what cannot be drawn rather than trust it.
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && p.0.abs() < 1e12 && p.1.abs() < 1e15;
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|l| Line { name: l.name.clone(), points: l.points.iter().filter(finite).copied().collect() })
+        .collect();
+    let lines = &lines[..];
     let pts: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.points.iter().map(|&(x, y)| (xs(x), y))).collect();
     if pts.is_empty() {
         s.push_str("<p class=\"empty\">nothing recorded</p></figure>");
@@ -104,7 +111,11 @@ pub fn line_chart(id: &str, title: &str, x_axis: XAxis, y_label: &str, lines: &[
     );
     s.push_str("<g class=\"grid\">");
     let mut y = 0.0;
-    while y <= y1 + ystep * 1e-6 {
+    // Bounded: a step too small to advance the value must not loop for ever.
+    for _ in 0..64 {
+        if y > y1 + ystep * 1e-6 {
+            break;
+        }
         let _ = write!(
             s,
             "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text x=\"{}\" y=\"{:.1}\" class=\"yt\">{}</text>",
@@ -128,7 +139,7 @@ pub fn line_chart(id: &str, title: &str, x_axis: XAxis, y_label: &str, lines: &[
             let step = nice_step(x1 - x0, 8.0);
             let mut v = vec![];
             let mut t = (x0 / step).ceil() * step;
-            while t <= x1 + step * 1e-6 {
+            while t <= x1 + step * 1e-6 && v.len() < 64 {
                 v.push((t, format!("{}s", fmt_num(t))));
                 t += step;
             }
@@ -181,12 +192,12 @@ pub fn bars(id: &str, title: &str, items: &[(String, f64)]) -> String {
     let mut s = format!("<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>", escape(title));
     let row = 26.0;
     let h = TOP + row * items.len() as f64 + 10.0;
-    let max = items.iter().map(|i| i.1).fold(0.0, f64::max);
+    let max = items.iter().map(|i| i.1).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let (label_w, pw) = (170.0, W - 170.0 - 90.0);
     let _ = write!(s, "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{}\">", escape(title));
     for (i, (name, v)) in items.iter().enumerate() {
         let y = TOP + row * i as f64;
-        let w = if max > 0.0 { v / max * pw } else { 0.0 };
+        let w = if max > 0.0 && v.is_finite() { (v / max * pw).clamp(0.0, pw) } else { 0.0 };
         let _ = write!(
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" class=\"yt\">{}</text><rect class=\"bar\" x=\"{label_w}\" y=\"{y:.1}\" \
@@ -241,6 +252,15 @@ mod tests {
         }
         let empty = line_chart("e", "Empty", XAxis::Time, "ms", &[Line { name: "x".into(), points: vec![] }]);
         assert!(empty.contains("nothing recorded") && !empty.contains("<svg"));
+    }
+
+    #[test]
+    fn hostile_values_are_dropped_not_looped_over() {
+        let l = Line { name: "x".into(), points: vec![(-1e300, 1e300), (1e300, 1.0), (1.0, 2.0), (2.0, 3.0)] };
+        let c = line_chart("h", "H", XAxis::Time, "ms", &[l]);
+        assert!(c.contains("data-values=\"1,2 2,3\""), "{c}");
+        let c = line_chart("h", "H", XAxis::Time, "ms", &[Line { name: "x".into(), points: vec![(1e11, 1e14)] }]);
+        assert!(c.matches("<line").count() < 200);
     }
 
     #[test]
