@@ -26,4 +26,8 @@ pub enum Command {
     Ceiling(CeilingArgs),
     /// Merge the results of the shards of one scenario (`herd run --shard I/N`) exactly
     Merge(crate::merge::MergeArgs),
+    /// Compare runs' results: every headline figure side by side, fail on regressions
+    Compare(crate::compare::CompareArgs),
+    /// Write the self-contained HTML report of a run's results
+    Report(crate::report::ReportArgs),
 }

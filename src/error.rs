@@ -16,6 +16,11 @@ pub enum Error {
     Software(String),
     /// A signal stopped herd before it had anything to report. Exit 130 (128 + SIGINT).
     Interrupted(String),
+    /// Input files disagree: `herd compare` of different scenarios. Exit 65 (EX_DATAERR).
+    Data(String),
+    /// The run worked, but a threshold was crossed, or `herd compare` found a regression beyond
+    /// its limit. Exit 99 ([`crate::thresholds::EXIT_CROSSED`]).
+    Crossed(String),
 }
 
 impl Error {
@@ -26,6 +31,8 @@ impl Error {
             Error::Software(_) => 70,
             Error::Io(_) => 74,
             Error::Interrupted(_) => 130,
+            Error::Data(_) => 65,
+            Error::Crossed(_) => crate::thresholds::EXIT_CROSSED,
         }
     }
 }
@@ -33,9 +40,13 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Unavailable(m) | Error::Io(m) | Error::Software(m) | Error::Interrupted(m) => {
-                f.write_str(m)
-            }
+            Error::Usage(m)
+            | Error::Unavailable(m)
+            | Error::Io(m)
+            | Error::Software(m)
+            | Error::Interrupted(m)
+            | Error::Data(m)
+            | Error::Crossed(m) => f.write_str(m),
         }
     }
 }

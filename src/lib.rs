@@ -30,10 +30,14 @@ pub mod ceiling;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod compare;
 pub mod doctor;
+pub mod endings;
 pub mod error;
 pub mod executor;
 pub mod handshake;
+pub mod headline;
+pub mod judging;
 pub mod limits;
 pub mod load;
 pub mod marker;
@@ -44,16 +48,19 @@ pub mod pacing;
 pub mod phase;
 pub mod process;
 pub mod protocol;
+pub mod report;
 pub mod reporter;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod series;
 pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod start_when;
 pub mod stats;
 pub mod template;
+pub mod thresholds;
 pub mod units;
 pub mod watchdog;
 pub mod wire;
@@ -67,6 +74,17 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
         None => scenario::ScenarioFile::default(),
     };
     let s = scenario::resolve(args, &file, &executor::online_cores())?;
+    let file_thresholds = match &file.threshold {
+        Some(protocol::OneOrMany::One(t)) => vec![t.clone()],
+        Some(protocol::OneOrMany::Many(v)) => v.clone(),
+        None => vec![],
+    };
+    let judge = thresholds::resolve(&args.thresholds, &file_thresholds, file.abort_on_fail)?;
+    // Created before the run, so a bad path fails before any load is made.
+    let report = match args.report.as_ref().or(file.report.as_ref()) {
+        Some(p) => Some((p.clone(), report::create(p, "--report")?)),
+        None => None,
+    };
     let signals = signal::Signals::install()?;
     let shard = s.shard;
     let push = args.metrics.push_config(shard.map(|x| x.index as usize)).map(|mut config| {
@@ -74,11 +92,27 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
         config.grouping.extend(shard.map(|x| ("shard".to_string(), x.index.to_string())));
         run::Push { config, prefix: args.metrics.metrics_prefix.clone() }
     });
-    let r = run::run(s, signals, run::Hooks { push, ..Default::default() })?;
+    let r = match run::run(s, signals, run::Hooks { push, judge, ..Default::default() }) {
+        Ok(r) => r,
+        Err(e) => {
+            // No run, no report: do not leave an empty file behind.
+            if let Some((path, _)) = &report {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     out!("{}", results::summary(&r));
+    if let Some((path, f)) = report {
+        let doc = serde_json::to_value(&r).map_err(|e| Error::Software(format!("results: {e}")))?;
+        report::write(f, &doc, None).map_err(|e| Error::Io(format!("--report {}: {e}", path.display())))?;
+    }
     if r.scenario.out.as_deref().is_some_and(|p| p.as_os_str() == "-") {
         let line = serde_json::to_string(&r).map_err(|e| Error::Software(format!("--out -: {e}")))?;
-        out!("{line}\n");
+        out!(
+            "{line}
+"
+        );
     }
     if r.connections.established == 0 && r.connections.attempted > 0 {
         let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
@@ -87,6 +121,13 @@ pub fn run_command(args: &scenario::RunArgs) -> Result<results::RunResult> {
             r.target,
             errs.join(", ")
         )));
+    }
+    if r.scenario.rate > 0.0 && r.messages.sent == 0 && r.outcome == "completed" {
+        return Err(Error::Unavailable("nothing was sent (see the notes); results were written".into()));
+    }
+    let crossed: Vec<&str> = r.judged.thresholds.iter().filter(|v| !v.passed).map(|v| v.threshold.as_str()).collect();
+    if !crossed.is_empty() {
+        return Err(Error::Crossed(format!("threshold crossed: {}", crossed.join(", "))));
     }
     Ok(r)
 }

@@ -36,6 +36,8 @@ pub struct Hooks {
     pub push: Option<Push>,
     /// Ask the cores to wait for [`Control::allow`] before each connection (ceiling ramps).
     pub gated: bool,
+    /// Thresholds `herd run` judges (the load itself ignores them).
+    pub judge: crate::thresholds::Judge,
 }
 
 pub struct Push {

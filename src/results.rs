@@ -43,6 +43,9 @@ pub struct RunResult {
     pub start: Option<crate::shard::StartReport>,
     /// The latency and connect histograms, serialized, for `herd merge`.
     pub histograms: crate::merge::EncodedHistos,
+    /// Verdict, thresholds and the run over time (see [`crate::thresholds::Judged`]).
+    #[serde(flatten)]
+    pub judged: crate::thresholds::Judged,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -200,7 +203,13 @@ pub fn summary(r: &RunResult) -> String {
     let mut s = String::new();
     let c = &r.connections;
     let m = &r.messages;
-    let _ = writeln!(s, "herd run {} — {} ({})", r.run_id, r.target, r.outcome);
+    let _ = write!(s, "herd run {} — {} ({})", r.run_id, r.target, r.outcome);
+    match r.judged.verdict.as_str() {
+        "failed" => s.push_str(" — FAILED: threshold crossed"),
+        "attention" => s.push_str(" — attention: see the notes"),
+        _ => {}
+    }
+    s.push('\n');
     let _ = writeln!(
         s,
         "scenario     {} conversations x {} members, {} sender(s) at {}/s, {} B, {:.1}s sending",
@@ -277,6 +286,7 @@ pub fn summary(r: &RunResult) -> String {
             sv.slow_consumers_closed
         );
     }
+    s.push_str(&crate::thresholds::summary_lines(&r.judged.thresholds));
     for n in &r.notes {
         let _ = writeln!(s, "note         {n}");
     }

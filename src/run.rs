@@ -19,7 +19,7 @@ const START_MARGIN: Duration = Duration::from_millis(20);
 /// How long the driver waits for every core to acknowledge a phase change.
 const PHASE_ACK_LIMIT: Duration = Duration::from_secs(5);
 
-pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
+pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult> {
     let started = Instant::now();
     let started_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -41,6 +41,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         job: p.config.job.clone(),
         group_url: p.config.group_url(),
     });
+    let judge = std::mem::take(&mut hooks.judge);
+    let watch = crate::judging::Watch::add(&mut hooks, &judge);
     let load = load::start(&s, hooks, hdr_file)?;
     let control = load.control.clone();
     let cores = s.cores.len();
@@ -52,7 +54,9 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
 
     // Connect phase: until every core has attempted all its connections, or a signal.
     let t_connect = Instant::now();
-    wait_until(Duration::MAX, || control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0);
+    wait_until(Duration::MAX, || {
+        control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0 || watch.crossed()
+    });
     process::trim_heap();
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
@@ -69,7 +73,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
     let cpu_send0 = Cpu::now();
     let t_send = Instant::now();
     let mut late_cores = vec![];
-    if signals.count() == 0 {
+    if signals.count() == 0 && !watch.crossed() {
         let start = now_ns() + START_MARGIN.as_nanos() as u64;
         control.send_start_ns.store(start, Ordering::SeqCst);
         late_cores = control.change_phase(Phase::Sending, PHASE_ACK_LIMIT, || signals.count() > 0);
@@ -79,7 +83,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
             say(format!("holding {} connections idle for {:?}", control.open_total(), s.duration));
         }
         let end = start + s.duration.as_nanos() as u64;
-        wait_until(Duration::from_nanos(end.saturating_sub(now_ns())), || signals.count() > 0);
+        wait_until(Duration::from_nanos(end.saturating_sub(now_ns())), || signals.count() > 0 || watch.crossed());
     }
     let send_s = t_send.elapsed().as_secs_f64();
 
@@ -94,6 +98,7 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         say(format!("draining (up to {:?})", s.drain));
     }
     wait_until(s.drain.saturating_sub(t_drain.elapsed()), || control.pending_total() == 0 || signals.count() >= 2);
+    let pending_at_drain_end = control.pending_total();
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
 
@@ -111,6 +116,8 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         "aborted"
     } else if signals.count() > 0 {
         "interrupted"
+    } else if watch.crossed() {
+        "stopped_by_threshold"
     } else {
         "completed"
     };
@@ -190,8 +197,10 @@ pub fn run(s: Scenario, signals: Signals, hooks: Hooks) -> Result<RunResult> {
         notes,
         start,
         histograms: Default::default(),
+        judged: Default::default(),
     };
     results::fill_stats(&mut r, m, report.peak_open);
+    crate::judging::conclude(&mut r, &judge, &watch, m, pending_at_drain_end);
     if let Some(f) = out_file {
         write_json(f, &r).map_err(|e| Error::Io(format!("--out: {e}")))?;
     }

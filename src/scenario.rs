@@ -118,6 +118,11 @@ pub struct RunArgs {
     pub protocol: ProtocolArgs,
     #[command(flatten)]
     pub shard: crate::shard::ShardArgs,
+    #[command(flatten)]
+    pub thresholds: crate::thresholds::ThresholdArgs,
+    /// Write a self-contained HTML report of the run to this file
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -157,6 +162,10 @@ pub struct ScenarioFile {
     pub ping_frame: Option<String>,
     pub unmarked: Option<Unmarked>,
     pub binary: Option<bool>,
+    // Judging and reporting: see `crate::thresholds`.
+    pub threshold: Option<OneOrMany>,
+    pub abort_on_fail: Option<bool>,
+    pub report: Option<PathBuf>,
 }
 
 /// A number or a string such as "10k" or "20s".

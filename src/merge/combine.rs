@@ -198,6 +198,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         connect: Default::default(),
         errors: Default::default(),
         websocket: Default::default(),
+        judged: Default::default(),
         duration_s: max(|i| i.doc.duration_s),
         phases: Phases {
             connect_s: max(|i| i.doc.phases.connect_s),
