@@ -50,6 +50,7 @@ pub mod server;
 pub mod signal;
 pub mod stats;
 pub mod template;
+pub mod tls;
 pub mod units;
 pub mod wire;
 

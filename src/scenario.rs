@@ -116,6 +116,8 @@ pub struct RunArgs {
     pub metrics: crate::metrics::MetricsArgs,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -155,6 +157,14 @@ pub struct ScenarioFile {
     pub ping_frame: Option<String>,
     pub unmarked: Option<Unmarked>,
     pub binary: Option<bool>,
+    // The TLS keys: see `crate::tls::args`.
+    pub ca: Option<PathBuf>,
+    pub insecure: Option<bool>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub no_tls_resume: Option<bool>,
+    pub tls_version: Option<String>,
+    pub embedded_tls: Option<bool>,
 }
 
 /// A number or a string such as "10k" or "20s".
@@ -209,6 +219,8 @@ pub struct Scenario {
     pub seed: u64,
     pub quiet: bool,
     pub protocol: Protocol,
+    /// wss:// settings (and the embedded server's TLS).
+    pub tls: crate::tls::ClientOptions,
 }
 
 impl Scenario {
@@ -322,6 +334,10 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         None => None,
     };
     let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
+    let tls = crate::tls::args::resolve(&a.tls, f)?;
+    if tls.embedded_tls && url.is_some() {
+        return Err(bad("embedded-tls", "only without --url (it makes the embedded server speak TLS)".into()));
+    }
     Ok(Scenario {
         url,
         conversations,
@@ -345,6 +361,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
         quiet: a.quiet || f.quiet.unwrap_or(false),
         protocol,
+        tls,
     })
 }
 
