@@ -2,6 +2,7 @@
 //! ALPN `http/1.1`, session resumption), and the handshake on a connected socket.
 
 use super::certs;
+use super::lean::LeanClient;
 use super::verify::{self, Insecure, Recording, Rejections};
 use super::ClientOptions;
 use crate::stats::ErrorKind;
@@ -18,7 +19,7 @@ const SESSION_CACHE_NAMES: usize = 64;
 
 /// A run's TLS client: the configuration every connection shares and the name it verifies.
 pub struct Client {
-    connector: futures_rustls::TlsConnector,
+    config: Arc<ClientConfig>,
     name: ServerName<'static>,
     /// Certificates the verifier rejected, for the run's notes.
     pub rejections: Arc<Rejections>,
@@ -59,7 +60,7 @@ impl Client {
         config.resumption =
             if o.resume { Resumption::in_memory_sessions(SESSION_CACHE_NAMES) } else { Resumption::disabled() };
         let name = ServerName::try_from(host.to_string()).map_err(|e| format!("--url: host '{host}': {e}"))?;
-        Ok(Client { connector: futures_rustls::TlsConnector::from(Arc::new(config)), name, rejections })
+        Ok(Client { config: Arc::new(config), name, rejections })
     }
 
     /// The TLS handshake on a connected socket; returns the stream and whether the session was
@@ -67,9 +68,11 @@ impl Client {
     pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         socket: S,
-    ) -> Result<(futures_rustls::client::TlsStream<S>, bool), ErrorKind> {
-        let s = self.connector.connect(self.name.clone(), socket).await.map_err(|e| verify::classify_io(&e))?;
-        let resumed = s.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+    ) -> Result<(LeanClient<S>, bool), ErrorKind> {
+        let conn = rustls::client::UnbufferedClientConnection::new(self.config.clone(), self.name.clone())
+            .map_err(|e| verify::classify(&e))?;
+        let s = LeanClient::connect(conn, socket).await.map_err(|e| verify::classify_io(&e))?;
+        let resumed = s.connection().handshake_kind() == Some(HandshakeKind::Resumed);
         Ok((s, resumed))
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! - `args.rs`: the flags and their resolved form;
 //! - `client.rs`: the client configuration and handshake;
+//! - `lean.rs`: the client stream, holding no TLS buffers while idle;
 //! - `server.rs`: the server configuration and accept;
 //! - `certs.rs`: PEM files, self-signed certificates, certificate descriptions;
 //! - `verify.rs`: certificate checks, `--insecure`, failure categories;
@@ -12,6 +13,7 @@
 pub mod args;
 pub mod certs;
 pub mod client;
+pub mod lean;
 pub mod server;
 pub mod stream;
 pub mod verify;

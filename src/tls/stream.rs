@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 /// and a TLS one keeps its state behind one pointer.
 pub enum Stream<S> {
     Plain(S),
-    Client(Box<futures_rustls::client::TlsStream<S>>),
+    Client(Box<super::lean::LeanClient<S>>),
     Server(Box<futures_rustls::server::TlsStream<S>>),
 }
 
@@ -19,7 +19,7 @@ impl<S> Stream<S> {
     pub fn get_ref(&self) -> &S {
         match self {
             Stream::Plain(s) => s,
-            Stream::Client(t) => t.get_ref().0,
+            Stream::Client(t) => t.get_ref(),
             Stream::Server(t) => t.get_ref().0,
         }
     }
