@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 IDLE_CONNS=${IDLE_CONNS:-10000}        # connections held idle for the memory figure
 IDLE_HOLD=${IDLE_HOLD:-3s}
+IDLE_RATE=${IDLE_RATE:-1k}             # connect rate for the memory figure (see benches/README.md)
 RATE_CONVS=${RATE_CONVS:-1000}         # conversations for the CPU figure (4 members each)
 RATE=${RATE:-5}                        # 1000 x 5 x 3 = 15k deliveries/s
 RATE_DURATION=${RATE_DURATION:-15s}
@@ -40,7 +41,9 @@ c, p = d["connections"], d["process"]
 if kind == "idle":
     ph = d["connect_phases"]
     parts = ", ".join(f"{k} p50 {v['p50_ms']} ms" for k, v in ph.items() if v["count"])
-    print(f"  {d['target'][:3]}: established {c['established']}, {p['rss_per_connection_bytes']:.0f} B/connection; {parts}")
+    t = d.get("tls") or {}
+    resumed = f", {t['resumed']} of {t['handshakes']} handshakes resumed" if t else ""
+    print(f"  {d['target'][:3]}: established {c['established']}, {p['rss_per_connection_bytes']:.0f} B/connection{resumed}; {parts}")
 else:
     m = d["messages"]
     print(f"  {d['target'][:3]}: delivered {m['delivered']} of {m['expected']} (missed {m['missed']}), "
@@ -50,15 +53,17 @@ PY
 }
 ratio() { python3 -c "import json,sys; a,b=(json.load(open(f))['process'][sys.argv[3]] for f in sys.argv[1:3]); print(f'{b/a:.2f}')" "$@"; }
 
-echo "== memory: $IDLE_CONNS idle connections held for $IDLE_HOLD"
-for s in ws wss; do
+echo "== memory: $IDLE_CONNS idle connections held for $IDLE_HOLD, connected at $IDLE_RATE/s"
+for s in ws wss wss-full; do
   addr=$PLAIN; extra=()
   [ $s = wss ] && { addr=$TLS; extra=(--ca "$OUT/serve-cert.pem"); }
-  $BIN run --url "$s://$addr/conv/{conv}" "${extra[@]}" --conversations $((IDLE_CONNS / 5)) --members 5 --rate 0 \
-    --duration "$IDLE_HOLD" --drain 0s --connect-rate 5k --quiet --out "$OUT/tls-idle-$s.json" > /dev/null
+  [ $s = wss-full ] && { addr=$TLS; extra=(--ca "$OUT/serve-cert.pem" --no-tls-resume); }
+  $BIN run --url "${s%-full}://$addr/conv/{conv}" "${extra[@]}" --conversations $((IDLE_CONNS / 5)) --members 5 \
+    --rate 0 --duration "$IDLE_HOLD" --drain 0s --connect-rate "$IDLE_RATE" --quiet --out "$OUT/tls-idle-$s.json" > /dev/null
+  printf '%s' "$([ $s = wss-full ] && echo '  (--no-tls-resume)')"
   report idle "$OUT/tls-idle-$s.json"
 done
-echo "  wss/ws memory per connection: $(ratio "$OUT/tls-idle-ws.json" "$OUT/tls-idle-wss.json" rss_per_connection_bytes)x"
+echo "  wss/ws memory per connection: $(ratio "$OUT/tls-idle-ws.json" "$OUT/tls-idle-wss-full.json" rss_per_connection_bytes)x (full handshakes)"
 
 echo "== CPU: $RATE_CONVS conversations x 4 members, 1 sender at $RATE/s for $RATE_DURATION"
 for s in ws wss; do
