@@ -31,7 +31,7 @@ pub struct TlsArgs {
     /// wss://: private key (PEM) of --client-cert
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// wss://: full handshakes on every reconnect (no TLS session resumption)
+    /// wss://: no TLS session resumption: every handshake (reconnects included) is a full one
     #[arg(long)]
     pub no_tls_resume: bool,
     /// wss://: speak only this TLS version [default: 1.2 or 1.3, as the server prefers]
