@@ -61,6 +61,7 @@ pub mod start_when;
 pub mod stats;
 pub mod template;
 pub mod thresholds;
+pub mod tls;
 pub mod units;
 pub mod watchdog;
 pub mod wire;

@@ -59,6 +59,8 @@ pub struct Load {
     reporter: std::thread::JoinHandle<Report>,
     info: metrics::RunInfo,
     pusher: Option<(Arc<metrics::Pusher>, String)>,
+    /// wss://: the run's TLS client (its rejected certificates go to the notes).
+    pub tls: Option<Arc<crate::tls::Client>>,
 }
 
 /// What a finished load hands back.
@@ -87,18 +89,43 @@ pub fn check_fds(s: &Scenario) -> Result<()> {
 pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Result<Load> {
     crate::clock::origin();
     let embedded = s.url.is_none();
-    let server = if embedded { Some(Server::start(ServerConfig::embedded(s.server_threads as usize))?) } else { None };
+    // --embedded-tls: the embedded server's certificate, trusted by this run only.
+    let embedded_cert = match embedded && s.tls.embedded_tls {
+        true => Some(crate::tls::certs::self_signed().map_err(Error::Software)?),
+        false => None,
+    };
+    let server = if embedded {
+        let mut cfg = ServerConfig::embedded(s.server_threads as usize);
+        if let Some(c) = &embedded_cert {
+            cfg.tls =
+                Some(crate::tls::server::config(vec![c.cert.clone()], c.key.clone_key()).map_err(Error::Software)?);
+        }
+        Some(Server::start(cfg)?)
+    } else {
+        None
+    };
     let url = match (&s.url, &server) {
         (Some(u), _) => u.clone(),
-        (None, Some(sv)) => format!("ws://{}/conv/{{conv}}?user={{user}}", sv.addr),
+        (None, Some(sv)) => {
+            let scheme = if embedded_cert.is_some() { "wss" } else { "ws" };
+            format!("{scheme}://{}/conv/{{conv}}?user={{user}}", sv.addr)
+        }
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
     let template = UrlTemplate::parse(&url).map_err(|e| Error::Usage(format!("--url: {e}")))?;
+    let tls = match template.tls {
+        true => {
+            let trusted: Vec<_> = embedded_cert.iter().map(|c| c.cert.clone()).collect();
+            Some(Arc::new(crate::tls::Client::new(&s.tls, &template.host, &trusted).map_err(Error::Usage)?))
+        }
+        false => None,
+    };
     let mut target = Target::new(template, s.max_frame, read_buffer(s))
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     target.protocol = s.protocol.clone();
     target.sndbuf = s.sndbuf;
     target.rcvbuf = s.rcvbuf;
+    target.tls = tls.clone();
     if let Some(p) = &s.protocol.tokens {
         target.tokens = crate::protocol::tokens::Tokens::load(p).map_err(Error::Usage)?;
     }
@@ -184,7 +211,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
             return Err(e);
         }
     };
-    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher })
+    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher, tls })
 }
 
 impl Load {

@@ -3,7 +3,7 @@
 
 use crate::scenario::Scenario;
 use crate::server::metrics::ServerTotals;
-use crate::stats::{Counters, ErrorKind, Merged};
+use crate::stats::{ConnectPhase, Counters, ErrorKind, Merged};
 use crate::wire::WireCounters;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -26,6 +26,10 @@ pub struct RunResult {
     pub messages: Messages,
     pub latency: LatencyPair,
     pub connect: ConnectTimes,
+    /// `connect` broken down: `tcp_connect`, `tls_handshake` (wss:// only), `ws_upgrade`.
+    pub connect_phases: BTreeMap<String, ConnectTimes>,
+    /// wss:// only.
+    pub tls: Option<TlsSummary>,
     pub errors: BTreeMap<String, u64>,
     /// Pings, pongs, unmarked frames and close codes (see [`WireCounters`]).
     pub websocket: WireCounters,
@@ -104,6 +108,17 @@ pub struct ConnectTimes {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct TlsSummary {
+    /// `--insecure`: server certificates were NOT verified.
+    pub insecure: bool,
+    /// Session resumption offered on reconnects (off with `--no-tls-resume`).
+    pub resumption: bool,
+    pub handshakes: u64,
+    /// Handshakes that resumed an earlier session.
+    pub resumed: u64,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -193,6 +208,12 @@ pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
     r.messages = messages(&m.counters);
     r.latency = LatencyPair { corrected: latency(&m.total.corrected), uncorrected: latency(&m.total.uncorrected) };
     r.connect = connect_times(&m.total.connect);
+    r.connect_phases =
+        ConnectPhase::ALL.iter().map(|p| (p.name().to_string(), connect_times(&m.total.phases[*p as usize]))).collect();
+    if let Some(t) = r.tls.as_mut() {
+        t.handshakes = m.counters.tls_handshakes;
+        t.resumed = m.counters.tls_resumed;
+    }
     r.errors = errors(&m.counters);
     r.websocket = m.counters.wire.clone();
     r.histograms = crate::merge::encode_histograms(&m.total);
@@ -210,6 +231,9 @@ pub fn summary(r: &RunResult) -> String {
         _ => {}
     }
     s.push('\n');
+    if r.tls.as_ref().is_some_and(|t| t.insecure) {
+        let _ = writeln!(s, "WARNING      --insecure: server certificates were NOT verified");
+    }
     let _ = writeln!(
         s,
         "scenario     {} conversations x {} members, {} sender(s) at {}/s, {} B, {:.1}s sending",
@@ -255,6 +279,23 @@ pub fn summary(r: &RunResult) -> String {
         "  {:<13} {:>8.3}          {:>8.3}          {:>8.3} {:>8.3}",
         "connect", k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms
     );
+    for (name, k) in r.connect_phases.iter().filter(|(_, k)| k.count > 0) {
+        let _ = writeln!(
+            s,
+            "   {:<12} {:>8.3}          {:>8.3}          {:>8.3} {:>8.3}",
+            name, k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms
+        );
+    }
+    if let Some(t) = &r.tls {
+        let _ = writeln!(
+            s,
+            "tls          handshakes {}  resumed {}  resumption {}{}",
+            t.handshakes,
+            t.resumed,
+            if t.resumption { "on" } else { "off" },
+            if t.insecure { "  certificates NOT verified (--insecure)" } else { "" }
+        );
+    }
     let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(s, "errors       {}", if errs.is_empty() { "none".to_string() } else { errs.join(", ") });
     if !r.websocket.is_empty() {

@@ -106,6 +106,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     let t_close = Instant::now();
     let aborted = signals.count() >= 2;
     let (url, embedded, run_id, rss_start) = (load.url.clone(), load.embedded, load.run_id, load.rss_start);
+    let tls = load.tls.clone();
     let finished = load.finish(aborted)?;
     let close_s = t_close.elapsed().as_secs_f64();
     let (report, server_totals, push) = (finished.report, finished.server, finished.push);
@@ -164,6 +165,12 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
             p.last_error.as_deref().unwrap_or("unknown error")
         ));
     }
+    if let Some(t) = &tls {
+        notes.extend(t.rejections.notes());
+        if s.tls.insecure {
+            notes.push("--insecure: server certificates were NOT verified (any certificate was accepted)".into());
+        }
+    }
     let mut r = RunResult {
         herd_version: env!("CARGO_PKG_VERSION"),
         run_id: format!("{run_id:08x}"),
@@ -176,6 +183,12 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         messages: Default::default(),
         latency: Default::default(),
         connect: Default::default(),
+        connect_phases: Default::default(),
+        tls: tls.as_ref().map(|_| results::TlsSummary {
+            insecure: s.tls.insecure,
+            resumption: s.tls.resume,
+            ..Default::default()
+        }),
         errors: Default::default(),
         websocket: Default::default(),
         duration_s: started.elapsed().as_secs_f64(),

@@ -123,6 +123,8 @@ pub struct RunArgs {
     /// Write a self-contained HTML report of the run to this file
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -166,6 +168,14 @@ pub struct ScenarioFile {
     pub threshold: Option<OneOrMany>,
     pub abort_on_fail: Option<bool>,
     pub report: Option<PathBuf>,
+    // The TLS keys: see `crate::tls::args`.
+    pub ca: Option<PathBuf>,
+    pub insecure: Option<bool>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub no_tls_resume: Option<bool>,
+    pub tls_version: Option<String>,
+    pub embedded_tls: Option<bool>,
 }
 
 /// A number or a string such as "10k" or "20s".
@@ -226,6 +236,8 @@ pub struct Scenario {
     pub start_at: Option<f64>,
     /// `--start-when`: the shards to wait for.
     pub start_when: Option<u32>,
+    /// wss:// settings (and the embedded server's TLS).
+    pub tls: crate::tls::ClientOptions,
 }
 
 impl Scenario {
@@ -346,6 +358,10 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         .map(|w| crate::start_when::check(w, shard.map(|s| s.count), a.metrics.pushgateway.is_some()))
         .transpose()
         .map_err(Error::Usage)?;
+    let tls = crate::tls::args::resolve(&a.tls, f)?;
+    if tls.embedded_tls && url.is_some() {
+        return Err(bad("embedded-tls", "only without --url (it makes the embedded server speak TLS)".into()));
+    }
     Ok(Scenario {
         url,
         conversations,
@@ -372,6 +388,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         shard,
         start_at: a.shard.start_at,
         start_when,
+        tls,
     })
 }
 

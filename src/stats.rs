@@ -59,10 +59,22 @@ pub enum ErrorKind {
     /// The peer closed an established connection cleanly (close frame or EOF after one) before
     /// herd did.
     ClosedByPeer,
+    /// TLS: the server's certificate does not chain to a trusted root (or the server refused
+    /// ours as unknown).
+    TlsUnknownCa,
+    /// TLS: the server's certificate is not valid for the URL's host.
+    TlsNameMismatch,
+    /// TLS: a certificate is expired or not yet valid.
+    TlsExpired,
+    /// TLS: any other handshake failure (no common cipher, a required client certificate
+    /// missing, a peer that does not speak TLS).
+    TlsHandshake,
+    /// TLS: no protocol version in common.
+    TlsProtocolVersion,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::ConnectRefused,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectTimeout,
@@ -81,6 +93,11 @@ impl ErrorKind {
         ErrorKind::FrameTooLarge,
         ErrorKind::InvalidUtf8,
         ErrorKind::ClosedByPeer,
+        ErrorKind::TlsUnknownCa,
+        ErrorKind::TlsNameMismatch,
+        ErrorKind::TlsExpired,
+        ErrorKind::TlsHandshake,
+        ErrorKind::TlsProtocolVersion,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -105,6 +122,11 @@ impl ErrorKind {
             ErrorKind::FrameTooLarge => "frame_too_large",
             ErrorKind::InvalidUtf8 => "invalid_utf8",
             ErrorKind::ClosedByPeer => "closed_by_peer",
+            ErrorKind::TlsUnknownCa => "tls_unknown_ca",
+            ErrorKind::TlsNameMismatch => "tls_name_mismatch",
+            ErrorKind::TlsExpired => "tls_expired",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::TlsProtocolVersion => "tls_protocol_version",
         }
     }
 
@@ -153,6 +175,9 @@ pub struct Counters {
     /// connection was down, or the target stopped reading. At the end of a run: never sent.
     pub msgs_unsent: u64,
     pub errors: [u64; ErrorKind::COUNT],
+    /// TLS handshakes completed, and how many of them resumed an earlier session.
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// Pings, pongs, unmarked frames and close codes.
     pub wire: crate::wire::WireCounters,
 }
@@ -197,6 +222,8 @@ impl Counters {
         self.msgs_echoed += o.msgs_echoed;
         self.msgs_unsent += o.msgs_unsent;
         self.msgs_missed_away += o.msgs_missed_away;
+        self.tls_handshakes += o.tls_handshakes;
+        self.tls_resumed += o.tls_resumed;
         for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
             *a += b;
         }
@@ -213,12 +240,71 @@ pub struct Histos {
     pub uncorrected: Histogram<u64>,
     /// TCP connect plus WebSocket handshake.
     pub connect: Histogram<u64>,
+    /// The parts of `connect`: TCP connect, TLS handshake (wss:// only), WebSocket upgrade.
+    pub phases: [Histogram<u64>; ConnectPhase::COUNT],
 }
 
 impl Default for Histos {
     fn default() -> Self {
-        Histos { corrected: new_histogram(), uncorrected: new_histogram(), connect: new_histogram() }
+        Histos {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            connect: new_histogram(),
+            phases: std::array::from_fn(|_| new_histogram()),
+        }
     }
+}
+
+/// A part of opening a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectPhase {
+    Tcp,
+    Tls,
+    Upgrade,
+}
+
+impl ConnectPhase {
+    pub const ALL: [ConnectPhase; 3] = [ConnectPhase::Tcp, ConnectPhase::Tls, ConnectPhase::Upgrade];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectPhase::Tcp => "tcp_connect",
+            ConnectPhase::Tls => "tls_handshake",
+            ConnectPhase::Upgrade => "ws_upgrade",
+        }
+    }
+}
+
+/// What the connect path records on a core between two snapshots: phase times and TLS counts.
+/// It lives in a thread-local because a core is one thread and the connect path (a hook in
+/// `client/connect.rs`) has no handle on the core's `CoreStats`; the core's next snapshot takes
+/// it in.
+#[derive(Default)]
+struct PhaseLog {
+    phases: Option<Box<[Histogram<u64>; ConnectPhase::COUNT]>>,
+    tls_handshakes: u64,
+    tls_resumed: u64,
+}
+
+thread_local! {
+    static PHASE_LOG: std::cell::RefCell<PhaseLog> = std::cell::RefCell::new(PhaseLog::default());
+}
+
+/// Records how long a phase of opening a connection took, on this core.
+pub fn record_phase(phase: ConnectPhase, ns: u64) {
+    PHASE_LOG.with_borrow_mut(|l| {
+        let h = l.phases.get_or_insert_with(|| Box::new(std::array::from_fn(|_| new_histogram())));
+        h[phase as usize].saturating_record((ns / 1000).max(1));
+    });
+}
+
+/// Counts a completed TLS handshake on this core.
+pub fn record_tls_handshake(resumed: bool) {
+    PHASE_LOG.with_borrow_mut(|l| {
+        l.tls_handshakes += 1;
+        l.tls_resumed += resumed as u64;
+    });
 }
 
 impl Histos {
@@ -227,12 +313,16 @@ impl Histos {
         let _ = self.corrected.add(&o.corrected);
         let _ = self.uncorrected.add(&o.uncorrected);
         let _ = self.connect.add(&o.connect);
+        for (a, b) in self.phases.iter_mut().zip(o.phases.iter()) {
+            let _ = a.add(b);
+        }
     }
 
     pub fn reset(&mut self) {
         self.corrected.reset();
         self.uncorrected.reset();
         self.connect.reset();
+        self.phases.iter_mut().for_each(|h| h.reset());
     }
 }
 
@@ -254,8 +344,21 @@ impl CoreStats {
         self.interval.connect.saturating_record((ns / 1000).max(1));
     }
 
+    /// Moves what the connect path recorded on this thread into these statistics.
+    pub fn take_phase_log(&mut self) {
+        let log = PHASE_LOG.take();
+        self.counters.tls_handshakes += log.tls_handshakes;
+        self.counters.tls_resumed += log.tls_resumed;
+        if let Some(p) = log.phases {
+            for (a, b) in self.interval.phases.iter_mut().zip(p.iter()) {
+                let _ = a.add(b);
+            }
+        }
+    }
+
     /// Takes a snapshot and starts a new interval.
     pub fn snapshot(&mut self, core: usize, at_ns: u64, last: bool) -> Snapshot {
+        self.take_phase_log();
         let interval = self.interval.clone();
         self.interval.reset();
         Snapshot { core, at_ns, last, counters: self.counters.clone(), interval }
@@ -369,6 +472,29 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), ErrorKind::COUNT);
+    }
+
+    #[test]
+    fn phases_recorded_on_a_thread_reach_its_next_snapshot() {
+        std::thread::spawn(|| {
+            let mut a = CoreStats::default();
+            record_phase(ConnectPhase::Tcp, 2_000_000);
+            record_phase(ConnectPhase::Tls, 5_000_000);
+            record_phase(ConnectPhase::Tls, 7_000_000);
+            record_tls_handshake(true);
+            record_tls_handshake(false);
+            let s = a.snapshot(0, 1, false);
+            assert_eq!(s.interval.phases[ConnectPhase::Tcp as usize].len(), 1);
+            assert_eq!(s.interval.phases[ConnectPhase::Tls as usize].len(), 2);
+            assert_eq!(s.interval.phases[ConnectPhase::Upgrade as usize].len(), 0);
+            assert_eq!((s.counters.tls_handshakes, s.counters.tls_resumed), (2, 1));
+            // Taken once: the next snapshot has only what came since.
+            let s = a.snapshot(0, 2, false);
+            assert_eq!(s.interval.phases[ConnectPhase::Tls as usize].len(), 0);
+            assert_eq!(s.counters.tls_handshakes, 2, "counters stay cumulative");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Templates: the target URL (`ws://host:port/path?query`) and the text templates of a protocol
+//! Templates: the target URL (`ws://` or `wss://host:port/path?query`) and the text templates of a protocol
 //! (`--join`, `--send`, `--header` values, `--ping-frame`), with placeholders filled per
 //! connection or per message.
 //!
@@ -22,6 +22,8 @@ pub struct UrlTemplate {
     /// Host as written (for the Host header), without brackets for IPv6.
     pub host: String,
     pub port: u16,
+    /// wss:// (TLS).
+    pub tls: bool,
     /// The request target (path and query).
     target: Text,
 }
@@ -147,21 +149,21 @@ impl serde::Serialize for Text {
 
 impl UrlTemplate {
     pub fn parse(s: &str) -> Result<UrlTemplate, String> {
-        let rest = if let Some(r) = s.strip_prefix("ws://") {
-            r
-        } else if s.starts_with("wss://") {
-            return Err(format!("'{s}': wss:// (TLS) is not supported; use ws://"));
+        let (rest, tls) = if let Some(r) = s.strip_prefix("ws://") {
+            (r, false)
+        } else if let Some(r) = s.strip_prefix("wss://") {
+            (r, true)
         } else {
-            return Err(format!("'{s}' must start with ws://"));
+            return Err(format!("'{s}' must start with ws:// or wss://"));
         };
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let (host, port) = split_host_port(authority).map_err(|e| format!("'{s}': {e}"))?;
+        let (host, port) = split_host_port(authority, if tls { 443 } else { 80 }).map_err(|e| format!("'{s}': {e}"))?;
         let target = if target.starts_with('?') { format!("/{target}") } else { target.to_string() };
         let pieces = parse_pieces(&target, Var::CONNECTION, true).map_err(|e| format!("'{s}': {e}"))?;
-        Ok(UrlTemplate { source: s.to_string(), host, port, target: Text { source: target, pieces } })
+        Ok(UrlTemplate { source: s.to_string(), host, port, tls, target: Text { source: target, pieces } })
     }
 
     /// Writes the request target (path and query) for one connection.
@@ -182,7 +184,7 @@ impl UrlTemplate {
     /// The Host header value.
     pub fn host_header(&self) -> String {
         let h = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 80 {
+        if self.port == if self.tls { 443 } else { 80 } {
             h
         } else {
             format!("{h}:{}", self.port)
@@ -190,7 +192,7 @@ impl UrlTemplate {
     }
 }
 
-fn split_host_port(a: &str) -> Result<(String, u16), String> {
+fn split_host_port(a: &str, default_port: u16) -> Result<(String, u16), String> {
     if a.is_empty() {
         return Err("no host".into());
     }
@@ -217,7 +219,7 @@ fn split_host_port(a: &str) -> Result<(String, u16), String> {
     }
     let port = match port {
         Some(p) => p.parse::<u16>().map_err(|_| format!("bad port '{p}'"))?,
-        None => 80,
+        None => default_port,
     };
     Ok((host.to_string(), port))
 }
@@ -299,10 +301,20 @@ mod tests {
     }
 
     #[test]
+    fn wss_defaults_to_port_443() {
+        let t = UrlTemplate::parse("wss://chat.example/conv/{conv}").unwrap();
+        assert!(t.tls);
+        assert_eq!((t.port, t.host_header()), (443, "chat.example".to_string()));
+        let t = UrlTemplate::parse("wss://chat.example:80/").unwrap();
+        assert_eq!(t.host_header(), "chat.example:80");
+        assert!(!UrlTemplate::parse("ws://h/").unwrap().tls);
+    }
+
+    #[test]
     fn rejects_bad_templates_with_reasons() {
         for (bad, why) in [
-            ("http://x/", "ws://"),
-            ("wss://x/", "TLS"),
+            ("http://x/", "ws:// or wss://"),
+            ("wss://", "no host"),
             ("ws://", "no host"),
             ("ws://h:99999/", "bad port"),
             ("ws://h/{room}", "unknown placeholder"),

@@ -187,7 +187,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             Event::Frame(Some(Ok(msg))) => {
                 // When the frame's last bytes reached this host (the kernel's stamp), not when
                 // this task got to it.
-                let now = match ws.get_ref().rx_ns() {
+                let now = match ws.get_ref().get_ref().rx_ns() {
                     0 => now_ns(),
                     t => t,
                 };

@@ -1,21 +1,24 @@
 //! Opening one client connection: a non-blocking TCP connect through socket2 (so a source address
-//! can be bound), herd's own WebSocket upgrade, then a tungstenite stream over the glommio socket
-//! and the protocol's join frames.
+//! can be bound), the TLS handshake for wss:// (`crate::tls`), herd's own WebSocket upgrade, then
+//! a tungstenite stream over the socket and the protocol's join frames. Each phase's time goes to
+//! the core's statistics (`stats::record_phase`).
 
 use super::protocol;
+use crate::clock::now_ns;
 use crate::handshake::{self, ReadHeadError};
 use crate::net::Socket;
 use crate::protocol::{self as proto, tokens::Tokens};
-use crate::stats::ErrorKind;
+use crate::stats::{self, ConnectPhase, ErrorKind};
 use crate::template::{UrlTemplate, Vars};
+use crate::tls;
 use async_tungstenite::WebSocketStream;
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use socket2::{Domain, Protocol, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tungstenite::protocol::{Role, WebSocketConfig};
 
-pub type Ws = WebSocketStream<Socket>;
+pub type Ws = WebSocketStream<tls::Stream<Socket>>;
 
 /// Where and how to connect; shared by every connection of a core.
 pub struct Target {
@@ -31,6 +34,8 @@ pub struct Target {
     /// autotuning.
     pub sndbuf: Option<usize>,
     pub rcvbuf: Option<usize>,
+    /// wss://: the TLS client every connection of the run shares.
+    pub tls: Option<std::sync::Arc<tls::Client>>,
 }
 
 impl Target {
@@ -53,6 +58,7 @@ impl Target {
             tokens: Tokens::default(),
             sndbuf: None,
             rcvbuf: None,
+            tls: None,
         })
     }
 }
@@ -129,14 +135,49 @@ pub async fn open(
     source: Option<IpAddr>,
     path_buf: &mut String,
 ) -> Result<Ws, ErrorKind> {
-    let mut stream = start_connect(t, source).map_err(|e| connect_error_kind(&e))?;
+    let t0 = now_ns();
+    let mut socket = start_connect(t, source).map_err(|e| connect_error_kind(&e))?;
+    // An empty write completes once the TCP connection is established (or fails with its error).
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut socket).poll_write(cx, &[]))
+        .await
+        .map_err(|e| connect_error_kind(&e))?;
+    stats::record_phase(ConnectPhase::Tcp, now_ns() - t0);
+    let stream = secure(t, socket).await?;
+    let ws = upgrade(t, vars, key_seed, path_buf, stream).await?;
+    if t.protocol.join.is_empty() {
+        return Ok(ws);
+    }
+    // Boxed: a join in flight should not grow every connection's future.
+    Box::pin(protocol::joined(ws, t, vars)).await.map_err(|_| ErrorKind::SendFailed)
+}
+
+/// The TLS hook: wraps a connected socket of any kind, with a TLS handshake for wss://.
+async fn secure<S: AsyncRead + AsyncWrite + Unpin>(t: &Target, socket: S) -> Result<tls::Stream<S>, ErrorKind> {
+    let Some(client) = &t.tls else { return Ok(tls::Stream::Plain(socket)) };
+    let t0 = now_ns();
+    // Boxed: a handshake in flight should not grow every connection's future.
+    let (s, resumed) = Box::pin(client.handshake(socket)).await?;
+    stats::record_phase(ConnectPhase::Tls, now_ns() - t0);
+    stats::record_tls_handshake(resumed);
+    Ok(tls::Stream::Client(Box::new(s)))
+}
+
+/// herd's WebSocket upgrade on a connected stream.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    t: &Target,
+    vars: &Vars,
+    key_seed: u64,
+    path_buf: &mut String,
+    mut stream: S,
+) -> Result<WebSocketStream<S>, ErrorKind> {
+    let t0 = now_ns();
     let key = handshake::client_key(key_seed);
     let req = protocol::upgrade_request(t, vars, &key, path_buf);
-    // The first write completes once the connection is established (or fails with its error).
-    stream.write_all(&req).await.map_err(|e| connect_error_kind(&e))?;
+    stream.write_all(&req).await.map_err(|e| upgrade_error_kind(t, &e))?;
+    stream.flush().await.map_err(|e| upgrade_error_kind(t, &e))?;
     drop(req);
     let (buf, end) = handshake::read_head(&mut stream).await.map_err(|e| match e {
-        ReadHeadError::Io(e) => connect_error_kind(&e),
+        ReadHeadError::Io(e) => upgrade_error_kind(t, &e),
         ReadHeadError::Eof => ErrorKind::HandshakeRejected,
         ReadHeadError::TooLarge => ErrorKind::HandshakeInvalid,
     })?;
@@ -144,11 +185,17 @@ pub async fn open(
     let leftover = buf[end..].to_vec();
     drop(buf);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await;
-    if t.protocol.join.is_empty() {
-        return Ok(ws);
+    stats::record_phase(ConnectPhase::Upgrade, now_ns() - t0);
+    Ok(ws)
+}
+
+/// Over TLS a refusal can still arrive after the handshake (TLS 1.3 servers check a client
+/// certificate after the client has finished): rustls errors keep their TLS category.
+fn upgrade_error_kind(t: &Target, e: &io::Error) -> ErrorKind {
+    match t.tls {
+        Some(_) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => tls::verify::classify_io(e),
+        _ => connect_error_kind(e),
     }
-    // Boxed: a join in flight should not grow every connection's future.
-    Box::pin(protocol::joined(ws, t, vars)).await.map_err(|_| ErrorKind::SendFailed)
 }
 
 #[cfg(test)]

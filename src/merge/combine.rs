@@ -199,6 +199,8 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         errors: Default::default(),
         websocket: Default::default(),
         judged: Default::default(),
+        connect_phases: Default::default(),
+        tls: None,
         duration_s: max(|i| i.doc.duration_s),
         phases: Phases {
             connect_s: max(|i| i.doc.phases.connect_s),

@@ -67,9 +67,25 @@ async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctyp
     let _ = s.flush().await;
 }
 
+type Stream = crate::tls::Stream<Socket>;
+
+/// The TLS hook: the handshake of a wss:// server, bounded by the handshake timeout.
+async fn secure(core: &Core, socket: Socket) -> Option<Stream> {
+    let Some(cfg) = &core.shared.cfg.tls else { return Some(Stream::Plain(socket)) };
+    let timeout = core.shared.cfg.handshake_timeout;
+    // Boxed: a handshake in flight should not grow every connection's future.
+    let accepted =
+        glommio::timer::timeout(timeout, async { Ok(Box::pin(crate::tls::server::accept(cfg, socket)).await) });
+    accepted.await.ok().and_then(|r| r.ok())
+}
+
 /// Serves a freshly accepted connection until it closes.
-pub async fn handle(core: Rc<Core>, mut stream: Socket) {
-    let _ = stream.set_nodelay(true);
+pub async fn handle(core: Rc<Core>, socket: Socket) {
+    let _ = socket.set_nodelay(true);
+    let Some(mut stream) = secure(&core, socket).await else {
+        inc(&core.counters().handshakes_failed);
+        return;
+    };
     let timeout = core.shared.cfg.handshake_timeout;
     let head = glommio::timer::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
     let (buf, end) = match head {
@@ -151,7 +167,7 @@ async fn serve_ws(
     room: &std::sync::Arc<str>,
     id: u64,
     mailbox: &Mailbox,
-    mut ws: WebSocketStream<Socket>,
+    mut ws: WebSocketStream<Stream>,
 ) {
     let mut delay_timer: Option<glommio::timer::Timer> = None;
     loop {
@@ -253,7 +269,7 @@ async fn serve_ws(
 }
 
 /// Sends a close frame and waits briefly for the client's answer.
-async fn close(ws: &mut WebSocketStream<Socket>, code: CloseCode, reason: &'static str) {
+async fn close(ws: &mut WebSocketStream<Stream>, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame { code, reason: reason.into() };
     let _ = glommio::timer::timeout(std::time::Duration::from_secs(1), async {
         if ws.close(Some(frame)).await.is_ok() {

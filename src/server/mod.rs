@@ -59,6 +59,8 @@ pub struct ServeArgs {
     /// Fault injection: hold every delivery this long before writing it
     #[arg(long, value_parser = units::parse_duration)]
     pub delay: Option<Duration>,
+    #[command(flatten)]
+    pub tls: crate::tls::ServeTlsArgs,
 }
 
 /// A server's settings, resolved.
@@ -73,6 +75,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     pub max_connections: Option<u64>,
     pub faults: Faults,
+    /// wss://: every connection starts with a TLS handshake (`None`: plain ws://).
+    pub tls: Option<crate::tls::server::Config>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,6 +102,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: None,
             faults: Faults::default(),
+            tls: None,
         }
     }
 
@@ -131,6 +136,7 @@ impl ServerConfig {
                 duplicate_every: a.duplicate_every.unwrap_or(0),
                 delay: a.delay.unwrap_or_default(),
             },
+            tls: crate::tls::server::from_args(&a.tls).map_err(Error::Usage)?,
         })
     }
 }
@@ -309,8 +315,9 @@ pub fn main(args: &ServeArgs) -> Result<()> {
     crate::limits::raise_nofile();
     let signals = crate::signal::Signals::install()?;
     let threads = cfg.cores.len();
+    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
     let server = Server::start_until(cfg, &|| signals.count() > 0)?;
-    crate::out!("herd serve: listening on {} ({threads} cores)\n", server.addr);
+    crate::out!("herd serve: listening on {} ({threads} cores, {scheme}://)\n", server.addr);
     if let Some(m) = server.metrics_addr {
         crate::out!("herd serve: metrics on http://{m}/metrics\n");
     }
