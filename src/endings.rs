@@ -98,6 +98,10 @@ mod tests {
             push: None,
             notes: vec![],
             judged: Default::default(),
+            start: None,
+            histograms: Default::default(),
+            connect_phases: Default::default(),
+            tls: None,
         };
         r.phases.send_s = 20.0;
         r.connections.established = 4000;
