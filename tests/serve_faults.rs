@@ -163,3 +163,28 @@ fn sigterm_closes_every_connection_with_1001_and_exits() {
     };
     assert!(status.success());
 }
+
+/// A frame cut short and then the client's FIN, arriving together: the server reads the partial
+/// frame, and must still see the end of the stream (no further readiness edge comes for it) and
+/// hang up at once rather than wait for bytes that cannot come.
+#[test]
+fn truncated_frame_then_fin_is_hung_up_at_once() {
+    let srv = ServeProc::start(&["-t", "1"]);
+    let (mut s, head) = raw::client(&srv.addr, "/conv/cut").unwrap();
+    assert_eq!(raw::status(&head), 101);
+    let mut bytes = raw::header_bytes(true, TEXT, 10, true);
+    bytes.extend_from_slice(b"abcde");
+    s.write_all(&bytes).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let ended = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) => break !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    };
+    assert!(ended, "the server kept the connection open for {:?} after the client's FIN", started.elapsed());
+}

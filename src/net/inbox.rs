@@ -93,7 +93,7 @@ impl<T: Send> Receiver<T> {
     /// Registers the inbox's eventfd with this core's reactor.
     pub fn new(inbox: Arc<Inbox<T>>) -> io::Result<Receiver<T>> {
         let reactor = Reactor::current()?;
-        let token = reactor.register(inbox.efd.as_raw_fd())?;
+        let token = reactor.register_control(inbox.efd.as_raw_fd())?;
         Ok(Receiver { inbox, reactor, token })
     }
 
@@ -123,7 +123,7 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // The eventfd stays open (the inbox owns it); take it out of this core's set.
         self.reactor.deregister(self.token);
-        let _ = self.reactor.remove(self.inbox.efd.as_raw_fd());
+        let _ = self.reactor.remove_control(self.inbox.efd.as_raw_fd());
     }
 }
 

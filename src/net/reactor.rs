@@ -18,8 +18,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::Waker;
 
-/// Events taken from the epoll set per `epoll_wait`.
+/// Events taken from an epoll set per `epoll_wait`.
 const BATCH: usize = 1024;
+/// The control set's token for the socket set inside it.
+const DATA_TOKEN: u64 = u64::MAX;
+/// Longest a readable socket waits for the scheduler's next wake rather than waking the core.
+pub const DEFER: std::time::Duration = std::time::Duration::from_millis(2);
 
 struct Entry {
     read: Option<Waker>,
@@ -27,11 +31,14 @@ struct Entry {
     /// Data may be waiting: set by every readable edge, cleared by a read that drained the
     /// socket. While clear, a read waits without a syscall (no `EAGAIN` read per message).
     readable: bool,
+    /// The peer hung up (or the socket failed): reads no longer wait for edges, since no edge
+    /// follows an end of stream that was already seen.
+    hup: bool,
 }
 
 impl Default for Entry {
     fn default() -> Entry {
-        Entry { read: None, write: None, readable: true }
+        Entry { read: None, write: None, readable: true, hup: false }
     }
 }
 
@@ -45,7 +52,15 @@ pub fn wakes(events: u32) -> (bool, bool) {
 
 /// A core's epoll set and the wakers of the tasks waiting on its sockets.
 pub struct Reactor {
+    /// Sockets.
     epfd: OwnedFd,
+    /// The core's own wake-ups: its scheduler's timerfd, its inbox. Watched always; the socket
+    /// set is not watched while the scheduler is about to wake anyway (see `defer_until`).
+    ctl_epfd: OwnedFd,
+    /// When the core's scheduler will wake next (clock ns; 0: not asleep).
+    next_wake: Cell<u64>,
+    /// The socket set's one-shot entry in the control set is armed.
+    data_armed: Cell<bool>,
     entries: RefCell<Vec<Entry>>,
     free: RefCell<Vec<u32>>,
     events: RefCell<Vec<libc::epoll_event>>,
@@ -65,14 +80,26 @@ impl Reactor {
     /// Creates this executor's reactor and starts the task that drives it. Sockets created on
     /// this thread afterwards register with it.
     pub fn install() -> io::Result<Rc<Reactor>> {
-        // SAFETY: epoll_create1 has no preconditions.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let r = Rc::new(Reactor {
+        Reactor::install_in(None)
+    }
+
+    /// As [`Reactor::install`], with the driver in task queue `tq` (the connections' queue: then
+    /// the tasks it wakes run before it looks at the epoll set again).
+    pub fn install_in(tq: Option<glommio::TaskQueueHandle>) -> io::Result<Rc<Reactor>> {
+        let epoll = || {
+            // SAFETY: epoll_create1 has no preconditions.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
             // SAFETY: a fresh fd we own.
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        let r = Rc::new(Reactor {
+            epfd: epoll()?,
+            ctl_epfd: epoll()?,
+            next_wake: Cell::new(0),
+            data_armed: Cell::new(true),
             entries: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; BATCH]),
@@ -81,9 +108,19 @@ impl Reactor {
             waits: Cell::new(0),
             dispatched: Cell::new(0),
         });
+        // The socket set inside the control set, one-shot (see `drive`).
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: DATA_TOKEN };
+        // SAFETY: valid epoll fds and event.
+        if unsafe { libc::epoll_ctl(r.ctl_epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, r.epfd.as_raw_fd(), &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
         CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
         let driver = r.clone();
-        glommio::spawn_local(async move { driver.drive().await }).detach();
+        let drive = async move { driver.drive().await };
+        match tq {
+            Some(tq) => glommio::spawn_local_into(drive, tq).map_err(|e| io::Error::other(e.to_string()))?.detach(),
+            None => glommio::spawn_local(drive).detach(),
+        };
         Ok(r)
     }
 
@@ -103,8 +140,25 @@ impl Reactor {
         (self.waits.get(), self.dispatched.get())
     }
 
-    /// Adds `fd` to the epoll set for its life (it leaves the set when it is closed).
+    /// Adds `fd` to the socket set for its life (it leaves the set when it is closed).
     pub fn register(&self, fd: RawFd) -> io::Result<u32> {
+        self.add(self.epfd.as_raw_fd(), fd)
+    }
+
+    /// Adds one of the core's own wake-up fds (timerfd, eventfd): always watched.
+    pub fn register_control(&self, fd: RawFd) -> io::Result<u32> {
+        self.add(self.ctl_epfd.as_raw_fd(), fd)
+    }
+
+    /// The core's scheduler sleeps until `at` (clock ns; 0: it is awake). While that is less than
+    /// [`DEFER`] away, sockets that become readable are read when it wakes rather than waking
+    /// the core on their own: one wake instead of two, and their receive times are the kernel's
+    /// either way.
+    pub fn defer_until(&self, at: u64) {
+        self.next_wake.set(at);
+    }
+
+    fn add(&self, epfd: RawFd, fd: RawFd) -> io::Result<u32> {
         let token = match self.free.borrow_mut().pop() {
             Some(t) => t,
             None => {
@@ -118,7 +172,7 @@ impl Reactor {
             u64: token as u64,
         };
         // SAFETY: valid epoll fd and event struct.
-        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
             let e = io::Error::last_os_error();
             self.free.borrow_mut().push(token);
             return Err(e);
@@ -126,11 +180,11 @@ impl Reactor {
         Ok(token)
     }
 
-    /// Takes an fd that stays open out of the epoll set (a closed fd leaves it by itself).
-    pub fn remove(&self, fd: RawFd) -> io::Result<()> {
+    /// Takes a control fd that stays open out of its set (a closed fd leaves it by itself).
+    pub fn remove_control(&self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
         // SAFETY: valid epoll fd; the event is ignored for DEL.
-        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) } < 0 {
+        if unsafe { libc::epoll_ctl(self.ctl_epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) } < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
@@ -158,7 +212,7 @@ impl Reactor {
     /// A read found the socket drained: the next read waits for an edge first.
     pub fn drained(&self, token: u32) {
         if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
-            e.readable = false;
+            e.readable = e.hup;
         }
     }
 
@@ -168,11 +222,28 @@ impl Reactor {
         }
     }
 
-    /// Takes what is ready and wakes its tasks; returns how many events there were.
+    /// Takes what is ready in both sets and wakes its tasks; returns how many events there were.
     fn poll_once(&self) -> usize {
+        self.poll_set(self.ctl_epfd.as_raw_fd()) + self.poll_set(self.epfd.as_raw_fd())
+    }
+
+    /// Arms (or disarms) the socket set's one-shot entry in the control set.
+    fn arm_data(&self, on: bool) -> io::Result<()> {
+        let events = if on { (libc::EPOLLIN | libc::EPOLLONESHOT) as u32 } else { libc::EPOLLONESHOT as u32 };
+        let mut ev = libc::epoll_event { events, u64: DATA_TOKEN };
+        // SAFETY: valid epoll fds and event.
+        if unsafe { libc::epoll_ctl(self.ctl_epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, self.epfd.as_raw_fd(), &mut ev) }
+            < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn poll_set(&self, epfd: RawFd) -> usize {
         let mut events = self.events.borrow_mut();
         // SAFETY: the buffer holds BATCH events.
-        let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, 0) };
+        let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), BATCH as i32, 0) };
         if n <= 0 {
             return 0;
         }
@@ -181,8 +252,16 @@ impl Reactor {
         {
             let mut entries = self.entries.borrow_mut();
             for ev in &events[..n] {
+                if ev.u64 == DATA_TOKEN {
+                    // The socket set fired (and is now disarmed); it is drained right after.
+                    self.data_armed.set(false);
+                    continue;
+                }
                 let (r, w) = wakes(ev.events);
                 let Some(e) = entries.get_mut(ev.u64 as usize) else { continue };
+                if ev.events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                    e.hup = true;
+                }
                 if r {
                     e.readable = true;
                     to_wake.extend(e.read.take());
@@ -212,7 +291,14 @@ impl Reactor {
                 continue;
             }
             self.waits.set(self.waits.get() + 1);
-            if wait_readable(self.epfd.as_raw_fd()).await.is_err() {
+            let next = self.next_wake.get();
+            let defer = next != 0 && next.saturating_sub(crate::clock::now_ns()) <= DEFER.as_nanos() as u64;
+            // The socket set sits inside the control set, one-shot: armed only when not deferring,
+            // so the executor always waits on one fd (one io_uring poll, nothing to cancel).
+            if defer != !self.data_armed.get() && self.arm_data(!defer).is_ok() {
+                self.data_armed.set(!defer);
+            }
+            if wait_readable(self.ctl_epfd.as_raw_fd()).await.is_err() {
                 // Cannot watch the fd (out of fds): look again shortly rather than stop.
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }

@@ -27,13 +27,16 @@ impl Ticker {
         // SAFETY: a fresh fd we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let reactor = Reactor::current()?;
-        let token = reactor.register(fd.as_raw_fd())?;
+        let token = reactor.register_control(fd.as_raw_fd())?;
         Ok(Ticker { fd, token, reactor })
     }
 
-    /// Sleeps for `d` (at least 1 µs).
+    /// Sleeps for `d` (at least 1 µs); sockets' reads may wait for this wake (see
+    /// [`Reactor::defer_until`]).
     pub async fn sleep(&self, d: Duration) {
         let d = d.max(Duration::from_micros(1));
+        self.reactor.defer_until(crate::clock::now_ns() + d.as_nanos() as u64);
+        let _awake = Awake(&self.reactor);
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long },
@@ -55,6 +58,15 @@ impl Ticker {
             Poll::Pending
         })
         .await
+    }
+}
+
+/// Clears the scheduler's wake time when the sleep ends (or is dropped).
+struct Awake<'a>(&'a Reactor);
+
+impl Drop for Awake<'_> {
+    fn drop(&mut self) {
+        self.0.defer_until(0);
     }
 }
 
