@@ -142,10 +142,13 @@ fn memlock_and_io_uring() {
     let r = doctor::evaluate(&host, Some(10), 1);
     assert_eq!(r.exit_code, 69);
     assert_eq!(binding(&r), "RLIMIT_MEMLOCK (soft)");
-    host.memlock_soft = Reading::Value(4 << 20); // 4 executors for 8 CPUs
+    // Above glommio's 512 KiB floor the limit does not bound the executor count (herd's
+    // executors do no file I/O; glommio registers buffers only where the limit allows): 1 MiB
+    // with 8 CPUs is fine.
+    host.memlock_soft = Reading::Value(1 << 20);
     let r = doctor::evaluate(&host, Some(10), 1);
     assert_eq!(r.exit_code, 0);
-    assert_eq!(status(&r, "RLIMIT_MEMLOCK (soft)"), Status::Advice);
+    assert_eq!(status(&r, "RLIMIT_MEMLOCK (soft)"), Status::Ok);
     host.memlock_soft = Reading::Value(UNLIMITED);
     let r = doctor::evaluate(&host, Some(10), 1);
     assert_eq!(status(&r, "RLIMIT_MEMLOCK (soft)"), Status::Ok);

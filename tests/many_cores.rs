@@ -92,3 +92,30 @@ fn serve_with_70_executors_answers_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// What `herd doctor` says of RLIMIT_MEMLOCK: above glommio's 512 KiB floor it does not bound the
+/// executor count. 32 server executors start under a 1 MiB limit and relay exactly.
+#[test]
+fn memlock_of_1_mib_starts_32_executors() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("prlimit")
+        .args(["--memlock=1048576:1048576", "--", common::herd_bin(), "serve", "--listen", "127.0.0.1:0"])
+        .args(["--threads", "32"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux) runs herd serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).map(str::to_string);
+    let result = addr.map(|addr| {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("ws://{addr}/conv/{{conv}}");
+        run_herd(dir.path(), &["--url", &url, "-c", "40", "-k", "3", "--rate", "2", "-d", "2s"]).1
+    });
+    signal(&child, libc::SIGTERM);
+    let _ = child.wait();
+    let v = result.unwrap_or_else(|| panic!("herd serve --threads 32 under memlock 1 MiB did not listen: {line:?}"));
+    assert_eq!(u(&v, "messages.sent"), sent_by(40, 2, 2));
+    assert_eq!(u(&v, "messages.delivered"), sent_by(40, 2, 2) * 2);
+}

@@ -18,12 +18,6 @@ pub const TCP_MEM_BYTES_PER_CONN: u64 = 4096;
 /// eventfds (a few per executor), listeners and output files (herd's own spare count).
 pub const FD_RESERVE: u64 = crate::limits::SPARE_FDS;
 
-/// Locked memory assumed per glommio executor, in bytes. herd gives each executor 64 KiB of
-/// `io_memory`, which glommio registers in each of its three io_uring rings; with the rings
-/// themselves that is roughly 64 KiB to 1 MiB, and doctor assumes the upper end. (When the limit
-/// is short glommio falls back to unregistered buffers.)
-pub const MEMLOCK_BYTES_PER_EXECUTOR: u64 = 1 << 20;
-
 /// glommio refuses to create an executor when the soft `RLIMIT_MEMLOCK` is below 512 KiB.
 pub const GLOMMIO_MIN_MEMLOCK: u64 = 512 * 1024;
 

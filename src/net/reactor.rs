@@ -295,7 +295,7 @@ impl Reactor {
             let defer = next != 0 && next.saturating_sub(crate::clock::now_ns()) <= DEFER.as_nanos() as u64;
             // The socket set sits inside the control set, one-shot: armed only when not deferring,
             // so the executor always waits on one fd (one io_uring poll, nothing to cancel).
-            if defer != !self.data_armed.get() && self.arm_data(!defer).is_ok() {
+            if defer == self.data_armed.get() && self.arm_data(!defer).is_ok() {
                 self.data_armed.set(!defer);
             }
             if wait_readable(self.ctl_epfd.as_raw_fd()).await.is_err() {
