@@ -21,17 +21,18 @@ where
     F: Future<Output = T> + 'static,
     T: Send + 'static,
 {
-    let spin = std::env::var("HERD_SPIN_US").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let mut b = LocalExecutorBuilder::new(Placement::Fixed(cpu));
-    if spin > 0 {
-        b = b.spin_before_park(Duration::from_micros(spin));
-    }
-    b.name(name).io_memory(IO_MEMORY).ring_depth(RING_DEPTH).preempt_timer(PREEMPT).spawn(fut_gen).map_err(|e| {
-        Error::Unavailable(format!(
-            "cannot start executor {name} on core {cpu}: {e} (io_uring needs Linux >= 5.8 and \
+    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .name(name)
+        .io_memory(IO_MEMORY)
+        .ring_depth(RING_DEPTH)
+        .preempt_timer(PREEMPT)
+        .spawn(fut_gen)
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot start executor {name} on core {cpu}: {e} (io_uring needs Linux >= 5.8 and \
                  some RLIMIT_MEMLOCK; run `herd doctor`)"
-        ))
-    })
+            ))
+        })
 }
 
 /// The cores this process may run on.

@@ -131,8 +131,7 @@ const CONTROL_POLL: Duration = Duration::from_millis(50);
 
 pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
-    let same_queue = std::env::var("HERD_DRIVER_TQ").is_ok_and(|v| v == "1");
-    let reactor = match crate::net::Reactor::install_in(same_queue.then_some(conn_tq)) {
+    let reactor = match crate::net::Reactor::install() {
         Ok(r) => r,
         Err(e) => {
             // Without its epoll set the core can open nothing: every connection fails, counted.

@@ -80,12 +80,6 @@ impl Reactor {
     /// Creates this executor's reactor and starts the task that drives it. Sockets created on
     /// this thread afterwards register with it.
     pub fn install() -> io::Result<Rc<Reactor>> {
-        Reactor::install_in(None)
-    }
-
-    /// As [`Reactor::install`], with the driver in task queue `tq` (the connections' queue: then
-    /// the tasks it wakes run before it looks at the epoll set again).
-    pub fn install_in(tq: Option<glommio::TaskQueueHandle>) -> io::Result<Rc<Reactor>> {
         let epoll = || {
             // SAFETY: epoll_create1 has no preconditions.
             let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -116,11 +110,7 @@ impl Reactor {
         }
         CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
         let driver = r.clone();
-        let drive = async move { driver.drive().await };
-        match tq {
-            Some(tq) => glommio::spawn_local_into(drive, tq).map_err(|e| io::Error::other(e.to_string()))?.detach(),
-            None => glommio::spawn_local(drive).detach(),
-        };
+        glommio::spawn_local(async move { driver.drive().await }).detach();
         Ok(r)
     }
 
