@@ -52,11 +52,24 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         }
     };
 
-    // Connect phase: until every core has attempted all its connections, or a signal.
+    // Connect phase: until every core has attempted all its connections, or a signal. Bounded:
+    // the ramp at the connect rate, plus one connect timeout, plus a margin; a core still
+    // connecting then is noted and the run goes on.
     let t_connect = Instant::now();
-    wait_until(Duration::MAX, || {
+    let ramp_limit = Duration::from_secs_f64(s.connections() as f64 / s.connect_rate.max(1.0))
+        + s.connect_timeout
+        + Duration::from_secs(30);
+    let ramped = wait_until(ramp_limit, || {
         control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0 || watch.crossed()
     });
+    let mut ramp_note = None;
+    if !ramped {
+        ramp_note = Some(format!(
+            "{} of {cores} core(s) had not finished connecting after {ramp_limit:?} (the ramp at --connect-rate plus \
+             --connect-timeout and 30 s); sending started without them",
+            cores - control.ramped.load(Ordering::SeqCst).min(cores)
+        ));
+    }
     process::trim_heap();
     let rss_connected = process::rss_bytes();
     let connect_s = t_connect.elapsed().as_secs_f64();
@@ -133,6 +146,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
             load::CLOSE_GRACE
         ));
     }
+    notes.extend(ramp_note);
     let kicks = control.heartbeats.kicks();
     if kicks > 0 {
         notes.push(format!(
