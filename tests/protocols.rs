@@ -81,6 +81,29 @@ fn socketio_io_room_echoes() {
     sio_pings_exact(&v, &r);
 }
 
+/// The join sequence from a scenario file, waiting for the server's acknowledgement of the join
+/// event (a Socket.IO ack, `431[...]`) so that no message is sent before the server has the
+/// client in the room.
+#[test]
+fn socketio_acked_join_from_a_scenario_file() {
+    let peer = socketio("to");
+    let d = tmp();
+    let file = d.path().join("sio.toml");
+    let toml = format!(
+        "target = \"socketio\"\nurl = \"{}\"\njoin = [{{ expect = '^0\\{{' }}, \"40\", {{ expect = \"^40\" }}, \
+         '421[\"join\",\"room-{{conv}}\"]', {{ expect = '^431\\[\"joined\"\\]$' }}]\n",
+        peer.url(SIO_PATH)
+    );
+    std::fs::write(&file, toml).unwrap();
+    let f = file.to_str().unwrap();
+    let v = herd_ok(d.path(), &["--scenario", f, "-c", "3", "-k", "3", "-d", "1s", "--drain", "2s", "--rate", "5"]);
+    assert_exact(&v);
+    assert_eq!(errors(&v), vec![]);
+    assert_eq!(n(&v, "connect_phases.join.count"), CONNS);
+    let r = peer.stop();
+    assert_eq!((counter(&r, "joins"), counter(&r, "messages_received")), (CONNS, n(&v, "messages.sent")), "{r}");
+}
+
 /// Without the preset's answer to the server's pings (`--reply ''`), Socket.IO drops every
 /// connection for a ping timeout, and herd says so.
 #[test]
