@@ -411,5 +411,13 @@ mod tests {
             websocket_line(&w),
             "pings received 12, pongs missed 1, closed by server 4001 x2, failed by herd 1009 x1"
         );
+        w.pongs_sent = 12;
+        w.close_reason(4001, "room full");
+        w.close_reason(4001, "room full");
+        assert_eq!(
+            websocket_line(&w),
+            "pings received 12, pongs missed 1, pongs sent 12, closed by server 4001 x2, failed by herd 1009 x1, \
+             close reasons \"4001 room full\" x2"
+        );
     }
 }
