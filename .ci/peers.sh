@@ -33,9 +33,11 @@ fi
 
 ws_locked() { node -p "require('$peers/package-lock.json').packages['node_modules/ws'].version"; }
 ws_installed() { node -p "require('$peers/node_modules/ws/package.json').version" 2>/dev/null || true; }
-if [ "$(ws_installed)" != "$(ws_locked)" ]; then
+sio_locked() { node -p "require('$peers/package-lock.json').packages['node_modules/socket.io'].version"; }
+sio_installed() { node -p "require('$peers/node_modules/socket.io/package.json').version" 2>/dev/null || true; }
+if [ "$(ws_installed)" != "$(ws_locked)" ] || [ "$(sio_installed)" != "$(sio_locked)" ]; then
     npm ci --prefix "$peers" --no-audit --no-fund
 fi
 
 echo "peers.sh: $(nginx -v 2>&1), nchan module $(test -e /usr/lib/nginx/modules/ngx_nchan_module.so && echo present)," \
-    "python websockets $(python3 -c 'import websockets; print(websockets.__version__)'), node $(node --version), npm ws $(ws_installed)"
+    "python websockets $(python3 -c 'import websockets; print(websockets.__version__)'), node $(node --version), npm ws $(ws_installed), npm socket.io $(sio_installed)"

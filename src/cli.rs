@@ -5,7 +5,8 @@ use crate::ceiling::CeilingArgs;
 use crate::doctor::DoctorArgs;
 use crate::scenario::RunArgs;
 use crate::server::ServeArgs;
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
 
 #[derive(Parser, Debug)]
 #[command(name = "herd", version, about = "A thread-per-core WebSocket chat load generator")]
@@ -30,4 +31,59 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Write the self-contained HTML report of a run's results
     Report(crate::report::ReportArgs),
+}
+
+/// Parses the process's command line.
+pub fn parse() -> Result<Cli, clap::Error> {
+    parse_from(std::env::args_os())
+}
+
+/// Parses a command line, keeping what the derived parser loses: the order of `--join` and
+/// `--expect` flags of `herd run` relative to each other (the join steps run in that order).
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let m = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&m)?;
+    if let (Command::Run(a), Some(rm)) = (&mut cli.command, m.subcommand_matches("run")) {
+        a.protocol.expect_after = expect_positions(rm);
+    }
+    Ok(cli)
+}
+
+/// For each `--expect`, how many `--join` flags came before it.
+fn expect_positions(m: &ArgMatches) -> Vec<usize> {
+    let joins: Vec<usize> = m.indices_of("join").map(Iterator::collect).unwrap_or_default();
+    m.indices_of("expect").map(|e| e.map(|x| joins.iter().filter(|&&j| j < x).count()).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_flags_keep_their_place_among_joins() {
+        let cli = parse_from([
+            "herd",
+            "run",
+            "--url",
+            "ws://127.0.0.1:1/x",
+            "--expect",
+            "^0",
+            "--join",
+            "40",
+            "--expect",
+            "^40",
+            "--join",
+            "42",
+            "--expect",
+            "^43",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else { panic!("not run") };
+        assert_eq!(a.protocol.expect_after, vec![0, 1, 2]);
+        assert_eq!(a.protocol.join, ["40", "42"]);
+    }
 }

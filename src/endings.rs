@@ -53,6 +53,15 @@ pub fn notes(r: &RunResult, pending_at_drain_end: u64) -> Vec<String> {
         };
         out.push(format!("nothing was sent: {why}"));
     }
+    if let Some((status, _)) = r.websocket.handshake_statuses.iter().max_by_key(|(_, n)| **n) {
+        let body = r.websocket.handshake_body.as_deref().map(|b| format!(", body: \"{b}\"")).unwrap_or_default();
+        let hint = if *status == 403 && !r.scenario.protocol.sends_origin() {
+            "; no Origin header was sent, and many servers refuse upgrades without one: try --origin URL"
+        } else {
+            ""
+        };
+        out.push(format!("the server refused upgrades with HTTP {status}{body}{hint}"));
+    }
     if c.established > 0 && c.closed_by_peer * 2 > c.established {
         let codes: Vec<String> = r
             .websocket

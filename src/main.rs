@@ -1,11 +1,10 @@
 //! The `herd` binary: parse, dispatch to the library, print `error: ...` and exit with the
 //! error's sysexits code.
 
-use clap::Parser;
-use herd::cli::{Cli, Command};
+use herd::cli::Command;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match herd::cli::parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 64 } else { 0 };

@@ -296,7 +296,18 @@ pub fn summary(r: &RunResult) -> String {
             if t.insecure { "  certificates NOT verified (--insecure)" } else { "" }
         );
     }
-    let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let errs: Vec<String> = r
+        .errors
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, n)| match k.as_str() {
+            "handshake_rejected" if !r.websocket.handshake_statuses.is_empty() => {
+                let by: Vec<String> = r.websocket.handshake_statuses.iter().map(|(s, n)| format!("{s} x{n}")).collect();
+                format!("{k} {n} (HTTP {})", by.join(" "))
+            }
+            _ => format!("{k} {n}"),
+        })
+        .collect();
     let _ = writeln!(s, "errors       {}", if errs.is_empty() { "none".to_string() } else { errs.join(", ") });
     if !r.websocket.is_empty() {
         let _ = writeln!(s, "websocket    {}", websocket_line(&r.websocket));
@@ -342,6 +353,7 @@ fn websocket_line(w: &WireCounters) -> String {
         ("pings sent", w.pings_sent),
         ("pongs received", w.pongs_received),
         ("pongs missed", w.pongs_missed),
+        ("pongs sent", w.pongs_sent),
         ("unmarked frames", w.unmarked_frames),
     ] {
         if n > 0 {
@@ -353,6 +365,10 @@ fn websocket_line(w: &WireCounters) -> String {
             let list: Vec<String> = codes.iter().map(|(c, n)| format!("{c} x{n}")).collect();
             parts.push(format!("{name} {}", list.join(" ")));
         }
+    }
+    if !w.close_reasons_received.is_empty() {
+        let list: Vec<String> = w.close_reasons_received.iter().map(|(r, n)| format!("\"{r}\" x{n}")).collect();
+        parts.push(format!("close reasons {}", list.join(" ")));
     }
     parts.join(", ")
 }
@@ -394,6 +410,14 @@ mod tests {
         assert_eq!(
             websocket_line(&w),
             "pings received 12, pongs missed 1, closed by server 4001 x2, failed by herd 1009 x1"
+        );
+        w.pongs_sent = 12;
+        w.close_reason(4001, "room full");
+        w.close_reason(4001, "room full");
+        assert_eq!(
+            websocket_line(&w),
+            "pings received 12, pongs missed 1, pongs sent 12, closed by server 4001 x2, failed by herd 1009 x1, \
+             close reasons \"4001 room full\" x2"
         );
     }
 }

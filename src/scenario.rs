@@ -6,7 +6,7 @@
 //! (`connect-rate = "5k"`); unknown keys are errors.
 
 use crate::error::{Error, Result};
-use crate::protocol::{self, OneOrMany, Protocol, ProtocolArgs, Unmarked};
+use crate::protocol::{self, JoinSteps, OneOrMany, Protocol, ProtocolArgs, Unmarked};
 use crate::units;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,11 @@ pub struct ScenarioFile {
     pub quiet: Option<bool>,
     // The protocol keys: see `crate::protocol`.
     pub target: Option<String>,
-    pub join: Option<OneOrMany>,
+    pub join: Option<JoinSteps>,
+    pub expect_timeout: Option<Value>,
+    pub reply: Option<OneOrMany>,
+    pub pong_frame: Option<String>,
+    pub origin: Option<String>,
     pub send: Option<String>,
     pub header: Option<OneOrMany>,
     pub tokens: Option<PathBuf>,

@@ -71,10 +71,13 @@ pub enum ErrorKind {
     TlsHandshake,
     /// TLS: no protocol version in common.
     TlsProtocolVersion,
+    /// A join step waiting for a server frame (`--expect`) saw none match within
+    /// `--expect-timeout`.
+    JoinTimeout,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::ConnectRefused,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectTimeout,
@@ -98,6 +101,7 @@ impl ErrorKind {
         ErrorKind::TlsExpired,
         ErrorKind::TlsHandshake,
         ErrorKind::TlsProtocolVersion,
+        ErrorKind::JoinTimeout,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -127,6 +131,7 @@ impl ErrorKind {
             ErrorKind::TlsExpired => "tls_expired",
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::TlsProtocolVersion => "tls_protocol_version",
+            ErrorKind::JoinTimeout => "join_timeout",
         }
     }
 
@@ -240,7 +245,8 @@ pub struct Histos {
     pub uncorrected: Histogram<u64>,
     /// TCP connect plus WebSocket handshake.
     pub connect: Histogram<u64>,
-    /// The parts of `connect`: TCP connect, TLS handshake (wss:// only), WebSocket upgrade.
+    /// The parts of `connect`: TCP connect, TLS handshake (wss:// only), WebSocket upgrade, and
+    /// the join sequence (`--join`/`--expect`; what a chat user feels as entering a room).
     pub phases: [Histogram<u64>; ConnectPhase::COUNT],
 }
 
@@ -261,10 +267,12 @@ pub enum ConnectPhase {
     Tcp,
     Tls,
     Upgrade,
+    Join,
 }
 
 impl ConnectPhase {
-    pub const ALL: [ConnectPhase; 3] = [ConnectPhase::Tcp, ConnectPhase::Tls, ConnectPhase::Upgrade];
+    pub const ALL: [ConnectPhase; 4] =
+        [ConnectPhase::Tcp, ConnectPhase::Tls, ConnectPhase::Upgrade, ConnectPhase::Join];
     pub const COUNT: usize = Self::ALL.len();
 
     pub fn name(self) -> &'static str {
@@ -272,6 +280,7 @@ impl ConnectPhase {
             ConnectPhase::Tcp => "tcp_connect",
             ConnectPhase::Tls => "tls_handshake",
             ConnectPhase::Upgrade => "ws_upgrade",
+            ConnectPhase::Join => "join",
         }
     }
 }
@@ -285,6 +294,9 @@ struct PhaseLog {
     phases: Option<Box<[Histogram<u64>; ConnectPhase::COUNT]>>,
     tls_handshakes: u64,
     tls_resumed: u64,
+    /// What the server said while connecting: rejected upgrades' statuses, closes and automatic
+    /// replies during the join.
+    wire: crate::wire::WireCounters,
 }
 
 thread_local! {
@@ -305,6 +317,11 @@ pub fn record_tls_handshake(resumed: bool) {
         l.tls_handshakes += 1;
         l.tls_resumed += resumed as u64;
     });
+}
+
+/// Records, on this core, something the server said while a connection was being opened.
+pub fn record_wire(f: impl FnOnce(&mut crate::wire::WireCounters)) {
+    PHASE_LOG.with_borrow_mut(|l| f(&mut l.wire));
 }
 
 impl Histos {
@@ -349,6 +366,7 @@ impl CoreStats {
         let log = PHASE_LOG.take();
         self.counters.tls_handshakes += log.tls_handshakes;
         self.counters.tls_resumed += log.tls_resumed;
+        self.counters.wire.add(&log.wire);
         if let Some(p) = log.phases {
             for (a, b) in self.interval.phases.iter_mut().zip(p.iter()) {
                 let _ = a.add(b);

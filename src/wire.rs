@@ -21,8 +21,12 @@ pub struct WireCounters {
     pub pings_sent: u64,
     /// PONGs from the server.
     pub pongs_received: u64,
-    /// WebSocket PINGs still unanswered when the connection's next one was due.
+    /// Keep-alives still unanswered when the connection's next one was due: WebSocket PINGs, or
+    /// `--ping-frame` frames when `--pong-frame` declares their answer.
     pub pongs_missed: u64,
+    /// Answers herd sent to the server's application-level pings (`--reply`); each such ping is
+    /// also counted in `pings_received`. WebSocket PONGs are not counted here.
+    pub pongs_sent: u64,
     /// Frames without herd's marker, with `--unmarked ignore` (otherwise they are
     /// `marker_missing` errors).
     pub unmarked_frames: u64,
@@ -33,7 +37,22 @@ pub struct WireCounters {
     /// 1002 protocol error, 1007 invalid UTF-8 in a text message, 1009 message above
     /// `--max-frame`.
     pub close_codes_sent: BTreeMap<u16, u64>,
+    /// The reasons of the close frames in `close_codes_received` that had one, as
+    /// `"CODE reason"` (at most [`MAX_REASONS`] distinct ones, each cut to [`MAX_REASON_CHARS`];
+    /// any more are counted under `"other"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub close_reasons_received: BTreeMap<String, u64>,
+    /// Upgrades the server refused (`handshake_rejected`), by the HTTP status it answered.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub handshake_statuses: BTreeMap<u16, u64>,
+    /// The first line of the body of the first refusal (as far as it came with the head).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_body: Option<String>,
 }
+
+/// Distinct close reasons kept: the reason is the server's text, not a bounded set.
+pub const MAX_REASONS: usize = 16;
+pub const MAX_REASON_CHARS: usize = 120;
 
 impl WireCounters {
     pub fn close_received(&mut self, code: u16) {
@@ -42,6 +61,36 @@ impl WireCounters {
 
     pub fn close_sent(&mut self, code: u16) {
         *self.close_codes_sent.entry(code).or_default() += 1;
+    }
+
+    /// A close frame's reason (an empty one is not counted).
+    pub fn close_reason(&mut self, code: u16, reason: &str) {
+        if !reason.is_empty() {
+            let key = format!("{code} {}", clip(reason));
+            self.add_reason(key, 1);
+        }
+    }
+
+    fn add_reason(&mut self, key: String, n: u64) {
+        let key = if self.close_reasons_received.len() >= MAX_REASONS && !self.close_reasons_received.contains_key(&key)
+        {
+            "other".to_string()
+        } else {
+            key
+        };
+        *self.close_reasons_received.entry(key).or_default() += n;
+    }
+
+    /// A refused upgrade: its status, and the first line of its body if none was kept yet.
+    pub fn handshake_rejected(&mut self, status: u16, body: &[u8]) {
+        *self.handshake_statuses.entry(status).or_default() += 1;
+        if self.handshake_body.is_none() {
+            let text = String::from_utf8_lossy(body);
+            let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+            if !line.is_empty() {
+                self.handshake_body = Some(clip(line));
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -53,6 +102,7 @@ impl WireCounters {
         self.pings_sent += o.pings_sent;
         self.pongs_received += o.pongs_received;
         self.pongs_missed += o.pongs_missed;
+        self.pongs_sent += o.pongs_sent;
         self.unmarked_frames += o.unmarked_frames;
         for (k, v) in &o.close_codes_received {
             *self.close_codes_received.entry(*k).or_default() += v;
@@ -60,7 +110,21 @@ impl WireCounters {
         for (k, v) in &o.close_codes_sent {
             *self.close_codes_sent.entry(*k).or_default() += v;
         }
+        for (k, v) in &o.close_reasons_received {
+            self.add_reason(k.clone(), *v);
+        }
+        for (k, v) in &o.handshake_statuses {
+            *self.handshake_statuses.entry(*k).or_default() += v;
+        }
+        if self.handshake_body.is_none() {
+            self.handshake_body.clone_from(&o.handshake_body);
+        }
     }
+}
+
+/// Text from the server, cut to [`MAX_REASON_CHARS`] characters, control characters replaced.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_REASON_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 #[cfg(test)]
@@ -82,5 +146,32 @@ mod tests {
         assert!(!a.is_empty() && WireCounters::default().is_empty());
         let json = serde_json::to_string(&a).unwrap();
         assert!(json.contains("\"close_codes_received\":{\"1006\":1,\"4001\":2}"), "{json}");
+        assert!(!json.contains("handshake_statuses"), "empty maps stay out of the results: {json}");
+    }
+
+    #[test]
+    fn reasons_and_refusals_are_kept_bounded_and_merged() {
+        let mut a = WireCounters::default();
+        a.close_reason(4000, "sent before welcome");
+        a.close_reason(4000, "sent before welcome");
+        a.close_reason(1000, "");
+        for i in 0..MAX_REASONS + 3 {
+            a.close_reason(4001, &format!("r{i}"));
+        }
+        assert_eq!(a.close_reasons_received.len(), MAX_REASONS + 1);
+        assert_eq!(a.close_reasons_received["4000 sent before welcome"], 2);
+        assert_eq!(a.close_reasons_received["other"], 4);
+        a.close_reason(4002, &"x\ny".repeat(100));
+        let mut b = WireCounters::default();
+        b.handshake_rejected(403, b"\r\n  Origin not allowed\nsecond line");
+        b.handshake_rejected(403, b"another body");
+        b.handshake_rejected(503, b"");
+        let mut m = WireCounters::default();
+        m.add(&b);
+        m.add(&b);
+        assert_eq!(m.handshake_statuses, BTreeMap::from([(403, 4), (503, 2)]));
+        assert_eq!(m.handshake_body.as_deref(), Some("Origin not allowed"));
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("\"handshake_statuses\":{\"403\":4,\"503\":2}"), "{json}");
     }
 }

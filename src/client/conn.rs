@@ -185,6 +185,18 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 }
             }
             Event::Frame(Some(Ok(msg))) => {
+                // Automatic replies and pong matching (`--reply`, `--pong-frame`): such frames are
+                // answered here and are not chat messages.
+                if let Some(auto) = protocol::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
+                    drop(msg);
+                    let v = vars(ctx, conv, member);
+                    let sent = Box::pin(protocol::answer(&mut ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                    if let Err(e) = sent {
+                        return write_failed(ctx, &e, peer_close);
+                    }
+                    glommio::yield_if_needed().await;
+                    continue;
+                }
                 // When the frame's last bytes reached this host (the kernel's stamp), not when
                 // this task got to it.
                 let now = match ws.get_ref().get_ref().rx_ns() {

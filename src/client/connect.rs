@@ -1,6 +1,6 @@
 //! Opening one client connection: a non-blocking TCP connect through socket2 (so a source address
 //! can be bound), the TLS handshake for wss:// (`crate::tls`), herd's own WebSocket upgrade, then
-//! a tungstenite stream over the socket and the protocol's join frames. Each phase's time goes to
+//! a tungstenite stream over the socket and the protocol's join sequence. Each phase's time goes to
 //! the core's statistics (`stats::record_phase`).
 
 use super::protocol;
@@ -147,8 +147,11 @@ pub async fn open(
     if t.protocol.join.is_empty() {
         return Ok(ws);
     }
+    let t0 = now_ns();
     // Boxed: a join in flight should not grow every connection's future.
-    Box::pin(protocol::joined(ws, t, vars)).await.map_err(|_| ErrorKind::SendFailed)
+    let ws = Box::pin(protocol::joined(ws, t, vars)).await?;
+    stats::record_phase(ConnectPhase::Join, now_ns() - t0);
+    Ok(ws)
 }
 
 /// The TLS hook: wraps a connected socket of any kind, with a TLS handshake for wss://.
@@ -181,7 +184,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         ReadHeadError::Eof => ErrorKind::HandshakeRejected,
         ReadHeadError::TooLarge => ErrorKind::HandshakeInvalid,
     })?;
-    protocol::check_answer(t, &buf[..end], &key)?;
+    protocol::check_answer(t, &buf[..end], &buf[end..], &key)?;
     let leftover = buf[end..].to_vec();
     drop(buf);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await;

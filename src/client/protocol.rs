@@ -2,16 +2,17 @@
 //! the check of the answer, the join frames, the frame of a chat message, keep-alives, and how a
 //! connection is failed when the server breaks the WebSocket rules.
 //!
-//! Nothing here keeps state per connection: templates, tokens and the keep-alive ring belong to
-//! the run or the core, and are rendered into buffers that are reused.
+//! Nothing here keeps state per connection: templates, patterns, tokens and the keep-alive ring
+//! belong to the run or the core, and are rendered into buffers that are reused.
 
 use super::connect::{Target, Ws};
 use crate::handshake::{self, ResponseError};
+use crate::protocol::steps::{self, Automatic, Pattern, Step};
 use crate::protocol::Protocol;
-use crate::stats::{CoreStats, ErrorKind};
+use crate::stats::{self, CoreStats, ErrorKind};
 use crate::template::{Fill, Vars};
 use futures_lite::AsyncReadExt;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use tungstenite::error::ProtocolError;
@@ -41,28 +42,135 @@ pub fn upgrade_request(t: &Target, vars: &Vars, key: &str, path: &mut String) ->
     handshake::client_request(&t.template.host_header(), path, key, &extra)
 }
 
-/// Checks the server's answer to the upgrade.
-pub fn check_answer(t: &Target, head: &[u8], key: &str) -> Result<(), ErrorKind> {
+/// Checks the server's answer to the upgrade. A refusal's status and the first line of its body
+/// (`body`: what came with the head) go to the core's statistics.
+pub fn check_answer(t: &Target, head: &[u8], body: &[u8], key: &str) -> Result<(), ErrorKind> {
     handshake::check_response_offer(head, key, &t.protocol.subprotocols).map(|_| ()).map_err(|e| match e {
-        ResponseError::Status(_) => ErrorKind::HandshakeRejected,
+        ResponseError::Status(code) => {
+            stats::record_wire(|w| w.handshake_rejected(code, body));
+            ErrorKind::HandshakeRejected
+        }
         ResponseError::Invalid(_) => ErrorKind::HandshakeInvalid,
     })
 }
 
-/// Sends the `--join` frames, in order, and hands the connection back.
-pub async fn joined(mut ws: Ws, t: &Target, vars: &Vars) -> Result<Ws, WsError> {
-    send_joins(&mut ws, t, vars).await?;
+/// Runs the join sequence: sends the `--join` frames and waits at each `--expect` step for a
+/// matching server frame (at most `--expect-timeout`: `join_timeout`), then hands the connection
+/// back. While waiting, the server's pings are answered (`--reply`) and other frames are
+/// skipped; a close from the server fails the join with its code and reason counted.
+pub async fn joined(mut ws: Ws, t: &Target, vars: &Vars) -> Result<Ws, ErrorKind> {
+    let fill = Fill::new(*vars, t.tokens.get(vars.user));
+    let mut buf = String::new();
+    for step in &t.protocol.join {
+        match step {
+            Step::Send(j) => {
+                j.render(&fill, &mut buf);
+                ws.feed(Message::text(buf.as_str())).await.map_err(|_| ErrorKind::SendFailed)?;
+            }
+            Step::Expect(p) => {
+                ws.flush().await.map_err(|_| ErrorKind::SendFailed)?;
+                let waited = glommio::timer::timeout(t.protocol.expect_timeout, async {
+                    Ok(expect(&mut ws, t, &fill, p).await)
+                })
+                .await;
+                waited.map_err(|_| ErrorKind::JoinTimeout)??;
+            }
+        }
+    }
+    ws.flush().await.map_err(|_| ErrorKind::SendFailed)?;
     Ok(ws)
 }
 
-async fn send_joins(ws: &mut Ws, t: &Target, vars: &Vars) -> Result<(), WsError> {
-    let fill = Fill::new(*vars, t.tokens.get(vars.user));
+/// Reads until a text frame matches `p`.
+async fn expect(ws: &mut Ws, t: &Target, fill: &Fill<'_>, p: &Pattern) -> Result<(), ErrorKind> {
     let mut buf = String::new();
-    for j in &t.protocol.join {
-        j.render(&fill, &mut buf);
-        ws.feed(Message::text(buf.as_str())).await?;
+    let mut peer_close = None;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(s))) => {
+                if p.matches(s.as_str()) {
+                    return Ok(());
+                }
+                if let Some(Automatic::Reply(i)) = steps::classify(None, &t.protocol.replies, s.as_str()) {
+                    stats::record_wire(|w| {
+                        w.pings_received += 1;
+                        w.pongs_sent += 1;
+                    });
+                    t.protocol.replies[i].response.render(fill, &mut buf);
+                    ws.send(Message::text(buf.as_str())).await.map_err(|_| ErrorKind::SendFailed)?;
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                let (code, reason) = close_of(f.as_ref());
+                stats::record_wire(|w| w.close_reason(code, reason));
+                peer_close = Some(code);
+            }
+            Some(Ok(Message::Ping(_))) => stats::record_wire(|w| w.pings_received += 1),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let kind = failure(&e).0;
+                stats::record_wire(|w| w.close_received(peer_close.unwrap_or(crate::wire::ABNORMAL)));
+                return Err(kind);
+            }
+            None => {
+                stats::record_wire(|w| w.close_received(peer_close.unwrap_or(crate::wire::ABNORMAL)));
+                return Err(ErrorKind::ClosedByPeer);
+            }
+        }
     }
-    ws.flush().await
+}
+
+/// A close frame's code (1005 without one) and reason.
+fn close_of(f: Option<&CloseFrame>) -> (u16, &str) {
+    f.map_or((crate::wire::NO_STATUS, ""), |f| (f.code.into(), f.reason.as_str()))
+}
+
+/// The automatic part of the protocol, for a frame that arrived on an established connection:
+/// a pong to herd's `--ping-frame` (counted, and the keep-alive no longer awaits it), a ping to
+/// answer (`--reply`: counted; [`answer`] sends the response), or neither (`None`: the frame is
+/// an ordinary one). A close frame's reason is counted here too.
+pub fn automatic(t: &Target, msg: &Message, awaiting_pong: &mut bool, stats: &RefCell<CoreStats>) -> Option<Automatic> {
+    let p = &t.protocol;
+    match msg {
+        Message::Text(s) if p.has_automatic() => {
+            let a = steps::classify(p.pong_frame.as_ref(), &p.replies, s.as_str())?;
+            let w = &mut stats.borrow_mut().counters.wire;
+            match a {
+                Automatic::Pong => {
+                    *awaiting_pong = false;
+                    w.pongs_received += 1;
+                }
+                Automatic::Reply(_) => {
+                    w.pings_received += 1;
+                    w.pongs_sent += 1;
+                }
+            }
+            Some(a)
+        }
+        Message::Close(f) => {
+            let (code, reason) = close_of(f.as_ref());
+            stats.borrow_mut().counters.wire.close_reason(code, reason);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Sends the response [`automatic`] found owed (nothing for a pong).
+pub async fn answer(
+    ws: &mut Ws,
+    t: &Target,
+    vars: &Vars,
+    a: Automatic,
+    scratch: &RefCell<String>,
+) -> Result<(), WsError> {
+    let Automatic::Reply(i) = a else { return Ok(()) };
+    let msg = {
+        let mut s = scratch.borrow_mut();
+        t.protocol.replies[i].response.render(&Fill::new(*vars, t.tokens.get(vars.user)), &mut s);
+        Message::text(s.as_str())
+    };
+    ws.send(msg).await
 }
 
 /// The frame of one chat message: the payload alone, or the `--send` envelope around it
@@ -82,8 +190,8 @@ pub fn message(p: &Protocol, fill: &Fill, scratch: &mut String) -> Message {
     }
 }
 
-/// Sends one keep-alive: a WebSocket PING, or the `--ping-frame` text frame. A PING still
-/// unanswered from last time counts as a missed pong.
+/// Sends one keep-alive: a WebSocket PING, or the `--ping-frame` text frame. A PING (or, with
+/// `--pong-frame`, a ping frame) still unanswered from last time counts as a missed pong.
 pub async fn keepalive(
     ws: &mut Ws,
     t: &Target,
@@ -94,6 +202,9 @@ pub async fn keepalive(
 ) -> Result<(), WsError> {
     let msg = match &t.protocol.ping_frame {
         Some(frame) => {
+            if t.protocol.pong_frame.is_some() && std::mem::replace(awaiting_pong, true) {
+                stats.borrow_mut().counters.wire.pongs_missed += 1;
+            }
             let mut s = scratch.borrow_mut();
             frame.render(&Fill::new(*vars, t.tokens.get(vars.user)), &mut s);
             Message::text(s.as_str())

@@ -108,6 +108,10 @@ fn counters(i: &Input) -> Result<Counters, String> {
             unmarked_frames: d.websocket.unmarked_frames,
             close_codes_received: d.websocket.close_codes_received.clone(),
             close_codes_sent: d.websocket.close_codes_sent.clone(),
+            pongs_sent: d.websocket.pongs_sent,
+            close_reasons_received: d.websocket.close_reasons_received.clone(),
+            handshake_statuses: d.websocket.handshake_statuses.clone(),
+            handshake_body: d.websocket.handshake_body.clone(),
         },
         ..Default::default()
     };

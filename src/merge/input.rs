@@ -77,6 +77,10 @@ pub struct Wire {
     pub unmarked_frames: u64,
     pub close_codes_received: BTreeMap<u16, u64>,
     pub close_codes_sent: BTreeMap<u16, u64>,
+    pub pongs_sent: u64,
+    pub close_reasons_received: BTreeMap<String, u64>,
+    pub handshake_statuses: BTreeMap<u16, u64>,
+    pub handshake_body: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]

@@ -20,6 +20,7 @@
 //! | `herd_messages_pending` | gauge | expected − delivered now: deliveries still owed |
 //! | `herd_messages_missed_total` | counter | expected − delivered once the run is [`Phase::Done`]; 0 before |
 //! | `herd_errors_total{category}` | counter | every [`crate::stats::ErrorKind`] name, zeros included |
+//! | `herd_handshake_rejected_total{status}` | counter | refused upgrades (`handshake_rejected`) by the HTTP status the server answered |
 //! | `herd_run_phase{phase}` | gauge | the phase's number (0 starting … 5 done); the `phase` label names it |
 //! | `herd_run_info{run_id,target,conversations,members,senders,rate,size,threads,version,...}` | gauge | always 1; the scenario as labels |
 //!
@@ -177,6 +178,15 @@ fn try_encode(
         errors.with_label_values(&[kind.name()]).inc_by(c.errors_of(kind));
     }
     reg.register(Box::new(errors))?;
+
+    let rejected = IntCounterVec::new(
+        Opts::new(name("handshake_rejected_total"), "Refused WebSocket upgrades by the HTTP status answered."),
+        &["status"],
+    )?;
+    for (status, n) in &c.wire.handshake_statuses {
+        rejected.with_label_values(&[status.to_string()]).inc_by(*n);
+    }
+    reg.register(Box::new(rejected))?;
 
     let phase_gauge = IntGaugeVec::new(
         Opts::new(
@@ -359,6 +369,8 @@ mod tests {
         a.counters.msgs_delivered = 290;
         a.counters.error(ErrorKind::ConnectRefused);
         a.counters.error(ErrorKind::ConnectRefused);
+        a.counters.error(ErrorKind::HandshakeRejected);
+        a.counters.wire.handshake_rejected(403, b"Forbidden");
         for i in 0..290u64 {
             a.record_delivery(200_000 + i * 1_000, 150_000 + i * 1_000);
         }
@@ -407,6 +419,7 @@ mod tests {
         assert_eq!(value(&t, "herd_messages_pending"), 10.0);
         assert_eq!(value(&t, "herd_messages_missed_total"), 0.0);
         assert_eq!(value(&t, "herd_errors_total{category=\"connect_refused\"}"), 2.0);
+        assert_eq!(value(&t, "herd_handshake_rejected_total{status=\"403\"}"), 1.0);
         for k in ErrorKind::ALL {
             assert!(t.contains(&format!("herd_errors_total{{category=\"{}\"}}", k.name())));
         }

@@ -10,6 +10,7 @@
 //! templates (see `client::protocol`).
 
 pub mod presets;
+pub mod steps;
 pub mod tokens;
 
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize, Serializer};
 use std::path::PathBuf;
 use std::time::Duration;
+use steps::{Pattern, Reply, Step};
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ProtocolArgs {
@@ -31,6 +33,30 @@ pub struct ProtocolArgs {
     /// sent in order. Placeholders: {conv} {member} {user} {token}
     #[arg(long, value_name = "TEMPLATE")]
     pub join: Vec<String>,
+    /// Join step: wait for a server text frame matching this regular expression before the next
+    /// --join (e.g. --join 40 --expect '^40' --join '42["join","room-{conv}"]'); repeatable
+    #[arg(long, value_name = "PATTERN")]
+    pub expect: Vec<String>,
+    /// How many --join flags came before each --expect (filled from the command line's order).
+    #[arg(skip)]
+    pub expect_after: Vec<usize>,
+    /// Longest wait of one --expect step; a connection whose step times out fails with
+    /// join_timeout [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub expect_timeout: Option<Duration>,
+    /// Answer every server text frame matching PATTERN with the text frame RESPONSE (application
+    /// pings: '^2$=3', '"type":"ping"={"type":"pong"}'); counted as pings received and pongs
+    /// sent. Write \= for a literal = in PATTERN; repeatable, the first match answers
+    #[arg(long, value_name = "PATTERN=RESPONSE")]
+    pub reply: Vec<String>,
+    /// The server's answer to --ping-frame (a regular expression): such frames count as pongs
+    /// received, and a keep-alive still unanswered when the next is due as a missed pong
+    #[arg(long, value_name = "PATTERN")]
+    pub pong_frame: Option<String>,
+    /// Origin header of the upgrade request (servers that check it refuse clients without one,
+    /// often with 403)
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
     /// Envelope of a chat message: {payload} is where herd's marker goes; also {seq} {conv}
     /// {member} {user} {token} [default: the bare payload]
     #[arg(long, value_name = "TEMPLATE")]
@@ -87,6 +113,22 @@ impl OneOrMany {
     }
 }
 
+/// A join sequence in the scenario file: one frame, or a list of frames and `{ expect = "..." }`
+/// steps.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum JoinSteps {
+    One(String),
+    Many(Vec<JoinEntry>),
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum JoinEntry {
+    Send(String),
+    Expect { expect: String },
+}
+
 /// One extra upgrade header; the value is a template.
 #[derive(Clone, Debug)]
 pub struct Header {
@@ -99,7 +141,11 @@ pub struct Header {
 pub struct Protocol {
     /// The preset's name.
     pub target: &'static str,
-    pub join: Vec<Text>,
+    pub join: Vec<Step>,
+    #[serde(serialize_with = "secs")]
+    pub expect_timeout: Duration,
+    pub replies: Vec<Reply>,
+    pub pong_frame: Option<Pattern>,
     /// `None`: the message is the bare payload.
     pub send: Option<Text>,
     /// Header names only: values may hold secrets.
@@ -120,6 +166,9 @@ impl Default for Protocol {
         Protocol {
             target: presets::herd().name,
             join: vec![],
+            expect_timeout: DEFAULT_EXPECT_TIMEOUT,
+            replies: vec![],
+            pong_frame: None,
             send: None,
             headers: vec![],
             tokens: None,
@@ -135,6 +184,13 @@ impl Default for Protocol {
 fn header_names<S: Serializer>(h: &[Header], s: S) -> std::result::Result<S::Ok, S::Error> {
     s.collect_seq(h.iter().map(|h| h.name.as_str()))
 }
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The longest wait of one `--expect` step unless set.
+pub const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match d {
@@ -179,11 +235,28 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
     };
     let text = |flag: &str, s: &str, vars: &[Var]| Text::parse(s, vars).map_err(|e| usage(flag, format!("'{s}': {e}")));
 
-    let join = list(&a.join, &f.join, preset.join)
+    let join = join_steps(a, f, preset)?;
+    let pattern = |flag: &str, s: &str| Pattern::parse(s).map_err(|e| usage(flag, e));
+    let expect_timeout = match (a.expect_timeout, &f.expect_timeout) {
+        (Some(d), _) => d,
+        (None, Some(v)) => {
+            units::parse_duration(&v.text()).map_err(|e| Error::Usage(format!("scenario key 'expect-timeout': {e}")))?
+        }
+        (None, None) => DEFAULT_EXPECT_TIMEOUT,
+    };
+    if expect_timeout.is_zero() {
+        return Err(usage("expect-timeout", "must be more than 0".into()));
+    }
+    let replies = list(&a.reply, &f.reply, preset.replies)
         .iter()
         .filter(|s| !s.is_empty())
-        .map(|s| text("join", s, Var::CONNECTION))
+        .map(|s| Reply::parse(s).map_err(|e| usage("reply", e)))
         .collect::<Result<Vec<_>>>()?;
+    let pong_frame = match a.pong_frame.clone().or_else(|| f.pong_frame.clone()).or(preset.pong_frame.map(String::from))
+    {
+        Some(s) if !s.is_empty() => Some(pattern("pong-frame", &s)?),
+        _ => None,
+    };
     let send = match a.send.clone().or_else(|| f.send.clone()).or(preset.send.map(String::from)) {
         Some(s) if !s.is_empty() => {
             let t = text("send", &s, Var::MESSAGE)?;
@@ -194,11 +267,18 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         }
         _ => None,
     };
-    let headers = list(&a.headers, &f.header, &[])
+    let mut headers = list(&a.headers, &f.header, &[])
         .iter()
         .filter(|s| !s.is_empty())
         .map(|h| parse_header(h).map_err(|e| usage("header", e)))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(o) = a.origin.clone().or_else(|| f.origin.clone()).filter(|o| !o.is_empty()) {
+        if headers.iter().any(|h| h.name.eq_ignore_ascii_case("origin")) {
+            return Err(usage("origin", "an Origin header is also given with --header; give one of them".into()));
+        }
+        let h = parse_header(&format!("Origin: {o}")).map_err(|e| usage("origin", e))?;
+        headers.push(h);
+    }
     let subprotocols: Vec<String> =
         list(&a.subprotocol, &f.subprotocol, preset.subprotocols).into_iter().filter(|s| !s.is_empty()).collect();
     for (i, p) in subprotocols.iter().enumerate() {
@@ -225,9 +305,23 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
     if ping_frame.is_some() && ping_interval.is_none() {
         return Err(usage("ping-frame", "needs --ping-interval".into()));
     }
+    // A preset's pong pattern goes with its ping frame; one given by the user needs a ping frame.
+    let pong_frame = match (pong_frame, &ping_frame) {
+        (Some(_), None) if a.pong_frame.is_some() || f.pong_frame.is_some() => {
+            return Err(usage(
+                "pong-frame",
+                "is the answer to --ping-frame: give --ping-frame and --ping-interval".into(),
+            ));
+        }
+        (p, Some(_)) => p,
+        (_, None) => None,
+    };
     let p = Protocol {
         target: preset.name,
         join,
+        expect_timeout,
+        replies,
+        pong_frame,
         send,
         headers,
         tokens: a.tokens.clone().or_else(|| f.tokens.clone()),
@@ -249,10 +343,68 @@ impl Protocol {
     fn texts(&self) -> impl Iterator<Item = &Text> {
         self.join
             .iter()
+            .filter_map(|s| match s {
+                Step::Send(t) => Some(t),
+                Step::Expect(_) => None,
+            })
+            .chain(self.replies.iter().map(|r| &r.response))
             .chain(self.send.iter())
             .chain(self.headers.iter().map(|h| &h.value))
             .chain(self.ping_frame.iter())
     }
+}
+
+impl Protocol {
+    /// Whether the upgrade request carries an Origin header.
+    pub fn sends_origin(&self) -> bool {
+        self.headers.iter().any(|h| h.name.eq_ignore_ascii_case("origin"))
+    }
+
+    /// Whether a server text frame outside the join may be a ping to answer or a pong.
+    pub fn has_automatic(&self) -> bool {
+        !self.replies.is_empty() || self.pong_frame.is_some()
+    }
+}
+
+/// The join sequence: flags (`--join` and `--expect`, in command-line order), else the
+/// scenario file's `join`, else the preset's. Empty strings are dropped (`--join ''`: none).
+fn join_steps(a: &ProtocolArgs, f: &ScenarioFile, preset: &presets::Preset) -> Result<Vec<Step>> {
+    use presets::PresetStep;
+    let raw: Vec<(bool, String)> = if !a.join.is_empty() || !a.expect.is_empty() {
+        steps::interleave(&a.join, &a.expect, &a.expect_after)
+    } else if let Some(j) = &f.join {
+        match j {
+            JoinSteps::One(s) => vec![(false, s.clone())],
+            JoinSteps::Many(v) => v
+                .iter()
+                .map(|e| match e {
+                    JoinEntry::Send(s) => (false, s.clone()),
+                    JoinEntry::Expect { expect } => (true, expect.clone()),
+                })
+                .collect(),
+        }
+    } else {
+        preset
+            .join
+            .iter()
+            .map(|s| match s {
+                PresetStep::Send(s) => (false, s.to_string()),
+                PresetStep::Expect(p) => (true, p.to_string()),
+            })
+            .collect()
+    };
+    raw.into_iter()
+        .filter(|(expect, s)| *expect || !s.is_empty())
+        .map(|(expect, s)| {
+            if expect {
+                Pattern::parse(&s).map(Step::Expect).map_err(|e| Error::Usage(format!("--expect: {e}")))
+            } else {
+                Text::parse(&s, Var::CONNECTION)
+                    .map(Step::Send)
+                    .map_err(|e| Error::Usage(format!("--join: '{s}': {e}")))
+            }
+        })
+        .collect()
 }
 
 /// `Name: value` (or `Name:value`).
@@ -352,5 +504,76 @@ mod tests {
         assert!(e(a(|a| a.ping_frame = Some("{}".into())), Some(&u)).contains("--ping-interval"));
         assert!(e(a(|a| a.headers = vec!["X-T: {token}".into()]), Some(&u)).contains("--tokens"));
         assert!(e(ProtocolArgs::default(), Some(&url("ws://h/?t={token}"))).contains("--tokens"));
+    }
+
+    fn kinds(p: &Protocol) -> Vec<String> {
+        p.join
+            .iter()
+            .map(|s| match s {
+                Step::Send(_) => "send".to_string(),
+                Step::Expect(p) => format!("expect {}", p.as_str()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn join_steps_come_from_flags_in_order_then_file_then_preset() {
+        let u = url("ws://h/socket.io/?EIO=4&transport=websocket");
+        let a = ProtocolArgs {
+            join: vec!["40".into(), "42[\"join\",\"room-{conv}\"]".into()],
+            expect: vec!["^40".into()],
+            expect_after: vec![1],
+            ..Default::default()
+        };
+        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        assert_eq!(kinds(&p), ["send", "expect ^40", "send"]);
+        assert_eq!(p.expect_timeout, DEFAULT_EXPECT_TIMEOUT);
+        let f = file("join = [{ expect = \"^hello\" }, \"join {conv}\"]\nexpect-timeout = \"3s\"\nreply = \"^2$=3\"");
+        let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
+        assert_eq!(kinds(&p), ["expect ^hello", "send"]);
+        assert_eq!((p.expect_timeout, p.replies.len()), (Duration::from_secs(3), 1));
+        let a = ProtocolArgs { target: Some("socketio".into()), ..Default::default() };
+        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        assert_eq!(kinds(&p), ["expect ^0\\{", "send", "expect ^40", "send"]);
+        assert_eq!(p.replies[0].pattern.as_str(), "^2$");
+        assert!(p.has_automatic() && !p.sends_origin());
+        // The user's empty --reply drops the preset's answers.
+        let a = ProtocolArgs { target: Some("socketio".into()), reply: vec![String::new()], ..Default::default() };
+        assert!(resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap().replies.is_empty());
+    }
+
+    #[test]
+    fn pongs_origin_and_timeouts_are_checked() {
+        let u = url("ws://h/c/{conv}");
+        let ok = |a: ProtocolArgs| resolve(&a, &ScenarioFile::default(), Some(&u));
+        let a = ProtocolArgs {
+            ping_interval: Some(Duration::from_secs(1)),
+            ping_frame: Some("PING".into()),
+            pong_frame: Some("^PONG$".into()),
+            origin: Some("http://127.0.0.1".into()),
+            ..Default::default()
+        };
+        let p = ok(a).unwrap();
+        assert!(p.pong_frame.as_ref().unwrap().matches("PONG") && p.sends_origin());
+        let e = ok(ProtocolArgs { pong_frame: Some("^PONG$".into()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--pong-frame") && e.contains("--ping-frame"), "{e}");
+        let e = ok(ProtocolArgs { expect: vec!["(".into()], ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--expect") && e.contains("not a valid pattern"), "{e}");
+        let e = ok(ProtocolArgs { reply: vec!["^2$".into()], ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--reply") && e.contains("PATTERN=RESPONSE"), "{e}");
+        let e =
+            ok(ProtocolArgs { expect_timeout: Some(Duration::ZERO), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--expect-timeout"), "{e}");
+        let a = ProtocolArgs {
+            origin: Some("http://a".into()),
+            headers: vec!["origin: http://b".into()],
+            ..Default::default()
+        };
+        assert!(ok(a).unwrap_err().to_string().contains("--origin"));
+        // Phoenix's heartbeat answer is only looked for while its heartbeat is sent.
+        let a = ProtocolArgs { target: Some("phoenix".into()), ..Default::default() };
+        assert!(ok(a).unwrap().pong_frame.is_some());
+        let a = ProtocolArgs { target: Some("phoenix".into()), ping_frame: Some(String::new()), ..Default::default() };
+        assert!(ok(a).unwrap().pong_frame.is_none());
     }
 }

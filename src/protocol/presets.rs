@@ -13,16 +13,28 @@ pub struct Preset {
     pub about: &'static str,
     /// An example URL template (documentation and error messages only).
     pub url_example: &'static str,
-    pub join: &'static [&'static str],
+    /// The join sequence: frames to send and server frames to wait for, in order.
+    pub join: &'static [PresetStep],
     /// `None`: the message is the bare payload.
     pub send: Option<&'static str>,
     pub subprotocols: &'static [&'static str],
     pub ping_interval: Option<Duration>,
     pub ping_frame: Option<&'static str>,
+    /// The expected answer to `ping_frame` (a pattern).
+    pub pong_frame: Option<&'static str>,
+    /// Automatic answers, `PATTERN=RESPONSE` (as `--reply`).
+    pub replies: &'static [&'static str],
     pub unmarked: Unmarked,
     /// The server sends each message back to its sender too (counted as `echoed`, never as
     /// delivered).
     pub echoes: bool,
+}
+
+/// A join step of a preset: a frame to send, or a pattern of the server frame to wait for.
+#[derive(Debug, Clone, Copy)]
+pub enum PresetStep {
+    Send(&'static str),
+    Expect(&'static str),
 }
 
 /// Action Cable's channel identifier for conversation `{conv}`, as the JSON string it is sent as.
@@ -42,6 +54,8 @@ pub const PRESETS: &[Preset] = &[
         subprotocols: &[],
         ping_interval: None,
         ping_frame: None,
+        pong_frame: None,
+        replies: &[],
         unmarked: Unmarked::Error,
         echoes: false,
     },
@@ -54,6 +68,8 @@ pub const PRESETS: &[Preset] = &[
         subprotocols: &[],
         ping_interval: None,
         ping_frame: None,
+        pong_frame: None,
+        replies: &[],
         unmarked: Unmarked::Error,
         echoes: true,
     },
@@ -61,11 +77,13 @@ pub const PRESETS: &[Preset] = &[
         name: "phoenix",
         about: "Phoenix Channels (V2 JSON serializer), topic room:{conv}, event new_msg",
         url_example: "ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0",
-        join: &[r#"["1","1","room:{conv}","phx_join",{}]"#],
+        join: &[PresetStep::Send(r#"["1","1","room:{conv}","phx_join",{}]"#)],
         send: Some(r#"["1","{seq}","room:{conv}","new_msg",{"body":"{payload}"}]"#),
         subprotocols: &[],
         ping_interval: Some(Duration::from_secs(30)),
         ping_frame: Some(r#"[null,"hb","phoenix","heartbeat",{}]"#),
+        pong_frame: Some(r#"^\[null,"hb","phoenix","phx_reply",\{"status":"ok""#),
+        replies: &[],
         unmarked: Unmarked::Ignore,
         echoes: true,
     },
@@ -73,7 +91,7 @@ pub const PRESETS: &[Preset] = &[
         name: "actioncable",
         about: "Rails Action Cable, ChatChannel with a room param, messages via receive",
         url_example: "ws://127.0.0.1:3000/cable",
-        join: &[concat!(r#"{"command":"subscribe","identifier":"#, cable_id!(), "}")],
+        join: &[PresetStep::Send(concat!(r#"{"command":"subscribe","identifier":"#, cable_id!(), "}"))],
         send: Some(concat!(
             r#"{"command":"message","identifier":"#,
             cable_id!(),
@@ -82,8 +100,33 @@ pub const PRESETS: &[Preset] = &[
         subprotocols: &["actioncable-v1-json"],
         ping_interval: None,
         ping_frame: None,
+        pong_frame: None,
+        replies: &[],
         unmarked: Unmarked::Ignore,
         echoes: true,
+    },
+    Preset {
+        name: "socketio",
+        about: "Socket.IO v5 over Engine.IO v4 (WebSocket transport only): namespace connect, \
+                event join with room-{conv}, messages as event message, server pings answered",
+        url_example: "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket",
+        // The Engine.IO open packet, then the namespace connect and its answer: a Socket.IO
+        // server drops a client that emits an event before its namespace connect is confirmed.
+        join: &[
+            PresetStep::Expect(r"^0\{"),
+            PresetStep::Send("40"),
+            PresetStep::Expect(r"^40"),
+            PresetStep::Send(r#"42["join","room-{conv}"]"#),
+        ],
+        send: Some(r#"42["message","{payload}"]"#),
+        subprotocols: &[],
+        // The server pings (`2`) every pingInterval and drops a client that does not answer `3`.
+        ping_interval: None,
+        ping_frame: None,
+        pong_frame: None,
+        replies: &["^2$=3"],
+        unmarked: Unmarked::Ignore,
+        echoes: false,
     },
 ];
 
@@ -108,7 +151,17 @@ mod tests {
     fn every_preset_parses_and_its_messages_carry_the_payload() {
         for p in PRESETS {
             for j in p.join {
-                Text::parse(j, Var::CONNECTION).unwrap_or_else(|e| panic!("{} join: {e}", p.name));
+                match j {
+                    PresetStep::Send(j) => {
+                        Text::parse(j, Var::CONNECTION).unwrap_or_else(|e| panic!("{} join: {e}", p.name));
+                    }
+                    PresetStep::Expect(e) => {
+                        crate::protocol::steps::Pattern::parse(e).unwrap_or_else(|e| panic!("{} expect: {e}", p.name));
+                    }
+                }
+            }
+            for r in p.replies {
+                crate::protocol::steps::Reply::parse(r).unwrap_or_else(|e| panic!("{} reply: {e}", p.name));
             }
             if let Some(s) = p.send {
                 let t = Text::parse(s, Var::MESSAGE).unwrap_or_else(|e| panic!("{} send: {e}", p.name));
@@ -125,14 +178,20 @@ mod tests {
     #[test]
     fn json_presets_render_valid_json() {
         let fill = Fill { vars: Vars { conv: 7, member: 1, user: 29 }, token: "", seq: 3, payload: "~h1.a.b~---" };
-        for name in ["phoenix", "actioncable"] {
+        for name in ["phoenix", "actioncable", "socketio"] {
             let p = find(name).unwrap();
             let mut s = String::new();
             for j in p.join {
+                let PresetStep::Send(j) = j else { continue };
                 Text::parse(j, Var::CONNECTION).unwrap().render(&fill, &mut s);
-                serde_json::from_str::<serde_json::Value>(&s).unwrap_or_else(|e| panic!("{name} join {s}: {e}"));
+                // Socket.IO: the packet type digits, then JSON (nothing for a namespace connect).
+                let json = s.trim_start_matches(|c: char| c.is_ascii_digit());
+                if !json.is_empty() {
+                    serde_json::from_str::<serde_json::Value>(json).unwrap_or_else(|e| panic!("{name} join {s}: {e}"));
+                }
             }
             Text::parse(p.send.unwrap(), Var::MESSAGE).unwrap().render(&fill, &mut s);
+            let s = s.trim_start_matches(|c: char| c.is_ascii_digit()).to_string();
             let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{name} send {s}: {e}"));
             assert!(s.contains("~h1.a.b~---"), "{s}");
             if name == "actioncable" {
@@ -147,7 +206,8 @@ mod tests {
     #[test]
     fn names_are_found_case_insensitively() {
         assert_eq!(find("NCHAN").unwrap().name, "nchan");
-        let e = find("socketio").unwrap_err();
+        assert_eq!(find("SocketIO").unwrap().name, "socketio");
+        let e = find("xmpp").unwrap_err();
         assert!(e.contains("herd, nchan"), "{e}");
     }
 }

@@ -31,6 +31,10 @@ pub enum Impl {
     Js,
     /// `nchan.py`, nginx + nchan.
     Nchan,
+    /// `sio_peer.js`, npm `socket.io`.
+    SocketIo,
+    /// `strict_peer.js`, npm `ws`: strict join and text-ping servers.
+    Strict,
 }
 
 pub fn peers_dir() -> PathBuf {
@@ -71,6 +75,8 @@ impl Peer {
             Impl::Py => ("python3", "ws_peer.py"),
             Impl::Js => ("node", "ws_peer.js"),
             Impl::Nchan => ("python3", "nchan.py"),
+            Impl::SocketIo => ("node", "sio_peer.js"),
+            Impl::Strict => ("node", "strict_peer.js"),
         };
         let mut cmd = Command::new(program);
         cmd.arg(peers_dir().join(script)).args(["--port", "0", "--exit-on-stdin-eof", "--report"]).arg(&report);
@@ -153,9 +159,17 @@ pub fn prerequisites(which: Impl) {
     static PY: OnceLock<Result<(), String>> = OnceLock::new();
     static JS: OnceLock<Result<(), String>> = OnceLock::new();
     static NCHAN: OnceLock<Result<(), String>> = OnceLock::new();
+    static SIO: OnceLock<Result<(), String>> = OnceLock::new();
     let r = match which {
         Impl::Py => PY.get_or_init(check_python),
-        Impl::Js => JS.get_or_init(check_node),
+        Impl::Js | Impl::Strict => JS.get_or_init(check_node),
+        Impl::SocketIo => SIO.get_or_init(|| {
+            check_node()?;
+            if !peers_dir().join("node_modules/socket.io/package.json").exists() {
+                return Err("npm package socket.io is not installed: npm ci --prefix tests/peers".into());
+            }
+            Ok(())
+        }),
         Impl::Nchan => NCHAN.get_or_init(check_nchan),
     };
     if let Err(e) = r {

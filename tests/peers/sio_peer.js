@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// A Socket.IO 4.8 chat server (npm `socket.io`) for herd's tests.
+//
+//   node sio_peer.js [--port 0] [--report FILE] [--mode to|io] [--ping-interval-ms 25000]
+//                    [--ping-timeout-ms 20000] [--exit-on-stdin-eof]
+//
+// A client emits `join` with a room name (an ack callback, if given, is called once joined),
+// then `message` events; each message goes to the room with `socket.to(room)` (mode `to`: not
+// back to its sender) or `io.to(room)` (mode `io`: to the sender too). The report counts
+// connections, joins, messages, Engine.IO pings sent and pongs received, messages emitted before
+// a join, and disconnect reasons. Prints `LISTENING 127.0.0.1:PORT` once listening.
+'use strict';
+
+const http = require('http');
+const fs = require('fs');
+const { Server } = require('socket.io');
+
+const a = {
+  port: 0, report: null, mode: 'to', ping_interval_ms: 25000, ping_timeout_ms: 20000, exit_on_stdin_eof: false,
+};
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const key = argv[i].replace(/^--/, '').replace(/-/g, '_');
+  if (key === 'exit_on_stdin_eof') { a[key] = true; continue; }
+  if (!(key in a)) { process.stderr.write(`sio_peer.js: unknown option ${argv[i]}\n`); process.exit(2); }
+  const v = argv[++i];
+  a[key] = typeof a[key] === 'number' ? parseInt(v, 10) : v;
+}
+if (!['to', 'io'].includes(a.mode)) { process.stderr.write('sio_peer.js: --mode to|io\n'); process.exit(2); }
+
+const c = {
+  connections: 0, joins: 0, messages_received: 0, messages_before_join: 0,
+  pings_sent: 0, pongs_received: 0, disconnect_reasons: {},
+};
+const server = http.createServer();
+const io = new Server(server, {
+  transports: ['websocket'], serveClient: false,
+  pingInterval: a.ping_interval_ms, pingTimeout: a.ping_timeout_ms,
+});
+
+io.on('connection', (socket) => {
+  c.connections++;
+  socket.conn.on('packetCreate', (p) => { if (p.type === 'ping') c.pings_sent++; });
+  socket.conn.on('packet', (p) => { if (p.type === 'pong') c.pongs_received++; });
+  socket.on('join', (room, ack) => {
+    socket.join(String(room));
+    socket.data.room = String(room);
+    c.joins++;
+    if (typeof ack === 'function') ack('joined');
+  });
+  socket.on('message', (body) => {
+    const room = socket.data.room;
+    if (!room) { c.messages_before_join++; return; }
+    c.messages_received++;
+    (a.mode === 'io' ? io.to(room) : socket.to(room)).emit('message', body);
+  });
+  socket.on('disconnect', (reason) => {
+    c.disconnect_reasons[reason] = (c.disconnect_reasons[reason] || 0) + 1;
+  });
+});
+
+function writeReport() {
+  if (!a.report) return;
+  const tmp = `${a.report}.tmp${process.pid}`;
+  const version = require('socket.io/package.json').version;
+  fs.writeFileSync(tmp, JSON.stringify({ impl: `socket.io ${version}`, mode: a.mode, counters: c }));
+  fs.renameSync(tmp, a.report);
+}
+
+let stopping = false;
+function stop() {
+  if (stopping) return;
+  stopping = true;
+  try { writeReport(); } catch (e) { process.stderr.write(`sio_peer.js: report: ${e}\n`); }
+  io.close();
+  setTimeout(() => process.exit(0), 50).unref();
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+if (a.exit_on_stdin_eof) {
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+}
+
+server.listen(a.port, '127.0.0.1', () => {
+  process.stdout.write(`LISTENING 127.0.0.1:${server.address().port}\n`);
+});
