@@ -145,7 +145,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
     };
     let s = scenario::resolve(&run_args, &ScenarioFile::default(), &crate::executor::online_cores())?;
     let out_file = match &a.out {
-        Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
+        Some(p) => Some(crate::outfile::OutFile::create("--out", p)?),
         None => None,
     };
     let signals = crate::signal::Signals::install()?;
@@ -251,7 +251,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         }
     };
     let (target, embedded) = (load.url.clone(), load.embedded);
-    let finished = load.finish(signals.count() >= 2)?;
+    let finished = load.finish(&|| signals.count() >= 2)?;
     let per = |bytes: Option<u64>| (stable > 0).then_some(()).and(bytes).map(|b| b as f64 / stable as f64);
     let r = CeilingResult {
         target,
@@ -266,7 +266,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         sockstat: stable_sockstat,
     };
     if let Some(f) = out_file {
-        serde_json::to_writer_pretty(f, &r).map_err(|e| Error::Io(format!("--out: {e}")))?;
+        f.write_json(&r)?;
     }
     Ok(r)
 }

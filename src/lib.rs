@@ -44,6 +44,7 @@ pub mod marker;
 pub mod merge;
 pub mod metrics;
 pub mod net;
+pub mod outfile;
 pub mod pacing;
 pub mod phase;
 pub mod process;

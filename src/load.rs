@@ -215,14 +215,21 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
 }
 
 impl Load {
-    /// Closes every connection (at once when `abort`), stops the cores, the reporter and the
-    /// embedded server, and makes the final push.
-    pub fn finish(self, abort: bool) -> Result<Finished> {
-        if abort {
-            self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+    /// Closes every connection, stops the cores, the reporter and the embedded server, and makes
+    /// the final push. Once `abort` says so (a second Ctrl-C, before or during the closing
+    /// handshakes), the cores stop at once without waiting for them.
+    pub fn finish(self, abort: &dyn Fn() -> bool) -> Result<Finished> {
+        let control = self.control.clone();
+        let abort_now = move || {
+            let a = abort();
+            if a {
+                control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            a
+        };
+        abort_now();
         self.control.set_phase(Phase::Closing);
-        let stuck = join_cores(self.handles, CLOSE_GRACE);
+        let stuck = join_cores(self.handles, CLOSE_GRACE, &abort_now);
         self.control.heartbeats.stop();
         if !stuck.is_empty() {
             self.control.abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -249,9 +256,13 @@ impl Load {
 /// few seconds; this guards against a core that never returns.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(15);
 
-/// Joins every core, waiting at most `grace` in all; returns the cores that had not stopped (or
-/// had failed).
-fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration) -> Vec<usize> {
+/// How often the close phase looks for an abort.
+const ABORT_POLL: Duration = Duration::from_millis(50);
+
+/// Joins every core, waiting at most `grace` in all (and calling `abort`, which tells the cores
+/// to stop at once, every [`ABORT_POLL`]); returns the cores that had not stopped (or had
+/// failed).
+fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration, abort: &dyn Fn() -> bool) -> Vec<usize> {
     let (tx, rx) = std::sync::mpsc::channel();
     let n = handles.len();
     for (i, h) in handles.into_iter().enumerate() {
@@ -262,15 +273,23 @@ fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration) ->
     }
     let deadline = Instant::now() + grace;
     let mut stopped = vec![false; n];
-    for _ in 0..n {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+    let mut joined = 0;
+    while joined < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        abort();
+        match rx.recv_timeout(left.min(ABORT_POLL)) {
             Ok((i, ok)) => {
+                joined += 1;
                 stopped[i] = ok;
                 if !ok {
                     crate::errln!("herd: core {i} failed; its last statistics may be missing");
                 }
             }
-            Err(_) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     let stuck: Vec<usize> = (0..n).filter(|&i| !stopped[i]).collect();

@@ -28,7 +28,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     let out_file = match &s.out {
         // `--out -`: the caller prints the results as stdout's last line (Kubernetes pods' logs).
         Some(p) if p.as_os_str() == "-" => None,
-        Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
+        Some(p) => Some(crate::outfile::OutFile::create("--out", p)?),
         None => None,
     };
     let hdr_file = match &s.hdr_log {
@@ -97,17 +97,25 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     } else if s.rate > 0.0 {
         say(format!("draining (up to {:?})", s.drain));
     }
-    wait_until(s.drain.saturating_sub(t_drain.elapsed()), || control.pending_total() == 0 || signals.count() >= 2);
+    // With no connection open (and none coming back), nothing more can arrive.
+    let nothing_can_arrive = || !s.reconnect && control.open_total() == 0;
+    wait_until(s.drain.saturating_sub(t_drain.elapsed()), || {
+        control.pending_total() == 0 || signals.count() >= 2 || nothing_can_arrive()
+    });
     let pending_at_drain_end = control.pending_total();
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
 
     // Close phase.
     let t_close = Instant::now();
-    let aborted = signals.count() >= 2;
+    if signals.count() == 1 {
+        say(format!("closing {} connection(s) (Ctrl-C again to stop at once)", control.open_total()));
+    }
     let (url, embedded, run_id, rss_start) = (load.url.clone(), load.embedded, load.run_id, load.rss_start);
     let tls = load.tls.clone();
-    let finished = load.finish(aborted)?;
+    let finished = load.finish(&|| signals.count() >= 2)?;
+    // A second Ctrl-C during the closing handshakes also stops at once, and counts as one.
+    let aborted = control.abort.load(Ordering::SeqCst);
     let close_s = t_close.elapsed().as_secs_f64();
     let (report, server_totals, push) = (finished.report, finished.server, finished.push);
     let stuck = finished.stuck;
@@ -215,15 +223,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     results::fill_stats(&mut r, m, report.peak_open);
     crate::judging::conclude(&mut r, &judge, &watch, m, pending_at_drain_end);
     if let Some(f) = out_file {
-        write_json(f, &r).map_err(|e| Error::Io(format!("--out: {e}")))?;
+        f.write_json(&r)?;
     }
     Ok(r)
-}
-
-fn write_json(f: std::fs::File, r: &RunResult) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut w = std::io::BufWriter::new(f);
-    serde_json::to_writer_pretty(&mut w, r)?;
-    w.write_all(b"\n")?;
-    w.flush()
 }

@@ -1,5 +1,7 @@
-//! SIGINT/SIGTERM handling: the first asks the run to stop sending, drain and report; a second
-//! SIGINT asks it to stop at once (results are still written). SIGPIPE is ignored so a peer that
+//! SIGINT/SIGTERM/SIGHUP handling: the first asks the run to stop sending, drain and report; a
+//! second asks it to stop at once (results are still written). SIGHUP (the terminal went away)
+//! is a stop like SIGTERM rather than the default end of the process, which would lose the
+//! results. SIGPIPE is ignored so a peer that
 //! goes away mid-write is an error on one connection, never the end of the process.
 
 use crate::error::{Error, Result};
@@ -14,7 +16,7 @@ pub struct Signals {
 impl Signals {
     pub fn install() -> Result<Signals> {
         let count = Arc::new(AtomicUsize::new(0));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
             let c = count.clone();
             // SAFETY: the handler only increments an atomic, which is async-signal-safe.
             unsafe {

@@ -1,0 +1,139 @@
+//! Defects found by probing herd as a hostile peer or user would: a close frame without the end
+//! of TCP, a second Ctrl-C during the closing handshakes, SIGHUP, a connect phase cut short.
+//! Each test fails on the behaviour that was found and passes on the fix.
+
+mod common;
+use common::hostile::Hostile;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn a_close_frame_counts_at_once_though_the_peer_holds_tcp_open() {
+    let srv = Hostile::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url("linger");
+    let (_, v) =
+        run_herd(dir.path(), &["--url", &url, "-c", "2", "-k", "2", "--rate", "10", "-d", "1s", "--drain", "1s"]);
+    // Both receivers were closed by the server with 4321, their sockets never ended: each is a
+    // close by the peer with that code, not a connection open until herd's own close.
+    assert_eq!(u(&v, "connections.established"), 4, "{v}");
+    assert_eq!(u(&v, "connections.closed_by_peer"), 2, "{v}");
+    assert_eq!(u(&v, "errors.closed_by_peer"), 2, "{v}");
+    assert_eq!(u(&v, "connections.closed"), 2, "herd closed the two senders: {v}");
+    assert_eq!(v["websocket"]["close_codes_received"], serde_json::json!({"4321": 2}), "{v}");
+}
+
+#[test]
+fn with_reconnect_a_close_frame_without_the_end_of_tcp_is_reconnected() {
+    let srv = Hostile::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url("linger");
+    let (_, v) = run_herd(
+        dir.path(),
+        &["--url", &url, "-c", "2", "-k", "2", "--rate", "10", "-d", "2s", "--drain", "1s", "--reconnect"],
+    );
+    let reconnected = u(&v, "connections.reconnected");
+    assert!(reconnected >= 2, "each receiver came back at least once: {v}");
+    assert_eq!(u(&v, "connections.established"), 4 + reconnected, "{v}");
+    // Every receiver's connection, first or again, ended by the server's close (the last ones
+    // may be cut short by the end of the run).
+    let by_peer = u(&v, "connections.closed_by_peer");
+    assert!(by_peer >= reconnected, "{v}");
+    assert_eq!(u(&v, "errors.closed_by_peer"), by_peer, "{v}");
+    assert_eq!(u(&v, "websocket.close_codes_received.4321"), by_peer, "{v}");
+}
+
+#[test]
+fn a_second_sigint_during_the_closing_handshakes_stops_at_once() {
+    // A server that never reads: herd's closing handshakes would each wait their full 2 s.
+    let srv = Hostile::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url("deaf");
+    let mut run = RunProc::start(dir.path(), &["--url", &url, "-c", "3", "-k", "2", "--rate", "0", "-d", "60s"]);
+    assert!(run.wait_line("holding", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    signal(&run.child, libc::SIGINT);
+    assert!(run.wait_line("closing 6 connection(s)", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    signal(&run.child, libc::SIGINT);
+    let (status, stdout, _, v) = run.finish(Duration::from_secs(30));
+    assert!(status.success(), "{stdout}");
+    let v = v.expect("results written");
+    // The second signal came during the close phase: the run stopped without finishing the
+    // handshakes, and says so.
+    assert_eq!(v["outcome"], "aborted", "{v}");
+    assert!(stdout.contains("(aborted)"), "{stdout}");
+}
+
+#[test]
+fn sighup_stops_like_sigterm_and_writes_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = RunProc::start(dir.path(), &["-c", "4", "-k", "2", "--rate", "5", "-d", "60s"]);
+    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    signal(&run.child, libc::SIGHUP);
+    let (status, stdout, _, v) = run.finish(Duration::from_secs(30));
+    assert!(status.success(), "{status:?} {stdout}");
+    let v = v.expect("results written");
+    assert_eq!(v["outcome"], "interrupted", "{v}");
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+}
+
+#[test]
+fn a_killed_run_leaves_an_earlier_results_file_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = "{\"an\": \"earlier run\"}\n";
+    std::fs::write(dir.path().join("results.json"), earlier).unwrap();
+    let mut run = RunProc::start(dir.path(), &["-c", "2", "-k", "2", "--rate", "5", "-d", "60s"]);
+    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    signal(&run.child, libc::SIGKILL);
+    let _ = run.child.wait();
+    assert_eq!(std::fs::read_to_string(dir.path().join("results.json")).unwrap(), earlier);
+}
+
+#[test]
+fn a_connect_phase_cut_short_leaves_no_connection_behind() {
+    // The server never answers the upgrade; --connect-timeout would hold each attempt 60 s.
+    let srv = Hostile::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url("silent");
+    let mut run = RunProc::start(
+        dir.path(),
+        &["--url", &url, "-c", "3", "-k", "2", "--rate", "1", "-d", "60s", "--connect-timeout", "60s"],
+    );
+    assert!(run.wait_line("connecting 6", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    signal(&run.child, libc::SIGINT);
+    let (status, stdout, _, v) = run.finish(Duration::from_secs(30));
+    let v = v.expect("results written");
+    assert!(status.code().is_some(), "{status:?}: {stdout}");
+    assert_eq!(v["outcome"], "interrupted", "{v}");
+    // The attempts were cut short by the close rather than left connecting until the cores gave
+    // up on them: none counts as attempted, failed or established.
+    assert_eq!(u(&v, "connections.attempted"), 0, "{v}");
+    assert_eq!(u(&v, "connections.established"), 0, "{v}");
+    assert_eq!(u(&v, "connections.failed"), 0, "{v}");
+}
+
+#[test]
+fn the_drain_ends_once_no_connection_is_left_open() {
+    // Deliveries held 30 s, then the server killed: everything sent is owed, and no connection
+    // is left to bring it. The drain (100 s) must not wait for what cannot arrive.
+    let mut srv = ServeProc::start(&["--delay", "30s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url();
+    let mut run = RunProc::start(
+        dir.path(),
+        &["--url", &url, "-c", "3", "-k", "2", "--rate", "10", "-d", "60s", "--drain", "100s"],
+    );
+    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    // Until a progress line shows deliveries owed.
+    let owed = |l: &str| l.split(" pending ").nth(1).and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok());
+    while owed(&run.wait_line(" pending ", Duration::from_secs(20)).expect("progress lines")).unwrap_or(0) == 0 {}
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+    signal(&run.child, libc::SIGINT);
+    let (status, stdout, _, v) = run.finish(Duration::from_secs(90));
+    assert!(status.success(), "{stdout}");
+    let v = v.expect("results written");
+    assert_eq!(u(&v, "connections.closed_by_peer"), 6, "{v}");
+    assert!(u(&v, "messages.missed") > 0, "owed deliveries were pending: {v}");
+    // Compared with the drain's length, not a speed: the drain did not wait it out.
+    assert!(f(&v, "phases.drain_s") < 50.0, "{v}");
+}
