@@ -49,6 +49,7 @@ pub mod pacing;
 pub mod phase;
 pub mod process;
 pub mod protocol;
+pub mod readfile;
 pub mod report;
 pub mod reporter;
 pub mod results;

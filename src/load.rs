@@ -127,7 +127,11 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     target.rcvbuf = s.rcvbuf;
     target.tls = tls.clone();
     if let Some(p) = &s.protocol.tokens {
-        target.tokens = crate::protocol::tokens::Tokens::load(p).map_err(Error::Usage)?;
+        target.tokens =
+            crate::protocol::tokens::Tokens::load(p).map_err(|e| match crate::signal::stop_requested() {
+                true => Error::Interrupted(e),
+                false => Error::Usage(e),
+            })?;
     }
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();

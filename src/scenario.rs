@@ -258,8 +258,8 @@ mod secs {
 
 /// Reads and parses a scenario file.
 pub fn load_file(path: &std::path::Path) -> Result<ScenarioFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("--scenario {}: cannot read: {e}", path.display())))?;
+    let text = crate::readfile::read_text(path, crate::readfile::SCENARIO_LIMIT, &crate::signal::stop_requested)
+        .map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))
 }
 

@@ -8,6 +8,15 @@ use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// The count of the installed handlers, for code that has no [`Signals`] at hand (reading a
+/// file that may never end).
+static INSTALLED: std::sync::OnceLock<Arc<AtomicUsize>> = std::sync::OnceLock::new();
+
+/// Whether a stop signal has arrived since the handlers were installed.
+pub fn stop_requested() -> bool {
+    INSTALLED.get().is_some_and(|c| c.load(Ordering::SeqCst) > 0)
+}
+
 #[derive(Clone)]
 pub struct Signals {
     count: Arc<AtomicUsize>,
@@ -26,6 +35,7 @@ impl Signals {
             }
             .map_err(|e| Error::Software(format!("cannot install signal handler: {e}")))?;
         }
+        let _ = INSTALLED.set(count.clone());
         // SAFETY: setting SIGPIPE to ignore has no preconditions.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         Ok(Signals { count })

@@ -137,3 +137,41 @@ fn the_drain_ends_once_no_connection_is_left_open() {
     // Compared with the drain's length, not a speed: the drain did not wait it out.
     assert!(f(&v, "phases.drain_s") < 50.0, "{v}");
 }
+
+#[test]
+fn endless_tokens_and_scenario_files_are_refused_at_their_limit() {
+    for (flag, path) in [("--tokens", "/dev/zero"), ("--scenario", "/dev/zero")] {
+        let child = std::process::Command::new(herd_bin())
+            .args(["run", flag, path, "-c", "1", "-k", "2", "-d", "1s", "-q"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = output_within(child, Duration::from_secs(60));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(64), "{flag}: {err}");
+        assert!(err.contains(&format!("{flag} /dev/zero: larger than the limit")), "{err}");
+    }
+}
+
+#[test]
+fn a_tokens_fifo_that_never_ends_does_not_outlive_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("tokens");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let child = std::process::Command::new(herd_bin())
+        .args(["run", "--tokens", fifo.to_str().unwrap(), "-c", "1", "-k", "2", "-d", "1s", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A writer that holds the FIFO open and never writes: opening it waits for herd's reader.
+    let _writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    signal(&child, libc::SIGINT);
+    let o = output_within(child, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("--tokens") && err.contains("interrupted"), "{err}");
+}
