@@ -79,9 +79,10 @@ pub fn check_fds(s: &Scenario) -> Result<()> {
     let nofile = limits::raise_nofile();
     let conns = s.connections();
     let (needed, what) = if s.url.is_none() {
-        (2 * conns + limits::SPARE_FDS, format!("{conns} client + {conns} embedded-server connections + spare"))
+        let needed = conns.saturating_mul(2).saturating_add(limits::SPARE_FDS);
+        (needed, format!("{conns} client + {conns} embedded-server connections + spare"))
     } else {
-        (conns + limits::SPARE_FDS, format!("{conns} connections + spare"))
+        (conns.saturating_add(limits::SPARE_FDS), format!("{conns} connections + spare"))
     };
     limits::check_nofile(nofile, needed, &what)
 }

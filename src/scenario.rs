@@ -291,6 +291,17 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if members < 2 {
         return Err(bad("members", format!("must be at least 2 (a sender and a receiver), got {members}")));
     }
+    // Checked before anything is sized from it (fd estimates, per-conversation tables): no
+    // kernel gives one process more file descriptors than this.
+    if (conversations as u64) * (members as u64) > MAX_CONNECTIONS {
+        return Err(bad(
+            "members",
+            format!(
+                "--conversations x --members is {} connections, more than one process can open (at most {MAX_CONNECTIONS}); use --shard across processes",
+                conversations as u64 * members as u64
+            ),
+        ));
+    }
     if senders == 0 || senders > members {
         return Err(bad("senders", format!("must be between 1 and --members ({members}), got {senders}")));
     }
@@ -392,6 +403,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     })
 }
 
+/// The most connections one process may be asked for (2^30: above any fd limit Linux allows).
+pub const MAX_CONNECTIONS: u64 = 1 << 30;
+
 /// The flag's value if given, else the file's (parsed with the flag's parser), else `None`.
 fn pick<T>(
     flag: Option<T>,
@@ -481,6 +495,8 @@ mod tests {
         assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }, "").contains("--threads"));
         assert!(e(RunArgs::default(), "server-threads = \"4g\"").contains("server-threads"));
         assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }, "").contains("--max-frame"));
+        let huge = RunArgs { conversations: Some(2_147_549_185), members: Some(4_294_836_226), ..Default::default() };
+        assert!(e(huge, "").contains("more than one process can open"));
         let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();
         assert!(unknown.contains("conversatons"), "{unknown}");
     }

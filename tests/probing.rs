@@ -175,3 +175,18 @@ fn a_tokens_fifo_that_never_ends_does_not_outlive_ctrl_c() {
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("--tokens") && err.contains("interrupted"), "{err}");
 }
+
+#[test]
+fn connection_counts_that_overflow_are_refused_as_usage_errors() {
+    // 2147549185 x 4294836226 wrapped the fd estimate to 68 and aborted in an allocation.
+    let child = std::process::Command::new(herd_bin())
+        .args(["run", "-c", "2147549185", "-k", "4294836226", "-d", "1s", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = output_within(child, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("--members") && err.contains("--conversations x --members"), "{err}");
+}
