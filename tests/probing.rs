@@ -141,15 +141,8 @@ fn the_drain_ends_once_no_connection_is_left_open() {
 #[test]
 fn endless_tokens_and_scenario_files_are_refused_at_their_limit() {
     for (flag, path) in [("--tokens", "/dev/zero"), ("--scenario", "/dev/zero")] {
-        let child = std::process::Command::new(herd_bin())
-            .args(["run", flag, path, "-c", "1", "-k", "2", "-d", "1s", "-q"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let o = output_within(child, Duration::from_secs(60));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(64), "{flag}: {err}");
+        let (code, err) = herd_fails(&[flag, path, "-c", "1", "-k", "2", "-d", "1s"]);
+        assert_eq!(code, Some(64), "{flag}: {err}");
         assert!(err.contains(&format!("{flag} /dev/zero: larger than the limit")), "{err}");
     }
 }
@@ -179,14 +172,34 @@ fn a_tokens_fifo_that_never_ends_does_not_outlive_ctrl_c() {
 #[test]
 fn connection_counts_that_overflow_are_refused_as_usage_errors() {
     // 2147549185 x 4294836226 wrapped the fd estimate to 68 and aborted in an allocation.
+    let (code, err) = herd_fails(&["-c", "2147549185", "-k", "4294836226", "-d", "1s"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--members") && err.contains("--conversations x --members"), "{err}");
+}
+
+/// `herd run ARGS -q` to its end; its exit code and stderr.
+fn herd_fails(args: &[&str]) -> (Option<i32>, String) {
     let child = std::process::Command::new(herd_bin())
-        .args(["run", "-c", "2147549185", "-k", "4294836226", "-d", "1s", "-q"])
+        .arg("run")
+        .args(args)
+        .arg("-q")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let o = output_within(child, Duration::from_secs(60));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(64), "{err}");
-    assert!(err.contains("--members") && err.contains("--conversations x --members"), "{err}");
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn urls_that_would_inject_into_the_request_are_usage_errors() {
+    for url in [
+        "ws://127.0.0.1:9/a\r\nX-Evil: 1\r\nY: /{conv}",
+        "ws://127.0.0.1:9/conv/a b{conv}",
+        "ws://127.0.0.1:0/conv/{conv}",
+    ] {
+        let (code, err) = herd_fails(&["--url", url, "-c", "1", "-k", "2", "-d", "1s"]);
+        assert_eq!(code, Some(64), "{url:?}: {err}");
+        assert!(err.contains("--url"), "{err}");
+    }
 }
