@@ -203,3 +203,18 @@ fn urls_that_would_inject_into_the_request_are_usage_errors() {
         assert!(err.contains("--url"), "{err}");
     }
 }
+
+#[test]
+fn a_tls_client_hello_to_a_plain_server_is_answered_400_at_once() {
+    use std::io::{Read, Write};
+    // A long handshake timeout: the answer must come from recognising the bytes, not the timer.
+    let srv = ServeProc::start(&["--handshake-timeout", "120s"]);
+    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // The start of a TLS record carrying a ClientHello (content type 22, TLS 1.0 record version).
+    s.write_all(&[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00]).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("an answer and the end of the connection, before the read timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+}
