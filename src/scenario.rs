@@ -57,12 +57,13 @@ pub struct RunArgs {
     /// Messages per second per sender, decimal; 0 holds connections idle [default: 1]
     #[arg(long, value_parser = units::parse_rate)]
     pub rate: Option<f64>,
-    /// Message size in bytes (never smaller than the ~40-70 byte marker) [default: 128]
-    #[arg(long, value_parser = units::parse_count)]
+    /// Message size in bytes (never smaller than the ~40-70 byte marker); 1KiB = 1024,
+    /// 1k = 1000 [default: 128]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub size: Option<u64>,
     /// Largest frame accepted from the target, in bytes; a larger one closes the connection
-    /// with 1009 and counts as frame_too_large [default: 1m]
-    #[arg(long, value_parser = units::parse_count)]
+    /// with 1009 and counts as frame_too_large [default: 1MiB]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub max_frame: Option<u64>,
     /// New connections per second across all cores [default: 10k]
     #[arg(long, value_parser = units::parse_rate)]
@@ -81,11 +82,13 @@ pub struct RunArgs {
     /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
     #[arg(long, value_name = "LIST|RANGE|CIDR")]
     pub source_ip: Option<String>,
-    /// SO_SNDBUF per connection in bytes (the kernel doubles it) [default: kernel autotuning]
-    #[arg(long, value_parser = units::parse_count)]
+    /// SO_SNDBUF per connection in bytes, e.g. 64KiB (the kernel doubles it) [default: kernel
+    /// autotuning]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub sndbuf: Option<u64>,
-    /// SO_RCVBUF per connection in bytes (the kernel doubles it) [default: kernel autotuning]
-    #[arg(long, value_parser = units::parse_count)]
+    /// SO_RCVBUF per connection in bytes, e.g. 64KiB (the kernel doubles it) [default: kernel
+    /// autotuning]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub rcvbuf: Option<u64>,
     /// After an established connection is lost, open it again with jittered exponential backoff
     /// (100 ms doubling to 5 s) until the run closes
@@ -270,9 +273,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let members = pick(a.members, &f.members, "members", units::parse_count_u32)?.unwrap_or(defaults::MEMBERS);
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
-    let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
+    let size = pick(a.size, &f.size, "size", units::parse_bytes)?.unwrap_or(defaults::SIZE as u64);
     let max_frame =
-        pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?.unwrap_or(defaults::MAX_FRAME as u64);
+        pick(a.max_frame, &f.max_frame, "max-frame", units::parse_bytes)?.unwrap_or(defaults::MAX_FRAME as u64);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
     let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
@@ -321,7 +324,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if max_frame < min_frame || max_frame > 1 << 30 {
         return Err(bad(
             "max-frame",
-            format!("must be between {min_frame} (a whole message) and 1g bytes, got {max_frame}"),
+            format!("must be between {min_frame} (a whole message) and 1GiB (1073741824) bytes, got {max_frame}"),
         ));
     }
     let cores = match (cores_text, threads) {
@@ -345,9 +348,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         return Err(bad("server-threads", format!("must be between 1 and {MAX_THREADS}, got {server_threads}")));
     }
     let sockbuf = |flag: Option<u64>, file: &Option<Value>, key: &str| -> Result<Option<usize>> {
-        match pick(flag, file, key, units::parse_count)? {
+        match pick(flag, file, key, units::parse_bytes)? {
             Some(n) if !(1024..=1 << 30).contains(&n) => {
-                Err(bad(key, format!("must be between 1k and 1g bytes, got {n}")))
+                Err(bad(key, format!("must be between 1KiB (1024) and 1GiB bytes, got {n}")))
             }
             n => Ok(n.map(|n| n as usize)),
         }

@@ -296,9 +296,6 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
     let st = &conv.senders[member as usize];
     let Some(sched) = st.schedule.get() else { return Ok(()) };
     let p = &ctx.plan;
-    let mut wrote = 0u64;
-    let mut owed_total = 0u64;
-    let mut away_total = 0u64;
     let v = vars(ctx, conv, member);
     let token = ctx.target.tokens.get(v.user);
     while st.sent.get() < st.due.get() {
@@ -333,17 +330,16 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             s.counters.msgs_expected += owed;
             s.counters.msgs_missed_away += away;
         }
-        owed_total += owed;
-        away_total += away;
-        wrote += 1;
         if let Err(e) = ws.feed(text).await {
-            // Nothing of this batch is known to have left: take it back.
-            st.sent.set(st.sent.get() - wrote);
-            ctx.backlog.set(ctx.backlog.get() + wrote);
+            // With no write buffer (`write_buffer_size(0)`) every earlier frame of this batch
+            // went to the socket when it was fed: they stay sent (a peer may have relayed them,
+            // and sending them again would make duplicates). Only this one is taken back.
+            st.sent.set(st.sent.get() - 1);
+            ctx.backlog.set(ctx.backlog.get() + 1);
             let mut s = ctx.stats.borrow_mut();
-            s.counters.msgs_sent -= wrote;
-            s.counters.msgs_expected -= owed_total;
-            s.counters.msgs_missed_away -= away_total;
+            s.counters.msgs_sent -= 1;
+            s.counters.msgs_expected -= owed;
+            s.counters.msgs_missed_away -= away;
             return Err(e);
         }
     }
