@@ -61,6 +61,26 @@ pub struct Load {
     pusher: Option<(Arc<metrics::Pusher>, String)>,
     /// wss://: the run's TLS client (its rejected certificates go to the notes).
     pub tls: Option<Arc<crate::tls::Client>>,
+    guard: Guard,
+}
+
+/// Stops what a load started (its cores, through the shared control, and the watchdog) when the
+/// load goes away without [`Load::finish`]: an error after a partial start, or a caller's early
+/// return. The embedded server and the pusher have guards of their own; the reporter ends when
+/// the cores do.
+struct Guard {
+    control: Arc<Control>,
+    armed: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.control.set_phase(Phase::Closing);
+            self.control.heartbeats.stop();
+        }
+    }
 }
 
 /// What a finished load hands back.
@@ -137,6 +157,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
     let control = Arc::new(Control::new(cores));
+    let guard = Guard { control: control.clone(), armed: true };
     control.set_all_conns(s.connections());
     if !hooks.gated {
         control.allow(u64::MAX);
@@ -206,24 +227,17 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         );
     }
     crate::watchdog::spawn(control.heartbeats.clone());
-    let handles = match client::start(plans, Arc::new(target), control.clone(), tx) {
-        Ok(h) => h,
-        Err(e) => {
-            control.heartbeats.stop();
-            if let Some(sv) = server {
-                sv.stop();
-            }
-            return Err(e);
-        }
-    };
-    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher, tls })
+    // On an error (a core that cannot start), the guard stops the cores started before it.
+    let handles = client::start(plans, Arc::new(target), control.clone(), tx)?;
+    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher, tls, guard })
 }
 
 impl Load {
     /// Closes every connection, stops the cores, the reporter and the embedded server, and makes
     /// the final push. Once `abort` says so (a second Ctrl-C, before or during the closing
     /// handshakes), the cores stop at once without waiting for them.
-    pub fn finish(self, abort: &dyn Fn() -> bool) -> Result<Finished> {
+    pub fn finish(mut self, abort: &dyn Fn() -> bool) -> Result<Finished> {
+        self.guard.armed = false;
         let control = self.control.clone();
         let abort_now = move || {
             let a = abort();
@@ -321,5 +335,22 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         let left = end.map_or(pause, |e| e - now);
         std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_dropped_unfinished_stops_its_cores() {
+        let control = Arc::new(Control::new(2));
+        drop(Guard { control: control.clone(), armed: true });
+        assert!(control.abort.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(control.phase(), Phase::Closing);
+        let calm = Arc::new(Control::new(2));
+        drop(Guard { control: calm.clone(), armed: false });
+        assert!(!calm.abort.load(std::sync::atomic::Ordering::SeqCst));
+        assert_ne!(calm.phase(), Phase::Closing);
     }
 }
