@@ -82,6 +82,9 @@ pub struct Messages {
     /// opened again (each sent message times the members away at that moment). Not owed, so
     /// not part of `expected` or `missed`.
     pub missed_while_away: u64,
+    /// Holes the loss trackers gave up (more than 64 per stream): later receipts of those
+    /// messages count as late deliveries (reordered), at most this many.
+    pub holes_evicted: u64,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -194,6 +197,7 @@ pub fn messages(c: &Counters) -> Messages {
         echoed: c.msgs_echoed,
         unsent: c.msgs_unsent,
         missed_while_away: c.msgs_missed_away,
+        holes_evicted: c.msgs_holes_evicted,
     }
 }
 

@@ -384,10 +384,14 @@ fn on_frame(
             stats.counters.msgs_unexpected += 1;
             return;
         }
-        match trackers.get_mut(m.sender as usize).receive(m.seq) {
+        let t = trackers.get_mut(m.sender as usize);
+        let evicted = t.holes_evicted;
+        let receipt = t.receive(m.seq);
+        stats.counters.msgs_holes_evicted += t.holes_evicted - evicted;
+        match receipt {
             Receipt::Duplicate => stats.counters.msgs_duplicated += 1,
             r => {
-                if r == Receipt::Reordered {
+                if r != Receipt::First {
                     stats.counters.msgs_reordered += 1;
                 }
                 stats.counters.msgs_delivered += 1;

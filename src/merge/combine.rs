@@ -100,6 +100,7 @@ fn counters(i: &Input) -> Result<Counters, String> {
         msgs_echoed: m.echoed,
         msgs_unsent: m.unsent,
         msgs_missed_away: m.missed_while_away,
+        msgs_holes_evicted: m.holes_evicted,
         wire: WireCounters {
             pings_received: d.websocket.pings_received,
             pings_sent: d.websocket.pings_sent,
