@@ -277,13 +277,12 @@ fn slab_bytes() -> Option<u64> {
 }
 
 fn mem_available_fraction() -> Option<f64> {
-    Some(meminfo("MemAvailable:")? as f64 / meminfo("MemTotal:")? as f64)
+    Some(meminfo("MemAvailable")? as f64 / meminfo("MemTotal")? as f64)
 }
 
 fn meminfo(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    crate::doctor::parse::parse_meminfo(&text, key).ok()
 }
 
 fn sockstat() -> String {

@@ -183,7 +183,7 @@ impl UrlTemplate {
         out.clear();
         for p in &self.target.pieces {
             match p {
-                Piece::Var(Var::Token) => out.extend(percent_encoding::utf8_percent_encode(f.token, URL_VALUE)),
+                Piece::Var(Var::Token) => out.extend(percent_encoding::utf8_percent_encode(f.token, UNRESERVED)),
                 Piece::Lit(_) | Piece::Var(_) => Text::render_piece(p, f, out),
             }
         }
@@ -205,8 +205,8 @@ impl UrlTemplate {
     }
 }
 
-/// What a value put into the URL keeps as is: RFC 3986's unreserved characters.
-const URL_VALUE: &percent_encoding::AsciiSet =
+/// What a value put into a URL keeps as is: RFC 3986's unreserved characters.
+pub const UNRESERVED: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 fn split_host_port(a: &str, default_port: u16) -> Result<(String, u16), String> {
