@@ -22,8 +22,7 @@ fn a_server_killed_mid_run_is_counted_and_the_run_finishes() {
         dir.path(),
         &["--url", &url, "-c", "20", "-k", "3", "--rate", "10", "-d", "4s", "--drain", "1s"],
     );
-    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
-    std::thread::sleep(Duration::from_millis(1000));
+    assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
     srv.child.kill().unwrap();
     let (status, stdout, took, v) = run.finish(Duration::from_secs(60));
     assert!(status.success(), "{stdout}");
@@ -54,12 +53,12 @@ fn with_reconnect_a_restarted_server_gets_every_connection_back() {
         dir.path(),
         &["--url", &url, "-c", "10", "-k", "3", "--rate", "10", "-d", "10s", "--drain", "2s", "--reconnect"],
     );
-    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
     let mut srv = srv;
     srv.child.kill().unwrap();
     let _ = srv.child.wait();
-    std::thread::sleep(Duration::from_millis(1000));
+    // herd has seen every connection go (reconnect attempts are refused meanwhile).
+    assert!(run.wait_line("conns 0 open", Duration::from_secs(30)).is_some(), "{:?}", run.seen);
     // The same port again (the listener sets SO_REUSEADDR).
     let again = ServeProc::start_on(&addr, &[]);
     let (status, _, _, v) = run.finish(Duration::from_secs(60));

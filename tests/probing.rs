@@ -82,7 +82,7 @@ fn a_killed_run_leaves_an_earlier_results_file_intact() {
     let earlier = "{\"an\": \"earlier run\"}\n";
     std::fs::write(dir.path().join("results.json"), earlier).unwrap();
     let mut run = RunProc::start(dir.path(), &["-c", "2", "-k", "2", "--rate", "5", "-d", "60s"]);
-    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "{:?}", run.seen);
+    assert!(run.wait_sent(Duration::from_secs(30)), "{:?}", run.seen);
     signal(&run.child, libc::SIGKILL);
     let _ = run.child.wait();
     assert_eq!(std::fs::read_to_string(dir.path().join("results.json")).unwrap(), earlier);
