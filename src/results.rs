@@ -10,6 +10,12 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct StalledCore {
+    pub core: usize,
+    pub last_seen_s: f64,
+}
+
 #[derive(Serialize, Debug, Clone)]
 pub struct RunResult {
     pub herd_version: &'static str,
@@ -19,9 +25,12 @@ pub struct RunResult {
     pub scenario: Scenario,
     pub target: String,
     pub embedded_server: bool,
-    /// `completed`, `interrupted` (Ctrl-C/SIGTERM: stopped sending early, drained) or `aborted`
-    /// (second Ctrl-C: no drain).
+    /// `completed`, `interrupted` (Ctrl-C/SIGTERM: stopped sending early, drained), `aborted`
+    /// (second Ctrl-C: no drain) or `stalled` (a core stopped beating: the run was ended).
     pub outcome: String,
+    /// Cores whose executor stopped running (no heartbeat for 5 s), with when they were last
+    /// seen, in seconds from the start of the run.
+    pub stalled_cores: Vec<StalledCore>,
     pub connections: Connections,
     pub messages: Messages,
     pub latency: LatencyPair,

@@ -170,7 +170,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
     merged.counters = sum;
     merged.total = histos;
 
-    let worst = ["aborted", "interrupted"]
+    let worst = ["stalled", "aborted", "interrupted"]
         .into_iter()
         .find(|o| inputs.iter().any(|i| i.doc.outcome == *o))
         .unwrap_or("completed");
@@ -193,6 +193,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         target,
         embedded_server: inputs.iter().any(|i| i.doc.embedded_server),
         outcome: worst.to_string(),
+        stalled_cores: vec![],
         connections: Default::default(),
         messages: Default::default(),
         latency: Default::default(),
