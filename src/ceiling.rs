@@ -60,6 +60,21 @@ pub struct CeilingArgs {
     /// No progress lines on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// SO_SNDBUF per connection in bytes, e.g. 64KiB (see herd run --sndbuf)
+    #[arg(long, value_parser = units::parse_bytes)]
+    pub sndbuf: Option<u64>,
+    /// SO_RCVBUF per connection in bytes, e.g. 64KiB (see herd run --rcvbuf)
+    #[arg(long, value_parser = units::parse_bytes)]
+    pub rcvbuf: Option<u64>,
+    /// Largest frame accepted from the target, in bytes (see herd run --max-frame)
+    #[arg(long, value_parser = units::parse_bytes)]
+    pub max_frame: Option<u64>,
+    // The same target, protocol and TLS flags as herd run, so a ceiling can be found for any
+    // target herd run can load.
+    #[command(flatten)]
+    pub protocol: crate::protocol::ProtocolArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 fn parse_percent(s: &str) -> std::result::Result<f64, String> {
@@ -180,6 +195,11 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         threads: a.threads,
         source_ip: a.source_ip.clone(),
         quiet: a.quiet,
+        sndbuf: a.sndbuf,
+        rcvbuf: a.rcvbuf,
+        max_frame: a.max_frame,
+        protocol: a.protocol.clone(),
+        tls: a.tls.clone(),
         ..Default::default()
     };
     let s = scenario::resolve(&run_args, &ScenarioFile::default(), &crate::executor::online_cores())?;

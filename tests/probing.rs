@@ -218,3 +218,35 @@ fn a_tls_client_hello_to_a_plain_server_is_answered_400_at_once() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
 }
+
+#[test]
+fn herd_ceiling_takes_the_protocol_and_socket_flags_of_herd_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "alpha\nbeta\n").unwrap();
+    let out = dir.path().join("ceiling.json");
+    let child = std::process::Command::new(herd_bin())
+        .args(["ceiling", "--step", "20", "--max", "40", "--hold", "200ms", "--target", "herd", "--sndbuf", "64KiB"])
+        .args(["--rcvbuf", "64KiB", "--tokens", tokens.to_str().unwrap(), "--header", "X-Token: {token}", "-q", "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = output_within(child, Duration::from_secs(120));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["stopped_by"], "max", "{v}");
+    assert_eq!(u(&v, "highest_stable"), 40, "{v}");
+    // A bad value is refused naming the flag, as herd run does.
+    let child = std::process::Command::new(herd_bin())
+        .args(["ceiling", "--tokens", "/dev/zero", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = output_within(child, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("--tokens /dev/zero"), "{err}");
+}
