@@ -8,9 +8,13 @@
 //! - **duplicate**: already received.
 //!
 //! Holes are few on a healthy run; each stream keeps at most [`MAX_HOLES`] of them. When a stream
-//! has more, the oldest hole is given up: if that message still arrives it is counted as a
-//! duplicate and `holes_evicted` says how often that could have happened, so the figures state
-//! their own limit rather than hide it. Missed messages are not counted here: the run's missed
+//! has more, the oldest hole is given up (`holes_evicted`, reported in the results). A message
+//! below the newest given-up hole that is not a remembered hole is then either such a late
+//! arrival or a duplicate; while given-up holes remain unclaimed it counts as **late** (a
+//! delivery out of order), beyond that as a duplicate. So a run that loses many messages in a
+//! row and then gets them after all is counted as delivered, and only a run that both loses
+//! past the bound and duplicates could take a duplicate for a late arrival, at most
+//! `holes_evicted` times. Missed messages are not counted here: the run's missed
 //! count is `expected - delivered`, where both sides use the same "connected at send time" rule.
 
 /// Holes remembered per stream before the oldest is given up.
@@ -20,6 +24,8 @@ pub const MAX_HOLES: usize = 64;
 pub enum Receipt {
     First,
     Reordered,
+    /// New as far as can be told, for a sequence number whose hole was given up.
+    Late,
     Duplicate,
 }
 
@@ -32,6 +38,10 @@ pub struct StreamTracker {
     holes: Vec<u64>,
     /// Holes given up because there were more than [`MAX_HOLES`].
     pub holes_evicted: u64,
+    /// One past the highest sequence number whose hole was given up.
+    evicted_through: u64,
+    /// Given-up holes not yet claimed by a late arrival.
+    unclaimed: u64,
 }
 
 impl StreamTracker {
@@ -42,11 +52,14 @@ impl StreamTracker {
                 let gap = seq - self.next;
                 let keep = gap.min(MAX_HOLES as u64);
                 let first_kept = seq - keep;
-                self.holes_evicted += gap - keep;
+                if gap > keep {
+                    self.evict(gap - keep, first_kept);
+                }
                 self.holes.extend(first_kept..seq);
                 if self.holes.len() > MAX_HOLES {
                     let extra = self.holes.len() - MAX_HOLES;
-                    self.holes_evicted += extra as u64;
+                    let through = self.holes[extra - 1] + 1;
+                    self.evict(extra as u64, through);
                     self.holes.drain(..extra);
                 }
             }
@@ -61,8 +74,18 @@ impl StreamTracker {
                 }
                 Receipt::Reordered
             }
+            Err(_) if seq < self.evicted_through && self.unclaimed > 0 => {
+                self.unclaimed -= 1;
+                Receipt::Late
+            }
             Err(_) => Receipt::Duplicate,
         }
+    }
+
+    fn evict(&mut self, n: u64, through: u64) {
+        self.holes_evicted += n;
+        self.unclaimed += n;
+        self.evicted_through = self.evicted_through.max(through);
     }
 
     /// Messages of this sender not received so far, among those numbered below the highest seen
@@ -169,8 +192,30 @@ mod tests {
         assert_eq!(t.open_holes(), MAX_HOLES);
         // The newest remembered hole is still recognised as a late arrival.
         assert_eq!(t.receive(999_999), Reordered);
-        // A given-up one counts as a duplicate, which `holes_evicted` accounts for.
-        assert_eq!(t.receive(1), Duplicate);
+        // A given-up one arriving after all is a late delivery, not a duplicate; the second
+        // time it is a duplicate.
+        let evicted = t.holes_evicted;
+        assert_eq!(t.receive(1), Late);
+        assert_eq!(t.receive(999_999), Duplicate);
+        assert_eq!(t.holes_evicted, evicted);
+    }
+
+    #[test]
+    fn late_arrivals_are_bounded_by_the_holes_given_up() {
+        let mut t = StreamTracker::default();
+        // 0 arrives, 1..=70 are lost for now (6 holes given up: 1..=6), then 71 arrives.
+        assert_eq!(t.receive(0), First);
+        assert_eq!(t.receive(71), First);
+        assert_eq!((t.holes_evicted, t.open_holes()), (6, MAX_HOLES));
+        // All six given-up messages arrive after all: each is late, none a duplicate.
+        for s in 1..=6 {
+            assert_eq!(t.receive(s), Late, "seq {s}");
+        }
+        // Nothing is left unclaimed: more receipts below are duplicates (0 was received).
+        assert_eq!(t.receive(0), Duplicate);
+        assert_eq!(t.receive(3), Duplicate);
+        // The remembered holes are still reordered arrivals.
+        assert_eq!(t.receive(7), Reordered);
     }
 
     #[test]

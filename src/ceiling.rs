@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::load::{self, wait_until, Hooks};
 use crate::process;
 use crate::scenario::{self, RunArgs, ScenarioFile};
-use crate::stats::{new_histogram, Counters, ErrorKind};
+use crate::stats::{new_histogram, ConnectPhase, Counters, ErrorKind};
 use crate::units;
 use clap::Args;
 use hdrhistogram::Histogram;
@@ -60,6 +60,21 @@ pub struct CeilingArgs {
     /// No progress lines on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// SO_SNDBUF per connection in bytes, e.g. 64KiB (see herd run --sndbuf)
+    #[arg(long, value_parser = units::parse_bytes)]
+    pub sndbuf: Option<u64>,
+    /// SO_RCVBUF per connection in bytes, e.g. 64KiB (see herd run --rcvbuf)
+    #[arg(long, value_parser = units::parse_bytes)]
+    pub rcvbuf: Option<u64>,
+    /// Largest frame accepted from the target, in bytes (see herd run --max-frame)
+    #[arg(long, value_parser = units::parse_bytes)]
+    pub max_frame: Option<u64>,
+    // The same target, protocol and TLS flags as herd run, so a ceiling can be found for any
+    // target herd run can load.
+    #[command(flatten)]
+    pub protocol: crate::protocol::ProtocolArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 fn parse_percent(s: &str) -> std::result::Result<f64, String> {
@@ -78,6 +93,9 @@ pub struct Step {
     pub failed: u64,
     pub dropped: u64,
     pub connect_p99_ms: f64,
+    /// The two parts of a connect, timed apart: TCP connect() and the WebSocket upgrade.
+    pub tcp_connect_p99_ms: f64,
+    pub ws_upgrade_p99_ms: f64,
     pub rss_bytes: u64,
     pub passed: bool,
 }
@@ -88,8 +106,8 @@ pub struct CeilingResult {
     pub embedded_server: bool,
     /// Open connections after the last step that passed.
     pub highest_stable: u64,
-    /// What ended the search: `errors`, `handshake_p99`, `max`, `fd_limit`, `memory`,
-    /// `interrupted`.
+    /// What ended the search: `errors`, `handshake_p99`, `local_ports` (slow connects from
+    /// this host's port search, not the server), `max`, `fd_limit`, `memory`, `interrupted`.
     pub stopped_by: String,
     /// The same in words, with the dominating error category when errors stopped it.
     pub reason: String,
@@ -101,6 +119,42 @@ pub struct CeilingResult {
     pub kernel_slab_bytes_per_connection: Option<f64>,
     /// /proc/net/sockstat at the highest stable count.
     pub sockstat: String,
+}
+
+/// Whom a step's slow connects are on (pure): `(stopped_by, reason)`. When TCP connect() is
+/// the slow part, from one source address, with at least about half of the local port range in
+/// use, it is this host's port search (Linux takes ports of one parity first and searches the
+/// rest slowly), not the server.
+pub fn slow_connects(step: &Step, limit: Duration, sources: usize, port_range: Option<(u64, u64)>) -> (String, String) {
+    let parts = format!(
+        "connect p99 {:.1} ms over {limit:?} (TCP connect p99 {:.1} ms, WebSocket upgrade p99 {:.1} ms)",
+        step.connect_p99_ms, step.tcp_connect_p99_ms, step.ws_upgrade_p99_ms
+    );
+    let tcp_slow = step.tcp_connect_p99_ms >= step.ws_upgrade_p99_ms;
+    let ports = port_range.map(|(lo, hi)| hi.saturating_sub(lo) + 1);
+    match ports {
+        Some(n) if tcp_slow && sources == 1 && step.open.max(step.target) * 10 >= n * 4 => (
+            "local_ports".into(),
+            format!(
+                "{parts}: connect() on this host, searching for a free local port with {} connections from one \
+                 source address ({n} ports in net.ipv4.ip_local_port_range); not the server. Use more source \
+                 addresses (--source-ip, e.g. 127.0.0.1-127.0.0.8 on loopback) or a wider port range \
+                 (herd doctor)",
+                step.open.max(step.target)
+            ),
+        ),
+        _ if tcp_slow => (
+            "handshake_p99".into(),
+            format!("{parts}: TCP connects are slow (the server's accept queue, or the network)"),
+        ),
+        _ => ("handshake_p99".into(), format!("{parts}: WebSocket upgrades are slow (the server)")),
+    }
+}
+
+/// This host's `net.ipv4.ip_local_port_range`.
+fn local_port_range() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    crate::doctor::parse::parse_port_range(&text).ok()
 }
 
 /// What stopped a failing step (pure): the error category that dominates it, in words.
@@ -141,21 +195,37 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         threads: a.threads,
         source_ip: a.source_ip.clone(),
         quiet: a.quiet,
+        sndbuf: a.sndbuf,
+        rcvbuf: a.rcvbuf,
+        max_frame: a.max_frame,
+        protocol: a.protocol.clone(),
+        tls: a.tls.clone(),
         ..Default::default()
     };
     let s = scenario::resolve(&run_args, &ScenarioFile::default(), &crate::executor::online_cores())?;
     let out_file = match &a.out {
-        Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
+        Some(p) => Some(crate::outfile::OutFile::create("--out", p)?),
         None => None,
     };
     let signals = crate::signal::Signals::install()?;
 
-    // The reporter's latest merged counters and connect histogram, for judging each step.
-    let latest: Arc<Mutex<(Counters, Histogram<u64>)>> = Arc::new(Mutex::new((Counters::default(), new_histogram())));
+    // The reporter's latest merged counters and connect histograms (whole, TCP, upgrade), for
+    // judging each step.
+    type Latest = (Counters, [Histogram<u64>; 3]);
+    let latest: Arc<Mutex<Latest>> =
+        Arc::new(Mutex::new((Counters::default(), std::array::from_fn(|_| new_histogram()))));
     let l = latest.clone();
     let observer = Box::new(move |m: &crate::stats::Merged, _| {
         if let Ok(mut g) = l.lock() {
-            *g = (m.counters.clone(), m.total.connect.clone());
+            let ph = &m.total.phases;
+            *g = (
+                m.counters.clone(),
+                [
+                    m.total.connect.clone(),
+                    ph[ConnectPhase::Tcp as usize].clone(),
+                    ph[ConnectPhase::Upgrade as usize].clone(),
+                ],
+            );
         }
     });
     let slab0 = slab_bytes();
@@ -166,7 +236,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
     control.set_phase(Phase::Sending);
 
     let mut steps: Vec<Step> = vec![];
-    let mut prev = (Counters::default(), new_histogram());
+    let mut prev: Latest = (Counters::default(), std::array::from_fn(|_| new_histogram()));
     let mut stable = 0u64;
     let mut stable_rss = rss0;
     let mut stable_slab = slab0;
@@ -191,12 +261,24 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
             latest.lock().map(|g| g.0.conns_attempted >= attempted_now).unwrap_or(true)
         });
         let (cur, hist) = latest.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone());
-        let mut step_hist = hist.clone();
-        let _ = step_hist.subtract(&prev.1);
+        // This step's part of each histogram, and its p99 in µs.
+        let p99s: Vec<u64> = hist
+            .iter()
+            .zip(prev.1.iter())
+            .map(|(h, p)| {
+                let mut d = h.clone();
+                let _ = d.subtract(p);
+                if d.is_empty() {
+                    0
+                } else {
+                    d.value_at_quantile(0.99)
+                }
+            })
+            .collect();
+        let (p99_us, tcp_p99_us, upgrade_p99_us) = (p99s[0], p99s[1], p99s[2]);
         let attempted = cur.conns_attempted - prev.0.conns_attempted;
         let failed = cur.conns_failed - prev.0.conns_failed;
         let dropped = cur.conns_closed_by_peer - prev.0.conns_closed_by_peer;
-        let p99_us = if step_hist.is_empty() { 0 } else { step_hist.value_at_quantile(0.99) };
         let mut step_errors = cur.clone();
         for (e, p) in step_errors.errors.iter_mut().zip(prev.0.errors.iter()) {
             *e -= p;
@@ -210,6 +292,8 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
             failed,
             dropped,
             connect_p99_ms: p99_us as f64 / 1000.0,
+            tcp_connect_p99_ms: tcp_p99_us as f64 / 1000.0,
+            ws_upgrade_p99_ms: upgrade_p99_us as f64 / 1000.0,
             rss_bytes: process::rss_bytes(),
             passed: false,
         };
@@ -222,10 +306,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         let verdict = if bad_pct > a.until_errors {
             Some(("errors".to_string(), format!("{bad_pct:.1}% of the step failed: {}", reason_for(&step_errors))))
         } else if Duration::from_micros(p99_us) > a.handshake_p99 {
-            Some((
-                "handshake_p99".into(),
-                format!("connect p99 {:.1} ms over {:?}", step.connect_p99_ms, a.handshake_p99),
-            ))
+            Some(slow_connects(&step, a.handshake_p99, s.source_ips.len().max(1), local_port_range()))
         } else if mem_available_fraction().is_some_and(|f| f < 0.05) {
             Some(("memory".into(), "less than 5% of memory is available".into()))
         } else {
@@ -251,7 +332,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         }
     };
     let (target, embedded) = (load.url.clone(), load.embedded);
-    let finished = load.finish(signals.count() >= 2)?;
+    let finished = load.finish(&|| signals.count() >= 2)?;
     let per = |bytes: Option<u64>| (stable > 0).then_some(()).and(bytes).map(|b| b as f64 / stable as f64);
     let r = CeilingResult {
         target,
@@ -266,7 +347,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         sockstat: stable_sockstat,
     };
     if let Some(f) = out_file {
-        serde_json::to_writer_pretty(f, &r).map_err(|e| Error::Io(format!("--out: {e}")))?;
+        f.write_json(&r)?;
     }
     Ok(r)
 }
@@ -277,13 +358,12 @@ fn slab_bytes() -> Option<u64> {
 }
 
 fn mem_available_fraction() -> Option<f64> {
-    Some(meminfo("MemAvailable:")? as f64 / meminfo("MemTotal:")? as f64)
+    Some(meminfo("MemAvailable")? as f64 / meminfo("MemTotal")? as f64)
 }
 
 fn meminfo(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    crate::doctor::parse::parse_meminfo(&text, key).ok()
 }
 
 fn sockstat() -> String {
@@ -325,6 +405,35 @@ mod tests {
         let mut p = Counters::default();
         p.error(ErrorKind::AddrNotAvailable);
         assert!(reason_for(&p).contains("--source-ip"));
+    }
+
+    #[test]
+    fn slow_connects_from_one_address_near_half_the_ports_are_blamed_on_this_host() {
+        let step = |open: u64, tcp: f64, upgrade: f64| Step {
+            target: open,
+            open,
+            attempted: 4000,
+            failed: 0,
+            dropped: 0,
+            connect_p99_ms: tcp + upgrade,
+            tcp_connect_p99_ms: tcp,
+            ws_upgrade_p99_ms: upgrade,
+            rss_bytes: 0,
+            passed: false,
+        };
+        let limit = Duration::from_secs(1);
+        let range = Some((32768, 60999)); // 28,232 ports; half is 14,116
+                                          // The case seen: ~14,100 connections from one address, connect() 5 s.
+        let (by, why) = slow_connects(&step(14_100, 5050.0, 1.0), limit, 1, range);
+        assert_eq!(by, "local_ports");
+        assert!(why.contains("not the server") && why.contains("--source-ip") && why.contains("28232 ports"), "{why}");
+        // More source addresses, few connections, or a slow upgrade: the server side.
+        assert_eq!(slow_connects(&step(14_100, 5050.0, 1.0), limit, 8, range).0, "handshake_p99");
+        assert_eq!(slow_connects(&step(2_000, 5050.0, 1.0), limit, 1, range).0, "handshake_p99");
+        let (by, why) = slow_connects(&step(14_100, 1.0, 5050.0), limit, 1, range);
+        assert_eq!(by, "handshake_p99");
+        assert!(why.contains("upgrades are slow"), "{why}");
+        assert_eq!(slow_connects(&step(14_100, 5050.0, 1.0), limit, 1, None).0, "handshake_p99");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub enum Command {
     /// Check the limits that cap connections on this host, and how to raise them
     Doctor(DoctorArgs),
     /// Find how many connections a target holds: open them in steps until errors or limits
-    Ceiling(CeilingArgs),
+    Ceiling(Box<CeilingArgs>),
     /// Merge the results of the shards of one scenario (`herd run --shard I/N`) exactly
     Merge(crate::merge::MergeArgs),
     /// Compare runs' results: every headline figure side by side, fail on regressions

@@ -94,6 +94,7 @@ mod tests {
             target: "ws://127.0.0.1:1/conv/{conv}".into(),
             embedded_server: false,
             outcome: "completed".into(),
+            stalled_cores: vec![],
             connections: Default::default(),
             messages: Default::default(),
             latency: Default::default(),

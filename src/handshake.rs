@@ -195,6 +195,15 @@ pub enum ReadHeadError {
     Eof,
     /// The head is longer than [`MAX_HEAD`].
     TooLarge,
+    /// A byte no HTTP head holds (a control character, as in a TLS ClientHello): the peer does
+    /// not speak HTTP, and waiting for the end of its head would wait for ever.
+    NotHttp,
+}
+
+/// Whether `b` may appear in an HTTP/1.1 head: visible ASCII, space, tab, CR, LF, and the
+/// octets above 0x7f that header values may carry (obs-text).
+fn http_head_byte(b: u8) -> bool {
+    matches!(b, b'\t' | b'\r' | b'\n' | 0x20..=0x7e | 0x80..=0xff)
 }
 
 /// Reads until the end of an HTTP head. Returns the buffer and where the head ends; bytes after
@@ -215,10 +224,16 @@ pub async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Result<(Vec<u8>, usiz
         }
         // Look for the blank line, starting a little before the new bytes.
         let from = len.saturating_sub(3);
+        let new = len;
         len += n;
-        if let Some(i) = buf[from..len].windows(4).position(|w| w == b"\r\n\r\n") {
+        let end = buf[from..len].windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4);
+        // Only the head's own bytes: what follows it is the WebSocket stream.
+        if !buf[new..end.unwrap_or(len).max(new)].iter().copied().all(http_head_byte) {
+            return Err(ReadHeadError::NotHttp);
+        }
+        if let Some(end) = end {
             buf.truncate(len);
-            return Ok((buf, from + i + 4));
+            return Ok((buf, end));
         }
     }
 }
@@ -226,6 +241,15 @@ pub async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Result<(Vec<u8>, usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_with_bytes_no_http_head_holds_is_refused_at_once() {
+        let read = |b: &'static [u8]| futures_lite::future::block_on(read_head(&mut &b[..]));
+        assert!(matches!(read(b"\x16\x03\x01\x00\x04\x01\x00"), Err(ReadHeadError::NotHttp)));
+        assert!(matches!(read(b"GET / HTTP/1.1\r\nX: \x00\r\n\r\n"), Err(ReadHeadError::NotHttp)));
+        let (buf, end) = read(b"GET / HTTP/1.1\r\nX: caf\xc3\xa9\t1\r\n\r\nrest").unwrap();
+        assert_eq!(&buf[end..], b"rest");
+    }
 
     #[test]
     fn client_and_server_agree() {

@@ -14,10 +14,24 @@ pub struct NoFile {
 }
 
 pub fn nofile() -> NoFile {
+    let (soft, hard) = rlimit(libc::RLIMIT_NOFILE as libc::c_int).unwrap_or((0, 0));
+    NoFile { soft, hard }
+}
+
+/// One of this process's resource limits, (soft, hard); `u64::MAX` is unlimited. The one
+/// getrlimit reader (herd run's fd check, herd doctor).
+pub fn rlimit(resource: libc::c_int) -> std::io::Result<(u64, u64)> {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we pass.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    NoFile { soft: r.rlim_cur, hard: r.rlim_max }
+    // SAFETY: getrlimit only writes the struct we pass it. (The resource's type differs between
+    // C libraries, hence the cast.)
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    if unsafe { libc::getrlimit(resource as _, &mut r) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // rlim_t is u64 on 64-bit Linux but not on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let conv = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { u64::MAX } else { v as u64 };
+    Ok((conv(r.rlim_cur), conv(r.rlim_max)))
 }
 
 /// Raises the soft fd limit to the hard limit; returns the limits now in force.

@@ -61,6 +61,26 @@ pub struct Load {
     pusher: Option<(Arc<metrics::Pusher>, String)>,
     /// wss://: the run's TLS client (its rejected certificates go to the notes).
     pub tls: Option<Arc<crate::tls::Client>>,
+    guard: Guard,
+}
+
+/// Stops what a load started (its cores, through the shared control, and the watchdog) when the
+/// load goes away without [`Load::finish`]: an error after a partial start, or a caller's early
+/// return. The embedded server and the pusher have guards of their own; the reporter ends when
+/// the cores do.
+struct Guard {
+    control: Arc<Control>,
+    armed: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.control.set_phase(Phase::Closing);
+            self.control.heartbeats.stop();
+        }
+    }
 }
 
 /// What a finished load hands back.
@@ -79,9 +99,10 @@ pub fn check_fds(s: &Scenario) -> Result<()> {
     let nofile = limits::raise_nofile();
     let conns = s.connections();
     let (needed, what) = if s.url.is_none() {
-        (2 * conns + limits::SPARE_FDS, format!("{conns} client + {conns} embedded-server connections + spare"))
+        let needed = conns.saturating_mul(2).saturating_add(limits::SPARE_FDS);
+        (needed, format!("{conns} client + {conns} embedded-server connections + spare"))
     } else {
-        (conns + limits::SPARE_FDS, format!("{conns} connections + spare"))
+        (conns.saturating_add(limits::SPARE_FDS), format!("{conns} connections + spare"))
     };
     limits::check_nofile(nofile, needed, &what)
 }
@@ -127,11 +148,16 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     target.rcvbuf = s.rcvbuf;
     target.tls = tls.clone();
     if let Some(p) = &s.protocol.tokens {
-        target.tokens = crate::protocol::tokens::Tokens::load(p).map_err(Error::Usage)?;
+        target.tokens =
+            crate::protocol::tokens::Tokens::load(p).map_err(|e| match crate::signal::stop_requested() {
+                true => Error::Interrupted(e),
+                false => Error::Usage(e),
+            })?;
     }
     let run_id = crate::pacing::splitmix64(s.seed ^ now_ns()) as u32;
     let cores = s.cores.len();
     let control = Arc::new(Control::new(cores));
+    let guard = Guard { control: control.clone(), armed: true };
     control.set_all_conns(s.connections());
     if !hooks.gated {
         control.allow(u64::MAX);
@@ -201,28 +227,28 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         );
     }
     crate::watchdog::spawn(control.heartbeats.clone());
-    let handles = match client::start(plans, Arc::new(target), control.clone(), tx) {
-        Ok(h) => h,
-        Err(e) => {
-            control.heartbeats.stop();
-            if let Some(sv) = server {
-                sv.stop();
-            }
-            return Err(e);
-        }
-    };
-    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher, tls })
+    // On an error (a core that cannot start), the guard stops the cores started before it.
+    let handles = client::start(plans, Arc::new(target), control.clone(), tx)?;
+    Ok(Load { url, embedded, run_id, control, rss_start, server, handles, reporter, info, pusher, tls, guard })
 }
 
 impl Load {
-    /// Closes every connection (at once when `abort`), stops the cores, the reporter and the
-    /// embedded server, and makes the final push.
-    pub fn finish(self, abort: bool) -> Result<Finished> {
-        if abort {
-            self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+    /// Closes every connection, stops the cores, the reporter and the embedded server, and makes
+    /// the final push. Once `abort` says so (a second Ctrl-C, before or during the closing
+    /// handshakes), the cores stop at once without waiting for them.
+    pub fn finish(mut self, abort: &dyn Fn() -> bool) -> Result<Finished> {
+        self.guard.armed = false;
+        let control = self.control.clone();
+        let abort_now = move || {
+            let a = abort();
+            if a {
+                control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            a
+        };
+        abort_now();
         self.control.set_phase(Phase::Closing);
-        let stuck = join_cores(self.handles, CLOSE_GRACE);
+        let stuck = join_cores(self.handles, CLOSE_GRACE, &abort_now);
         self.control.heartbeats.stop();
         if !stuck.is_empty() {
             self.control.abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -249,9 +275,13 @@ impl Load {
 /// few seconds; this guards against a core that never returns.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(15);
 
-/// Joins every core, waiting at most `grace` in all; returns the cores that had not stopped (or
-/// had failed).
-fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration) -> Vec<usize> {
+/// How often the close phase looks for an abort.
+const ABORT_POLL: Duration = Duration::from_millis(50);
+
+/// Joins every core, waiting at most `grace` in all (and calling `abort`, which tells the cores
+/// to stop at once, every [`ABORT_POLL`]); returns the cores that had not stopped (or had
+/// failed).
+fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration, abort: &dyn Fn() -> bool) -> Vec<usize> {
     let (tx, rx) = std::sync::mpsc::channel();
     let n = handles.len();
     for (i, h) in handles.into_iter().enumerate() {
@@ -262,15 +292,23 @@ fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration) ->
     }
     let deadline = Instant::now() + grace;
     let mut stopped = vec![false; n];
-    for _ in 0..n {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+    let mut joined = 0;
+    while joined < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        abort();
+        match rx.recv_timeout(left.min(ABORT_POLL)) {
             Ok((i, ok)) => {
+                joined += 1;
                 stopped[i] = ok;
                 if !ok {
                     crate::errln!("herd: core {i} failed; its last statistics may be missing");
                 }
             }
-            Err(_) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     let stuck: Vec<usize> = (0..n).filter(|&i| !stopped[i]).collect();
@@ -297,5 +335,22 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         let left = end.map_or(pause, |e| e - now);
         std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_dropped_unfinished_stops_its_cores() {
+        let control = Arc::new(Control::new(2));
+        drop(Guard { control: control.clone(), armed: true });
+        assert!(control.abort.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(control.phase(), Phase::Closing);
+        let calm = Arc::new(Control::new(2));
+        drop(Guard { control: calm.clone(), armed: false });
+        assert!(!calm.abort.load(std::sync::atomic::Ordering::SeqCst));
+        assert_ne!(calm.phase(), Phase::Closing);
     }
 }

@@ -232,7 +232,18 @@ mod tests {
                 x ^= x << 17;
                 buf.push(b"0123456789abcdef.~-h"[(x % 20) as usize]);
             }
-            let _ = find_all(&buf, |_| {});
+            // Whatever decodes is really there: its encoding is in the bytes, and each
+            // callback is counted in what find_all returns.
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let mut calls = 0;
+            let found = find_all(&buf, |r| {
+                calls += 1;
+                if let Ok(m) = r {
+                    assert!(text.contains(&m.encode()), "{m:?} decoded from {text}");
+                }
+            });
+            assert_eq!(found, calls);
+            assert!(found >= 1, "the prefix is always there: {text}");
         }
     }
 }

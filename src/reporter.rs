@@ -88,8 +88,11 @@ pub fn spawn(
                     let interval = merged.take_interval();
                     let phase = control.phase();
                     if !cfg.quiet {
+                        let stalled: Vec<usize> = control.heartbeats.stalled().iter().map(|&(c, _)| c).collect();
+                        let stalled =
+                            if stalled.is_empty() { String::new() } else { format!(" | STALLED core(s) {stalled:?}") };
                         crate::errln!(
-                            "{}{}",
+                            "{}{}{stalled}",
                             cfg.prefix,
                             progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs)
                         );

@@ -10,6 +10,12 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct StalledCore {
+    pub core: usize,
+    pub last_seen_s: f64,
+}
+
 #[derive(Serialize, Debug, Clone)]
 pub struct RunResult {
     pub herd_version: &'static str,
@@ -19,9 +25,12 @@ pub struct RunResult {
     pub scenario: Scenario,
     pub target: String,
     pub embedded_server: bool,
-    /// `completed`, `interrupted` (Ctrl-C/SIGTERM: stopped sending early, drained) or `aborted`
-    /// (second Ctrl-C: no drain).
+    /// `completed`, `interrupted` (Ctrl-C/SIGTERM: stopped sending early, drained), `aborted`
+    /// (second Ctrl-C: no drain) or `stalled` (a core stopped beating: the run was ended).
     pub outcome: String,
+    /// Cores whose executor stopped running (no heartbeat for 5 s), with when they were last
+    /// seen, in seconds from the start of the run.
+    pub stalled_cores: Vec<StalledCore>,
     pub connections: Connections,
     pub messages: Messages,
     pub latency: LatencyPair,
@@ -82,6 +91,9 @@ pub struct Messages {
     /// opened again (each sent message times the members away at that moment). Not owed, so
     /// not part of `expected` or `missed`.
     pub missed_while_away: u64,
+    /// Holes the loss trackers gave up (more than 64 per stream): later receipts of those
+    /// messages count as late deliveries (reordered), at most this many.
+    pub holes_evicted: u64,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -194,6 +206,7 @@ pub fn messages(c: &Counters) -> Messages {
         echoed: c.msgs_echoed,
         unsent: c.msgs_unsent,
         missed_while_away: c.msgs_missed_away,
+        holes_evicted: c.msgs_holes_evicted,
     }
 }
 

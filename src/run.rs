@@ -21,6 +21,7 @@ const PHASE_ACK_LIMIT: Duration = Duration::from_secs(5);
 
 pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult> {
     let started = Instant::now();
+    let started_ns = now_ns();
     let started_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     load::check_fds(&s)?;
@@ -28,7 +29,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     let out_file = match &s.out {
         // `--out -`: the caller prints the results as stdout's last line (Kubernetes pods' logs).
         Some(p) if p.as_os_str() == "-" => None,
-        Some(p) => Some(std::fs::File::create(p).map_err(|e| Error::Io(format!("--out {}: {e}", p.display())))?),
+        Some(p) => Some(crate::outfile::OutFile::create("--out", p)?),
         None => None,
     };
     let hdr_file = match &s.hdr_log {
@@ -52,6 +53,8 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         }
     };
 
+    // A core that stopped beating (watchdog.rs) ends the run: waiting on it would be for ever.
+    let stalled = || control.heartbeats.any_stalled();
     // Connect phase: until every core has attempted all its connections, or a signal. Bounded:
     // the ramp at the connect rate, plus one connect timeout, plus a margin; a core still
     // connecting then is noted and the run goes on.
@@ -60,7 +63,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         + s.connect_timeout
         + Duration::from_secs(30);
     let ramped = wait_until(ramp_limit, || {
-        control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0 || watch.crossed()
+        control.ramped.load(Ordering::SeqCst) >= cores || signals.count() > 0 || watch.crossed() || stalled()
     });
     let mut ramp_note = None;
     if !ramped {
@@ -86,7 +89,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     let cpu_send0 = Cpu::now();
     let t_send = Instant::now();
     let mut late_cores = vec![];
-    if signals.count() == 0 && !watch.crossed() {
+    if signals.count() == 0 && !watch.crossed() && !stalled() {
         let start = now_ns() + START_MARGIN.as_nanos() as u64;
         control.send_start_ns.store(start, Ordering::SeqCst);
         late_cores = control.change_phase(Phase::Sending, PHASE_ACK_LIMIT, || signals.count() > 0);
@@ -96,7 +99,9 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
             say(format!("holding {} connections idle for {:?}", control.open_total(), s.duration));
         }
         let end = start + s.duration.as_nanos() as u64;
-        wait_until(Duration::from_nanos(end.saturating_sub(now_ns())), || signals.count() > 0 || watch.crossed());
+        wait_until(Duration::from_nanos(end.saturating_sub(now_ns())), || {
+            signals.count() > 0 || watch.crossed() || stalled()
+        });
     }
     let send_s = t_send.elapsed().as_secs_f64();
 
@@ -110,23 +115,40 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     } else if s.rate > 0.0 {
         say(format!("draining (up to {:?})", s.drain));
     }
-    wait_until(s.drain.saturating_sub(t_drain.elapsed()), || control.pending_total() == 0 || signals.count() >= 2);
+    // With no connection open (and none coming back), nothing more can arrive.
+    let nothing_can_arrive = || !s.reconnect && control.open_total() == 0;
+    wait_until(s.drain.saturating_sub(t_drain.elapsed()), || {
+        control.pending_total() == 0 || signals.count() >= 2 || nothing_can_arrive() || stalled()
+    });
     let pending_at_drain_end = control.pending_total();
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
 
     // Close phase.
     let t_close = Instant::now();
-    let aborted = signals.count() >= 2;
+    if signals.count() == 1 {
+        say(format!("closing {} connection(s) (Ctrl-C again to stop at once)", control.open_total()));
+    }
     let (url, embedded, run_id, rss_start) = (load.url.clone(), load.embedded, load.run_id, load.rss_start);
     let tls = load.tls.clone();
-    let finished = load.finish(aborted)?;
+    // The cores still running stop at once after a second Ctrl-C, or when one core stalled.
+    let finished = load.finish(&|| signals.count() >= 2 || control.heartbeats.any_stalled())?;
+    // A second Ctrl-C during the closing handshakes also stops at once, and counts as one.
+    let aborted = control.abort.load(Ordering::SeqCst);
     let close_s = t_close.elapsed().as_secs_f64();
     let (report, server_totals, push) = (finished.report, finished.server, finished.push);
     let stuck = finished.stuck;
     let left = crate::shard::leave(&s, meeting.as_ref());
 
-    let outcome = if aborted {
+    let stalled_cores: Vec<results::StalledCore> = control
+        .heartbeats
+        .stalled()
+        .into_iter()
+        .map(|(core, ns)| results::StalledCore { core, last_seen_s: (ns.saturating_sub(started_ns)) as f64 / 1e9 })
+        .collect();
+    let outcome = if !stalled_cores.is_empty() {
+        "stalled"
+    } else if aborted {
         "aborted"
     } else if signals.count() > 0 {
         "interrupted"
@@ -147,6 +169,15 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         ));
     }
     notes.extend(ramp_note);
+    for c in &stalled_cores {
+        notes.push(format!(
+            "core {} stopped running {:.1}s into the run (no heartbeat for {:?}); the run was ended, and its \
+             figures are from its last snapshot",
+            c.core,
+            c.last_seen_s,
+            crate::watchdog::STALLED
+        ));
+    }
     let kicks = control.heartbeats.kicks();
     if kicks > 0 {
         notes.push(format!(
@@ -193,6 +224,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         target: url,
         embedded_server: embedded,
         outcome: outcome.into(),
+        stalled_cores,
         connections: Default::default(),
         messages: Default::default(),
         latency: Default::default(),
@@ -229,15 +261,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     results::fill_stats(&mut r, m, report.peak_open);
     crate::judging::conclude(&mut r, &judge, &watch, m, pending_at_drain_end);
     if let Some(f) = out_file {
-        write_json(f, &r).map_err(|e| Error::Io(format!("--out: {e}")))?;
+        f.write_json(&r)?;
     }
     Ok(r)
-}
-
-fn write_json(f: std::fs::File, r: &RunResult) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut w = std::io::BufWriter::new(f);
-    serde_json::to_writer_pretty(&mut w, r)?;
-    w.write_all(b"\n")?;
-    w.flush()
 }

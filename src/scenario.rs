@@ -57,12 +57,13 @@ pub struct RunArgs {
     /// Messages per second per sender, decimal; 0 holds connections idle [default: 1]
     #[arg(long, value_parser = units::parse_rate)]
     pub rate: Option<f64>,
-    /// Message size in bytes (never smaller than the ~40-70 byte marker) [default: 128]
-    #[arg(long, value_parser = units::parse_count)]
+    /// Message size in bytes (never smaller than the ~40-70 byte marker); 1KiB = 1024,
+    /// 1k = 1000 [default: 128]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub size: Option<u64>,
     /// Largest frame accepted from the target, in bytes; a larger one closes the connection
-    /// with 1009 and counts as frame_too_large [default: 1m]
-    #[arg(long, value_parser = units::parse_count)]
+    /// with 1009 and counts as frame_too_large [default: 1MiB]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub max_frame: Option<u64>,
     /// New connections per second across all cores [default: 10k]
     #[arg(long, value_parser = units::parse_rate)]
@@ -81,11 +82,13 @@ pub struct RunArgs {
     /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
     #[arg(long, value_name = "LIST|RANGE|CIDR")]
     pub source_ip: Option<String>,
-    /// SO_SNDBUF per connection in bytes (the kernel doubles it) [default: kernel autotuning]
-    #[arg(long, value_parser = units::parse_count)]
+    /// SO_SNDBUF per connection in bytes, e.g. 64KiB (the kernel doubles it) [default: kernel
+    /// autotuning]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub sndbuf: Option<u64>,
-    /// SO_RCVBUF per connection in bytes (the kernel doubles it) [default: kernel autotuning]
-    #[arg(long, value_parser = units::parse_count)]
+    /// SO_RCVBUF per connection in bytes, e.g. 64KiB (the kernel doubles it) [default: kernel
+    /// autotuning]
+    #[arg(long, value_parser = units::parse_bytes)]
     pub rcvbuf: Option<u64>,
     /// After an established connection is lost, open it again with jittered exponential backoff
     /// (100 ms doubling to 5 s) until the run closes
@@ -262,8 +265,8 @@ mod secs {
 
 /// Reads and parses a scenario file.
 pub fn load_file(path: &std::path::Path) -> Result<ScenarioFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("--scenario {}: cannot read: {e}", path.display())))?;
+    let text = crate::readfile::read_text(path, crate::readfile::SCENARIO_LIMIT, &crate::signal::stop_requested)
+        .map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))
 }
 
@@ -274,9 +277,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let members = pick(a.members, &f.members, "members", units::parse_count_u32)?.unwrap_or(defaults::MEMBERS);
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
-    let size = pick(a.size, &f.size, "size", units::parse_count)?.unwrap_or(defaults::SIZE as u64);
+    let size = pick(a.size, &f.size, "size", units::parse_bytes)?.unwrap_or(defaults::SIZE as u64);
     let max_frame =
-        pick(a.max_frame, &f.max_frame, "max-frame", units::parse_count)?.unwrap_or(defaults::MAX_FRAME as u64);
+        pick(a.max_frame, &f.max_frame, "max-frame", units::parse_bytes)?.unwrap_or(defaults::MAX_FRAME as u64);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
     let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
@@ -294,6 +297,17 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     }
     if members < 2 {
         return Err(bad("members", format!("must be at least 2 (a sender and a receiver), got {members}")));
+    }
+    // Checked before anything is sized from it (fd estimates, per-conversation tables): no
+    // kernel gives one process more file descriptors than this.
+    if (conversations as u64) * (members as u64) > MAX_CONNECTIONS {
+        return Err(bad(
+            "members",
+            format!(
+                "--conversations x --members is {} connections, more than one process can open (at most {MAX_CONNECTIONS}); use --shard across processes",
+                conversations as u64 * members as u64
+            ),
+        ));
     }
     if senders == 0 || senders > members {
         return Err(bad("senders", format!("must be between 1 and --members ({members}), got {senders}")));
@@ -314,7 +328,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if max_frame < min_frame || max_frame > 1 << 30 {
         return Err(bad(
             "max-frame",
-            format!("must be between {min_frame} (a whole message) and 1g bytes, got {max_frame}"),
+            format!("must be between {min_frame} (a whole message) and 1GiB (1073741824) bytes, got {max_frame}"),
         ));
     }
     let cores = match (cores_text, threads) {
@@ -338,9 +352,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         return Err(bad("server-threads", format!("must be between 1 and {MAX_THREADS}, got {server_threads}")));
     }
     let sockbuf = |flag: Option<u64>, file: &Option<Value>, key: &str| -> Result<Option<usize>> {
-        match pick(flag, file, key, units::parse_count)? {
+        match pick(flag, file, key, units::parse_bytes)? {
             Some(n) if !(1024..=1 << 30).contains(&n) => {
-                Err(bad(key, format!("must be between 1k and 1g bytes, got {n}")))
+                Err(bad(key, format!("must be between 1KiB (1024) and 1GiB bytes, got {n}")))
             }
             n => Ok(n.map(|n| n as usize)),
         }
@@ -395,6 +409,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         tls,
     })
 }
+
+/// The most connections one process may be asked for (2^30: above any fd limit Linux allows).
+pub const MAX_CONNECTIONS: u64 = 1 << 30;
 
 /// The flag's value if given, else the file's (parsed with the flag's parser), else `None`.
 fn pick<T>(
@@ -485,6 +502,8 @@ mod tests {
         assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }, "").contains("--threads"));
         assert!(e(RunArgs::default(), "server-threads = \"4g\"").contains("server-threads"));
         assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }, "").contains("--max-frame"));
+        let huge = RunArgs { conversations: Some(2_147_549_185), members: Some(4_294_836_226), ..Default::default() };
+        assert!(e(huge, "").contains("more than one process can open"));
         let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();
         assert!(unknown.contains("conversatons"), "{unknown}");
     }

@@ -176,6 +176,8 @@ pub struct Counters {
     /// connection was down and being opened again. Not owed (not in `msgs_expected`), but
     /// deliveries those members missed while away.
     pub msgs_missed_away: u64,
+    /// Holes the loss trackers gave up (more than [`crate::accounting::MAX_HOLES`] per stream).
+    pub msgs_holes_evicted: u64,
     /// Gauge: messages the schedule made due that were not written (yet): the sender's
     /// connection was down, or the target stopped reading. At the end of a run: never sent.
     pub msgs_unsent: u64,
@@ -211,28 +213,53 @@ impl Counters {
     }
 
     pub fn add(&mut self, o: &Counters) {
-        self.conns_attempted += o.conns_attempted;
-        self.conns_established += o.conns_established;
-        self.conns_failed += o.conns_failed;
-        self.conns_reconnected += o.conns_reconnected;
-        self.conns_connecting += o.conns_connecting;
-        self.conns_closed_by_peer += o.conns_closed_by_peer;
-        self.conns_closed += o.conns_closed;
-        self.msgs_sent += o.msgs_sent;
-        self.msgs_expected += o.msgs_expected;
-        self.msgs_delivered += o.msgs_delivered;
-        self.msgs_duplicated += o.msgs_duplicated;
-        self.msgs_reordered += o.msgs_reordered;
-        self.msgs_unexpected += o.msgs_unexpected;
-        self.msgs_echoed += o.msgs_echoed;
-        self.msgs_unsent += o.msgs_unsent;
-        self.msgs_missed_away += o.msgs_missed_away;
-        self.tls_handshakes += o.tls_handshakes;
-        self.tls_resumed += o.tls_resumed;
-        for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
+        // Destructured, so that a new counter cannot be left out of the merge.
+        let Counters {
+            conns_attempted,
+            conns_established,
+            conns_failed,
+            conns_reconnected,
+            conns_connecting,
+            conns_closed_by_peer,
+            conns_closed,
+            msgs_sent,
+            msgs_expected,
+            msgs_delivered,
+            msgs_duplicated,
+            msgs_reordered,
+            msgs_unexpected,
+            msgs_echoed,
+            msgs_missed_away,
+            msgs_holes_evicted,
+            msgs_unsent,
+            errors,
+            tls_handshakes,
+            tls_resumed,
+            wire,
+        } = o;
+        self.conns_attempted += conns_attempted;
+        self.conns_established += conns_established;
+        self.conns_failed += conns_failed;
+        self.conns_reconnected += conns_reconnected;
+        self.conns_connecting += conns_connecting;
+        self.conns_closed_by_peer += conns_closed_by_peer;
+        self.conns_closed += conns_closed;
+        self.msgs_sent += msgs_sent;
+        self.msgs_expected += msgs_expected;
+        self.msgs_delivered += msgs_delivered;
+        self.msgs_duplicated += msgs_duplicated;
+        self.msgs_reordered += msgs_reordered;
+        self.msgs_unexpected += msgs_unexpected;
+        self.msgs_echoed += msgs_echoed;
+        self.msgs_missed_away += msgs_missed_away;
+        self.msgs_holes_evicted += msgs_holes_evicted;
+        self.msgs_unsent += msgs_unsent;
+        self.tls_handshakes += tls_handshakes;
+        self.tls_resumed += tls_resumed;
+        for (a, b) in self.errors.iter_mut().zip(errors.iter()) {
             *a += b;
         }
-        self.wire.add(&o.wire);
+        self.wire.add(wire);
     }
 }
 

@@ -10,7 +10,9 @@
 //! - `{payload}`: herd's marker padded to `--size` bytes (`--send` only).
 //!
 //! A template is parsed once per run; rendering is a walk over pre-split pieces into a buffer the
-//! caller reuses. In the URL every `{` must open a placeholder. Text templates are lenient about
+//! caller reuses. In the URL every `{` must open a placeholder, no literal part may hold white
+//! space or a control character, and a value put in (`{token}`) is percent-encoded but for
+//! the characters RFC 3986 leaves unreserved. Text templates are lenient about
 //! braces so that JSON can be written as is: only `{name}` with `name` made of lowercase letters
 //! and `_` is a placeholder (and must be a known one); any other `{` or `}` is literal text.
 
@@ -108,25 +110,29 @@ impl Text {
     /// Appends the rendered text to `out`.
     pub fn render_into(&self, f: &Fill, out: &mut String) {
         for p in &self.pieces {
-            let _ = match p {
-                Piece::Lit(l) => {
-                    out.push_str(l);
-                    Ok(())
-                }
-                Piece::Var(Var::Conv) => write!(out, "{}", f.vars.conv),
-                Piece::Var(Var::Member) => write!(out, "{}", f.vars.member),
-                Piece::Var(Var::User) => write!(out, "{}", f.vars.user),
-                Piece::Var(Var::Seq) => write!(out, "{}", f.seq),
-                Piece::Var(Var::Token) => {
-                    out.push_str(f.token);
-                    Ok(())
-                }
-                Piece::Var(Var::Payload) => {
-                    out.push_str(f.payload);
-                    Ok(())
-                }
-            };
+            Text::render_piece(p, f, out);
         }
+    }
+
+    fn render_piece(p: &Piece, f: &Fill, out: &mut String) {
+        let _ = match p {
+            Piece::Lit(l) => {
+                out.push_str(l);
+                Ok(())
+            }
+            Piece::Var(Var::Conv) => write!(out, "{}", f.vars.conv),
+            Piece::Var(Var::Member) => write!(out, "{}", f.vars.member),
+            Piece::Var(Var::User) => write!(out, "{}", f.vars.user),
+            Piece::Var(Var::Seq) => write!(out, "{}", f.seq),
+            Piece::Var(Var::Token) => {
+                out.push_str(f.token);
+                Ok(())
+            }
+            Piece::Var(Var::Payload) => {
+                out.push_str(f.payload);
+                Ok(())
+            }
+        };
     }
 
     /// Clears `out` and renders into it.
@@ -171,9 +177,16 @@ impl UrlTemplate {
         self.target.render(&Fill::new(*v, ""), out);
     }
 
-    /// Writes the request target with every value a connection has (`{token}` included).
+    /// Writes the request target with every value a connection has (`{token}` included,
+    /// percent-encoded: a token with spaces or CR/LF must not change the request line).
     pub fn render_target_fill(&self, f: &Fill, out: &mut String) {
-        self.target.render(f, out);
+        out.clear();
+        for p in &self.target.pieces {
+            match p {
+                Piece::Var(Var::Token) => out.extend(percent_encoding::utf8_percent_encode(f.token, UNRESERVED)),
+                Piece::Lit(_) | Piece::Var(_) => Text::render_piece(p, f, out),
+            }
+        }
     }
 
     /// Whether the URL uses a placeholder.
@@ -191,6 +204,10 @@ impl UrlTemplate {
         }
     }
 }
+
+/// What a value put into a URL keeps as is: RFC 3986's unreserved characters.
+pub const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 fn split_host_port(a: &str, default_port: u16) -> Result<(String, u16), String> {
     if a.is_empty() {
@@ -217,10 +234,16 @@ fn split_host_port(a: &str, default_port: u16) -> Result<(String, u16), String> 
     if host.is_empty() || host.contains(['{', '}']) {
         return Err("the host must be a literal name or address".into());
     }
+    if host.chars().any(|c| c.is_whitespace() || c.is_control() || "/?#\\".contains(c)) {
+        return Err(format!("bad character in host '{}'", host.escape_debug()));
+    }
     let port = match port {
         Some(p) => p.parse::<u16>().map_err(|_| format!("bad port '{p}'"))?,
         None => default_port,
     };
+    if port == 0 {
+        return Err("port 0 cannot be connected to".into());
+    }
     Ok((host.to_string(), port))
 }
 
@@ -251,6 +274,9 @@ fn parse_pieces(t: &str, allowed: &[Var], strict: bool) -> Result<Vec<Piece>, St
                 return Err(format!("unknown placeholder '{{{name}}}' (known: {})", known.join(", ")));
             }
         };
+        if strict {
+            check_url_literal(&lit)?;
+        }
         if !lit.is_empty() {
             out.push(Piece::Lit(std::mem::take(&mut lit)));
         }
@@ -258,16 +284,25 @@ fn parse_pieces(t: &str, allowed: &[Var], strict: bool) -> Result<Vec<Piece>, St
         rest = &after[end + 1..];
     }
     lit.push_str(rest);
-    if strict && lit.contains('}') {
-        return Err("stray '}' in template".into());
-    }
-    if strict && lit.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("spaces or control characters in the URL".into());
+    if strict {
+        check_url_literal(&lit)?;
     }
     if !lit.is_empty() {
         out.push(Piece::Lit(lit));
     }
     Ok(out)
+}
+
+/// A literal part of the URL's path or query: every one of them, not only the last (text before
+/// a placeholder goes into the request line as well).
+fn check_url_literal(lit: &str) -> Result<(), String> {
+    if lit.contains('}') {
+        return Err("stray '}' in template".into());
+    }
+    if let Some(c) = lit.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("a space or control character ({:?}) in the URL; percent-encode it", c));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -287,6 +322,35 @@ mod tests {
         assert_eq!(t.port, 8080);
         assert_eq!(render(&t, 7, 2, 30), "/conv/7?user=30&m=2");
         assert_eq!(t.host_header(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn every_literal_part_of_the_url_is_checked() {
+        for bad in [
+            "ws://h/a\r\nX-Evil: 1\r\nY: /{conv}",
+            "ws://h/conv/a b{conv}",
+            "ws://h/a\t{conv}/{member}",
+            "ws://h/}{conv}",
+        ] {
+            assert!(UrlTemplate::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(UrlTemplate::parse("ws://h/a\r\n").unwrap_err().contains("control character"));
+        assert!(UrlTemplate::parse("ws://h/a b").unwrap_err().contains("percent-encode"));
+    }
+
+    #[test]
+    fn port_0_and_odd_hosts_are_refused() {
+        assert!(UrlTemplate::parse("ws://127.0.0.1:0/{conv}").unwrap_err().contains("port 0"));
+        assert!(UrlTemplate::parse("ws://a\tb:80/").unwrap_err().contains("bad character in host"));
+    }
+
+    #[test]
+    fn tokens_are_percent_encoded_in_the_url() {
+        let t = UrlTemplate::parse("ws://h/c/{conv}?token={token}").unwrap();
+        let mut out = String::new();
+        let f = Fill::new(Vars { conv: 4, member: 0, user: 9 }, "a b&c=d/é~_.-Z9");
+        t.render_target_fill(&f, &mut out);
+        assert_eq!(out, "/c/4?token=a%20b%26c%3Dd%2F%C3%A9~_.-Z9");
     }
 
     #[test]
@@ -320,7 +384,7 @@ mod tests {
             ("ws://h/{room}", "unknown placeholder"),
             ("ws://h/{conv", "unclosed"),
             ("ws://h/a}b", "stray"),
-            ("ws://h/a b", "spaces"),
+            ("ws://h/a b", "a space or control character"),
             ("ws://{conv}.h/", "literal"),
             ("ws://u:p@h/", "user info"),
             ("ws://[::1/", "unclosed"),

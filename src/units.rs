@@ -54,7 +54,26 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
         Some('g') => (&s[..s.len() - 1], 1_000_000_000),
         _ => (s.as_str(), 1),
     };
-    let bad = || format!("'{text}' is not a count (examples: 4000, 10k, 1.5m)");
+    scaled(text, digits, mult, "a count (examples: 4000, 10k, 1.5m)")
+}
+
+/// A size in bytes: what [`parse_count`] reads (`64k` is 64,000: k, m, g are decimal) plus the
+/// binary units `KiB`, `MiB`, `GiB` (`64KiB` is 65,536) and a `B` after either (`1MB`, `512B`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let s: String = text.trim().chars().filter(|c| *c != '_').collect();
+    let lower = s.to_ascii_lowercase();
+    let binary = [("kib", 1u64 << 10), ("mib", 1 << 20), ("gib", 1 << 30)];
+    if let Some((unit, mult)) = binary.iter().find(|(u, _)| lower.ends_with(u)) {
+        return scaled(text, &s[..s.len() - unit.len()], *mult, "a size");
+    }
+    let without_b = if lower.ends_with('b') { &s[..s.len() - 1] } else { s.as_str() };
+    parse_count(without_b)
+        .map_err(|_| format!("'{text}' is not a size in bytes (examples: 4096, 64KiB = 65536, 64k = 64000, 1MiB)"))
+}
+
+/// `digits` (a whole number with an optional fraction) times `mult`, exactly.
+fn scaled(text: &str, digits: &str, mult: u64, what: &str) -> Result<u64, String> {
+    let bad = || format!("'{text}' is not {what}");
     let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
@@ -64,14 +83,15 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
     }
     let scale = 10u64.pow(frac.len() as u32);
     let frac_value: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
-    if (frac_value * mult) % scale != 0 {
+    let frac_scaled = frac_value.checked_mul(mult).ok_or_else(bad)?;
+    if frac_scaled % scale != 0 {
         return Err(format!("'{text}' is not a whole count"));
     }
     whole
         .parse::<u64>()
         .ok()
         .and_then(|w| w.checked_mul(mult))
-        .and_then(|v| v.checked_add(frac_value * mult / scale))
+        .and_then(|v| v.checked_add(frac_scaled / scale))
         .ok_or_else(bad)
 }
 
@@ -115,6 +135,23 @@ pub fn fmt_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("64KiB"), Ok(65_536));
+        assert_eq!(parse_bytes("64kib"), Ok(65_536));
+        assert_eq!(parse_bytes("64k"), Ok(64_000));
+        assert_eq!(parse_bytes("64kB"), Ok(64_000));
+        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_bytes("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512B"), Ok(512));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("0.3KiB").unwrap_err().contains("whole"));
+        assert!(parse_bytes("KiB").is_err());
+        assert!(parse_bytes("1TiB").unwrap_err().contains("size in bytes"));
+        assert!(parse_bytes("99999999999GiB").is_err());
+    }
 
     #[test]
     fn durations() {

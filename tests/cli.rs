@@ -49,10 +49,27 @@ fn scenario_file_keys_are_checked_and_flags_win() {
 
 #[test]
 fn a_scenario_beyond_the_fd_limit_is_refused_with_the_limit_named() {
-    let o = herd(&["run", "--conversations", "100k", "--members", "4", "-d", "1s"]);
-    assert_eq!(o.status.code(), Some(69));
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(herd_bin());
+    cmd.args(["run", "--conversations", "100k", "--members", "4", "-d", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // The same limit on every host: herd raises the soft limit to the hard one, so both are set,
+    // below what the scenario needs.
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            let r = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = output_within(cmd.spawn().expect("run herd"), Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("RLIMIT_NOFILE") && err.contains("800064"), "{err}");
+    assert_eq!(o.status.code(), Some(69), "{err}");
+    assert!(err.contains("RLIMIT_NOFILE is 4096 (hard 4096)") && err.contains("800064"), "{err}");
 }
 
 #[test]

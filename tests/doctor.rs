@@ -90,7 +90,9 @@ fn one_source_address_binds_on_ports_with_the_fix_named() {
     assert_eq!(binding(&r), "net.ipv4.ip_local_port_range");
     let ports = r.check("net.ipv4.ip_local_port_range").unwrap();
     assert_eq!(ports.status, Status::Binds);
-    has(&ports.fix, "--source-ips 16");
+    has(&ports.fix, "herd run --source-ip with 16 addresses");
+    has(&ports.fix, "herd doctor --source-ips 16");
+    has(&ports.fix, "half the range");
 }
 
 #[test]

@@ -22,8 +22,7 @@ fn a_server_killed_mid_run_is_counted_and_the_run_finishes() {
         dir.path(),
         &["--url", &url, "-c", "20", "-k", "3", "--rate", "10", "-d", "4s", "--drain", "1s"],
     );
-    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
-    std::thread::sleep(Duration::from_millis(1000));
+    assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
     srv.child.kill().unwrap();
     let (status, stdout, took, v) = run.finish(Duration::from_secs(60));
     assert!(status.success(), "{stdout}");
@@ -35,6 +34,8 @@ fn a_server_killed_mid_run_is_counted_and_the_run_finishes() {
     assert_eq!(losses(&v), 60, "each loss in exactly one category: {}", v["errors"]);
     let (sent, expected, delivered) = (u(&v, "messages.sent"), u(&v, "messages.expected"), u(&v, "messages.delivered"));
     assert!(sent > 0 && sent < 20 * 10 * 4, "{}", v["messages"]);
+    // Every message the schedule made due (20 senders x 10/s x 4 s) was either sent or unsent.
+    assert_eq!(sent + u(&v, "messages.unsent"), 20 * 10 * 4, "{}", v["messages"]);
     assert!(delivered <= expected);
     assert_eq!(u(&v, "messages.missed"), expected - delivered);
     // Roughly three seconds of 20 senders at 10/s could not be sent at all.
@@ -52,12 +53,12 @@ fn with_reconnect_a_restarted_server_gets_every_connection_back() {
         dir.path(),
         &["--url", &url, "-c", "10", "-k", "3", "--rate", "10", "-d", "10s", "--drain", "2s", "--reconnect"],
     );
-    assert!(run.wait_line("sending for", Duration::from_secs(20)).is_some(), "never started sending");
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
     let mut srv = srv;
     srv.child.kill().unwrap();
     let _ = srv.child.wait();
-    std::thread::sleep(Duration::from_millis(1000));
+    // herd has seen every connection go (reconnect attempts are refused meanwhile).
+    assert!(run.wait_line("conns 0 open", Duration::from_secs(30)).is_some(), "{:?}", run.seen);
     // The same port again (the listener sets SO_REUSEADDR).
     let again = ServeProc::start_on(&addr, &[]);
     let (status, _, _, v) = run.finish(Duration::from_secs(60));
@@ -75,6 +76,11 @@ fn with_reconnect_a_restarted_server_gets_every_connection_back() {
     // Messages due during the outage went out late: corrected latency shows the outage.
     assert!(f(&v, "latency.corrected.max_ms") > 500.0, "{}", v["latency"]);
     assert_eq!(u(&v, "messages.unsent"), 0, "the senders caught up once back");
+    // So every message due was sent: 10 senders x 10/s x 10 s.
+    assert_eq!(u(&v, "messages.sent"), 10 * 10 * 10, "{}", v["messages"]);
+    // The restarted server got part of what was sent, never more.
+    let received = m["herd_server_messages_received_total"] as u64;
+    assert!(received > 0 && received <= 1000, "{received}");
 }
 
 #[test]

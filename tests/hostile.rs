@@ -57,8 +57,15 @@ fn a_close_storm_is_reconnected_with_backoff() {
     assert!(reconnected >= 4, "{v}");
     assert!(reconnected <= 4 * 10, "backoff did not damp the storm: {reconnected} reconnects");
     assert_eq!(u(&v, "connections.established"), 8 + reconnected);
-    assert!(u(&v, "connections.closed_by_peer") >= reconnected);
-    assert!(u(&v, "errors.closed_by_peer") >= reconnected);
+    // Every receiver connection was ended by the server's close 1000 (each counted once, with
+    // its code), every sender's by herd at the end.
+    let by_peer = u(&v, "connections.closed_by_peer");
+    assert!(by_peer >= reconnected);
+    assert_eq!(u(&v, "errors.closed_by_peer"), by_peer, "{v}");
+    assert_eq!(u(&v, "websocket.close_codes_received.1000"), by_peer, "{v}");
+    assert_eq!(by_peer + u(&v, "connections.closed"), u(&v, "connections.established"), "{v}");
+    // The senders were never closed: all 4 x 10/s x 3 s went out.
+    assert_eq!(u(&v, "messages.sent"), 120, "{v}");
     assert!(u(&v, "messages.delivered") <= u(&v, "messages.expected"));
     assert_eq!(u(&v, "messages.duplicated"), 0);
     assert!(u(&v, "messages.missed_while_away") > 0, "the receivers were away most of the time: {v}");
@@ -75,6 +82,11 @@ fn replayed_history_after_a_reconnect_is_unexpected_not_delivered() {
     );
     let reconnected = u(&v, "connections.reconnected");
     assert!(reconnected >= 2, "{v}");
+    // Both senders sent all 20/s x 3 s; every receiver connection lost was closed with 1001.
+    assert_eq!(u(&v, "messages.sent"), 120, "{v}");
+    let by_peer = u(&v, "connections.closed_by_peer");
+    assert!(by_peer >= reconnected, "{v}");
+    assert_eq!(u(&v, "websocket.close_codes_received.1001"), by_peer, "{v}");
     // Each reconnected receiver first gets the room's history: all of it was sent before it
     // connected again, so none of it is owed, none is a delivery or a duplicate.
     assert!(u(&v, "messages.unexpected") > 0, "{v}");

@@ -31,7 +31,7 @@ fn a_client_that_never_finishes_its_request_is_dropped() {
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "expected the server to hang up");
     assert!(t.elapsed() < Duration::from_secs(10), "dropped after {:?}", t.elapsed());
-    assert!(metric(&srv, "herd_server_handshakes_failed_total") >= 1.0);
+    assert_eq!(metric(&srv, "herd_server_handshakes_failed_total"), 1.0);
     assert_eq!(http_get(&srv.addr, "/healthz").0, 200, "still serving");
 }
 
@@ -47,7 +47,8 @@ fn requests_get_proper_http_answers() {
     let old = b"GET /conv/1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n";
     assert_eq!(raw_request(&srv.addr, old), 400);
-    assert!(metric(&srv, "herd_server_handshakes_failed_total") >= 6.0);
+    // Each of the six answers above, none of them an upgrade.
+    assert_eq!(metric(&srv, "herd_server_handshakes_failed_total"), 6.0);
     assert_eq!(http_get(&srv.addr, "/healthz").0, 200);
 }
 
@@ -123,24 +124,22 @@ fn a_slow_consumer_is_dropped_and_the_room_keeps_its_latency() {
     assert_eq!(u(&v, "messages.delivered"), u(&v, "messages.sent") * 3);
     let p99 = f(&v, "latency.corrected.p99_ms");
     assert!(p99 < 1000.0, "p99 {p99} ms");
-    // The slow member's connection ends (with 1008 if the close frame could still be written).
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut last_code = None;
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
+    // The slow member's connection ends: with 1008 if the close frame could still be written
+    // (it is queued behind what the blocked write left), otherwise by the end of TCP. A read
+    // that times out means it did not end.
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // Some(code) for a close frame, None for the end of TCP.
+    let ended: Option<Option<u16>> = loop {
         match raw::read_frame(&mut slow, 1 << 24) {
-            Ok(fr) if fr.opcode == raw::CLOSE => {
-                last_code = fr.close_code();
-                break;
-            }
+            Ok(fr) if fr.opcode == raw::CLOSE => break Some(fr.close_code()),
             Ok(_) => {}
-            Err(_) => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("the slow consumer's connection never ended: {e}")
+            }
+            Err(_) => break None,
         }
-    }
-    assert!(t.elapsed() < Duration::from_secs(20), "the slow consumer's connection never ended");
-    if let Some(code) = last_code {
-        assert_eq!(code, 1008);
-    }
+    };
+    assert!(matches!(ended, None | Some(Some(1008))), "ended with {ended:?}");
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! - at receipt, a message counts toward `delivered` only if it was sent after this receiver
 //!   connected (the same rule, seen from the other side), once per (sender, seq).
 //!
-//! A close frame from the server is echoed (tungstenite does it) and its code counted; a server
+//! A close frame from the server ends the connection at once: it counts as closed by the peer,
+//! with its code, and herd's echo goes out; the socket is then closed after at most
+//! [`PEER_CLOSE_LINGER`] even if the server never ends the TCP connection. A server
 //! that breaks the rules (invalid UTF-8, a message above `--max-frame`, a protocol violation)
 //! gets the connection failed with the matching close code (see `protocol::failure`).
 
@@ -40,12 +42,22 @@ enum Event {
 pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     let conv = &ctx.convs[conv_idx];
     // Boxed: the connect future is large and needed once; the task keeps only what serving needs.
-    let mut ws = Box::pin(connect(&ctx, conv, member)).await;
+    // A run that closes (end, Ctrl-C) while this connection is still connecting does not wait
+    // for it: the attempt is cut short and neither failed nor succeeded.
+    let first = futures_lite::future::or(async { Some(Box::pin(connect(&ctx, conv, member)).await) }, async {
+        reconnect::closing(&ctx, &conv.slots[member as usize]).await;
+        None
+    })
+    .await;
     ctx.connecting.set(ctx.connecting.get() - 1);
+    let mut ws = first.unwrap_or_else(|| {
+        ctx.stats.borrow_mut().counters.conns_attempted -= 1;
+        None
+    });
     let mut backoff = ctx.plan.reconnect.then(|| Backoff::new(ctx.plan.seed ^ vars(&ctx, conv, member).user));
     while let Some(w) = ws.take() {
         let (how, established_ns) = session(&ctx, conv_idx, member, w).await;
-        if let (Ended::ByPeer(_), Some(b)) = (&how, backoff.as_mut()) {
+        if let (true, Some(b)) = (how.by_peer(), backoff.as_mut()) {
             b.connected_for(Duration::from_nanos(now_ns().saturating_sub(established_ns)));
             conv.away.set(conv.away.get() + 1);
             ws = Box::pin(reconnect::again(&ctx, conv, member, b)).await;
@@ -58,7 +70,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
 /// One established connection, from open to close: membership, serving, and how it ended.
 /// Returns how it ended and when it counted as connected (a reconnect gets a fresh time, so
 /// what was sent while it was away is never taken for a delivery).
-async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, ws: Box<Ws>) -> (Ended, u64) {
+async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -> (Ended, u64) {
     let conv = &ctx.convs[conv_idx];
     conv.open.set(conv.open.get() + 1);
     let sender = conv.senders.get(member as usize);
@@ -66,18 +78,25 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, ws: Box<Ws>) -> (E
         ctx.set_connected(st, true);
     }
     let established_ns = now_ns();
-    let how = serve(ctx, conv_idx, member, established_ns, ws).await;
+    let how = serve(ctx, conv_idx, member, established_ns, &mut ws).await;
     if let Some(st) = sender {
         ctx.set_connected(st, false);
     }
     conv.open.set(conv.open.get() - 1);
-    let mut st = ctx.stats.borrow_mut();
-    match how {
-        Ended::ByUs => st.counters.conns_closed += 1,
-        Ended::ByPeer(kind) => {
-            st.counters.conns_closed_by_peer += 1;
-            st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
+    {
+        let mut st = ctx.stats.borrow_mut();
+        match how {
+            Ended::ByUs => st.counters.conns_closed += 1,
+            Ended::ByPeer(kind) | Ended::ClosedByPeer(kind) => {
+                st.counters.conns_closed_by_peer += 1;
+                st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
+            }
         }
+    }
+    if let Ended::ClosedByPeer(_) = how {
+        // Counted above, before this wait: the server's close is the end of the connection,
+        // whether or not it ever ends the TCP connection.
+        Box::pin(linger(&mut ws)).await;
     }
     (how, established_ns)
 }
@@ -119,12 +138,27 @@ pub(super) async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<B
     }
 }
 
+#[derive(Clone, Copy)]
 enum Ended {
     ByUs,
+    /// The connection broke, or the peer ended it (and its TCP connection too).
     ByPeer(Option<ErrorKind>),
+    /// The peer sent its close frame: the socket is still open, for the echo and the peer's end
+    /// of TCP, which [`linger`] waits for.
+    ClosedByPeer(Option<ErrorKind>),
 }
 
-async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, mut ws: Box<Ws>) -> Ended {
+impl Ended {
+    fn by_peer(self) -> bool {
+        !matches!(self, Ended::ByUs)
+    }
+}
+
+/// How long herd waits, after a peer's close frame, for its echo to go out and the peer to end
+/// the TCP connection before closing the socket itself.
+pub const PEER_CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, ws: &mut Ws) -> Ended {
     let conv = &ctx.convs[conv_idx];
     let is_sender = member < ctx.plan.senders;
     let mut trackers = Trackers::new(ctx.plan.senders as usize);
@@ -133,21 +167,18 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
     let mut pings_done = owed_pings();
     let mut awaiting_pong = false;
-    // The code of the server's close frame, once one came.
-    let mut peer_close: Option<u16> = None;
     loop {
         let ev = poll_fn(|cx| {
             if ctx.closing.get() {
                 return Poll::Ready(Event::Close);
             }
-            // After the server's close frame nothing more may be sent; wait for the end.
-            if is_sender && peer_close.is_none() {
+            if is_sender {
                 let st = &conv.senders[member as usize];
                 if st.due.get() > st.sent.get() {
                     return Poll::Ready(Event::Send);
                 }
             }
-            if peer_close.is_none() && owed_pings() > pings_done {
+            if owed_pings() > pings_done {
                 return Poll::Ready(Event::KeepAlive);
             }
             if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
@@ -159,29 +190,23 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
         .await;
         match ev {
             Event::Close => {
-                Box::pin(close(&mut ws)).await;
+                Box::pin(close(ws)).await;
                 return Ended::ByUs;
             }
             Event::Send => {
                 // Boxed so that the (rare) sending state does not size every connection's task.
-                if let Err(e) = Box::pin(send_due(ctx, conv, member, &mut ws)).await {
-                    return write_failed(ctx, &e, peer_close);
+                if let Err(e) = Box::pin(send_due(ctx, conv, member, ws)).await {
+                    return write_failed(ctx, &e);
                 }
             }
             Event::KeepAlive => {
                 pings_done = owed_pings();
                 let v = vars(ctx, conv, member);
-                let sent = Box::pin(protocol::keepalive(
-                    &mut ws,
-                    &ctx.target,
-                    &v,
-                    &mut awaiting_pong,
-                    &ctx.stats,
-                    &ctx.scratch,
-                ))
-                .await;
+                let sent =
+                    Box::pin(protocol::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                        .await;
                 if let Err(e) = sent {
-                    return write_failed(ctx, &e, peer_close);
+                    return write_failed(ctx, &e);
                 }
             }
             Event::Frame(Some(Ok(msg))) => {
@@ -190,9 +215,9 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 if let Some(auto) = protocol::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
                     drop(msg);
                     let v = vars(ctx, conv, member);
-                    let sent = Box::pin(protocol::answer(&mut ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                    let sent = Box::pin(protocol::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
                     if let Err(e) = sent {
-                        return write_failed(ctx, &e, peer_close);
+                        return write_failed(ctx, &e);
                     }
                     glommio::yield_if_needed().await;
                     continue;
@@ -211,18 +236,22 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                         }
                         on_frame(ctx, conv, member, established_ns, &mut trackers, b, now);
                     }
-                    // tungstenite answers pings and echoes the close frame; the stream ends next.
+                    // tungstenite answers pings and queues the echo of a close frame.
                     Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
                     Message::Pong(_) => {
                         awaiting_pong = false;
                         ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
                     }
-                    Message::Close(f) => peer_close = Some(f.as_ref().map_or(wire::NO_STATUS, |f| f.code.into())),
+                    Message::Close(f) => {
+                        let code = f.as_ref().map_or(wire::NO_STATUS, |f| f.code.into());
+                        ctx.stats.borrow_mut().counters.wire.close_received(code);
+                        return Ended::ClosedByPeer(None);
+                    }
                     Message::Frame(_) => {}
                 }
             }
             Event::Frame(None) => {
-                ctx.stats.borrow_mut().counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL));
+                ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL);
                 return Ended::ByPeer(None);
             }
             Event::Frame(Some(Err(e))) => {
@@ -230,10 +259,10 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 match code {
                     Some(code) => {
                         // Boxed: the failure path should not grow every connection's future.
-                        Box::pin(protocol::fail(&mut ws, code)).await;
+                        Box::pin(protocol::fail(ws, code)).await;
                         ctx.stats.borrow_mut().counters.wire.close_sent(code);
                     }
-                    None => ctx.stats.borrow_mut().counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL)),
+                    None => ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL),
                 }
                 return Ended::ByPeer(Some(kind));
             }
@@ -245,7 +274,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
 
 /// herd's own close at the end of a run (1000), then reading until the server's answer and its
 /// end of the TCP connection; a server that never answers or never hangs up is not waited for
-/// long.
+/// long. (An aborted run does not wait at all: its cores stop without waiting for these.)
 async fn close(ws: &mut Ws) {
     let _ = glommio::timer::timeout(Duration::from_secs(2), async {
         let _ = ws.close(Some(protocol::normal_close())).await;
@@ -255,11 +284,22 @@ async fn close(ws: &mut Ws) {
     .await;
 }
 
+/// After the peer's close frame: sends herd's echo (tungstenite queued it) and reads until the
+/// peer ends the TCP connection, for at most [`PEER_CLOSE_LINGER`].
+async fn linger(ws: &mut Ws) {
+    let _ = glommio::timer::timeout(PEER_CLOSE_LINGER, async {
+        let _ = ws.flush().await;
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok(())
+    })
+    .await;
+}
+
 /// A write failed: the connection is gone.
-fn write_failed(ctx: &CoreCtx, e: &WsError, peer_close: Option<u16>) -> Ended {
+fn write_failed(ctx: &CoreCtx, e: &WsError) -> Ended {
     let mut st = ctx.stats.borrow_mut();
     st.counters.error(ErrorKind::SendFailed);
-    st.counters.wire.close_received(peer_close.unwrap_or(wire::ABNORMAL));
+    st.counters.wire.close_received(wire::ABNORMAL);
     Ended::ByPeer(Some(protocol::failure(e).0))
 }
 
@@ -268,9 +308,6 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
     let st = &conv.senders[member as usize];
     let Some(sched) = st.schedule.get() else { return Ok(()) };
     let p = &ctx.plan;
-    let mut wrote = 0u64;
-    let mut owed_total = 0u64;
-    let mut away_total = 0u64;
     let v = vars(ctx, conv, member);
     let token = ctx.target.tokens.get(v.user);
     while st.sent.get() < st.due.get() {
@@ -305,17 +342,16 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             s.counters.msgs_expected += owed;
             s.counters.msgs_missed_away += away;
         }
-        owed_total += owed;
-        away_total += away;
-        wrote += 1;
         if let Err(e) = ws.feed(text).await {
-            // Nothing of this batch is known to have left: take it back.
-            st.sent.set(st.sent.get() - wrote);
-            ctx.backlog.set(ctx.backlog.get() + wrote);
+            // With no write buffer (`write_buffer_size(0)`) every earlier frame of this batch
+            // went to the socket when it was fed: they stay sent (a peer may have relayed them,
+            // and sending them again would make duplicates). Only this one is taken back.
+            st.sent.set(st.sent.get() - 1);
+            ctx.backlog.set(ctx.backlog.get() + 1);
             let mut s = ctx.stats.borrow_mut();
-            s.counters.msgs_sent -= wrote;
-            s.counters.msgs_expected -= owed_total;
-            s.counters.msgs_missed_away -= away_total;
+            s.counters.msgs_sent -= 1;
+            s.counters.msgs_expected -= owed;
+            s.counters.msgs_missed_away -= away;
             return Err(e);
         }
     }
@@ -360,10 +396,14 @@ fn on_frame(
             stats.counters.msgs_unexpected += 1;
             return;
         }
-        match trackers.get_mut(m.sender as usize).receive(m.seq) {
+        let t = trackers.get_mut(m.sender as usize);
+        let evicted = t.holes_evicted;
+        let receipt = t.receive(m.seq);
+        stats.counters.msgs_holes_evicted += t.holes_evicted - evicted;
+        match receipt {
             Receipt::Duplicate => stats.counters.msgs_duplicated += 1,
             r => {
-                if r == Receipt::Reordered {
+                if r != Receipt::First {
                     stats.counters.msgs_reordered += 1;
                 }
                 stats.counters.msgs_delivered += 1;

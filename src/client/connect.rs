@@ -182,7 +182,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     let (buf, end) = handshake::read_head(&mut stream).await.map_err(|e| match e {
         ReadHeadError::Io(e) => upgrade_error_kind(t, &e),
         ReadHeadError::Eof => ErrorKind::HandshakeRejected,
-        ReadHeadError::TooLarge => ErrorKind::HandshakeInvalid,
+        ReadHeadError::TooLarge | ReadHeadError::NotHttp => ErrorKind::HandshakeInvalid,
     })?;
     protocol::check_answer(t, &buf[..end], &buf[end..], &key)?;
     let leftover = buf[end..].to_vec();

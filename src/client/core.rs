@@ -268,7 +268,9 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             next_snapshot = now + interval_ns;
             publish(&ctx, &tx, false);
         }
-        let all_closed = ctx.live.get() == 0 && ramp_reported;
+        // Once closing, the ramp starts nothing more: a ramp asleep until its next connection
+        // is not waited for.
+        let all_closed = ctx.live.get() == 0 && (ramp_reported || ctx.closing.get());
         let close_timed_out = closing_since.is_some_and(|t| now - t > 3_000_000_000);
         if ctx.closing.get() && (all_closed || close_timed_out || ctx.control.abort.load(Ordering::Relaxed)) {
             break;

@@ -66,7 +66,7 @@ impl Backoff {
 }
 
 /// Resolves once the core is closing or aborting (the core rings every slot when it closes).
-async fn closing(ctx: &CoreCtx, slot: &Slot) {
+pub(super) async fn closing(ctx: &CoreCtx, slot: &Slot) {
     poll_fn(|cx| {
         if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
             return Poll::Ready(());

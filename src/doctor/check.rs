@@ -140,10 +140,19 @@ pub fn evaluate(host: &HostLimits, connections: Option<u64>, source_ips: u64) ->
     let mut port_fix = sysctl_fix("net.ipv4.ip_local_port_range", format!("{lo} {hi}"));
     if n > tuned_ports.saturating_mul(source_ips) {
         let need = n.div_ceil(tuned_ports);
-        port_fix.push_str(&format!("; and spread over at least {need} source addresses (--source-ips {need})"));
+        port_fix.push_str(&format!(
+            "; and spread over at least {need} source addresses (herd run --source-ip with {need} addresses, \
+             e.g. 127.0.0.1-127.0.0.{need} on loopback; herd doctor --source-ips {need} checks it)"
+        ));
     } else {
-        port_fix.push_str("; more source addresses (--source-ips) or destinations multiply it");
+        port_fix.push_str("; more source addresses (herd run --source-ip) or destinations multiply it");
     }
+    // Linux's connect() first takes ports of one parity (half the range) and searches the rest
+    // slowly: with one source address, connects slow down well before the range is used up.
+    port_fix.push_str(
+        "; with one source address connect() slows down past about half the range (the kernel \
+         searches the other half port by port)",
+    );
     checks.push(from(
         "net.ipv4.ip_local_port_range",
         Some("net.ipv4.ip_local_port_range"),

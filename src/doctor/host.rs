@@ -98,22 +98,11 @@ fn rlimit(which: Rlimit) -> (Reading<u64>, Reading<u64>) {
         Rlimit::Nofile => libc::RLIMIT_NOFILE,
         Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
     };
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit only writes the struct we pass it.
-    if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
-        let e = std::io::Error::last_os_error().to_string();
-        return (Reading::Unreadable(e.clone()), Reading::Unreadable(e));
+    match crate::limits::rlimit(resource as libc::c_int) {
+        // limits::rlimit gives u64::MAX for none, which is UNLIMITED.
+        Ok((soft, hard)) => (Reading::Value(soft), Reading::Value(hard)),
+        Err(e) => (Reading::Unreadable(e.to_string()), Reading::Unreadable(e.to_string())),
     }
-    // rlim_t is u64 on 64-bit Linux but not on every target.
-    #[allow(clippy::unnecessary_cast)]
-    let conv = |v: libc::rlim_t| {
-        if v == libc::RLIM_INFINITY {
-            UNLIMITED
-        } else {
-            v as u64
-        }
-    };
-    (Reading::Value(conv(lim.rlim_cur)), Reading::Value(conv(lim.rlim_max)))
 }
 
 impl HostLimits {

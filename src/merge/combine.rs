@@ -100,6 +100,7 @@ fn counters(i: &Input) -> Result<Counters, String> {
         msgs_echoed: m.echoed,
         msgs_unsent: m.unsent,
         msgs_missed_away: m.missed_while_away,
+        msgs_holes_evicted: m.holes_evicted,
         wire: WireCounters {
             pings_received: d.websocket.pings_received,
             pings_sent: d.websocket.pings_sent,
@@ -173,7 +174,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
     merged.counters = sum;
     merged.total = histos;
 
-    let worst = ["aborted", "interrupted"]
+    let worst = ["stalled", "aborted", "interrupted"]
         .into_iter()
         .find(|o| inputs.iter().any(|i| i.doc.outcome == *o))
         .unwrap_or("completed");
@@ -196,6 +197,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         target,
         embedded_server: inputs.iter().any(|i| i.doc.embedded_server),
         outcome: worst.to_string(),
+        stalled_cores: vec![],
         connections: Default::default(),
         messages: Default::default(),
         latency: Default::default(),

@@ -65,6 +65,7 @@ pub struct Msgs {
     pub echoed: u64,
     pub unsent: u64,
     pub missed_while_away: u64,
+    pub holes_evicted: u64,
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]

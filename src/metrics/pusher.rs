@@ -387,9 +387,22 @@ mod tests {
     #[test]
     fn dropping_without_finish_stops_the_thread_quietly() {
         let (url, requests) = fake_gateway();
-        let pusher = Pusher::start(PushConfig::new(&url, "herd", "x"));
+        let mut cfg = PushConfig::new(&url, "herd", "x");
+        cfg.delete_on_finish = true;
+        let pusher = Pusher::start(cfg);
+        pusher.update("a 1\n".to_string());
+        let (method, _, body) = requests.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!((method.as_str(), body.as_str()), ("PUT", "a 1\n"));
+        // The thread holds the other reference to the shared state: it is gone once the thread
+        // has ended.
+        let shared = Arc::clone(&pusher.shared);
         drop(pusher);
-        std::thread::sleep(Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        while Arc::strong_count(&shared) > 1 {
+            assert!(t.elapsed() < Duration::from_secs(30), "the pusher thread did not stop");
+            std::thread::yield_now();
+        }
+        // Nothing after the first push: no final push, no delete.
         assert!(requests.try_recv().is_err());
     }
 }

@@ -14,7 +14,8 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Tokens, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("--tokens {}: {e}", path.display()))?;
+        let text = crate::readfile::read_text(path, crate::readfile::TOKENS_LIMIT, &crate::signal::stop_requested)
+            .map_err(|e| format!("--tokens {}: {e}", path.display()))?;
         Tokens::parse(&text).map_err(|e| format!("--tokens {}: {e}", path.display()))
     }
 

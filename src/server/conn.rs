@@ -95,6 +95,13 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
             reply(&mut stream, 431, "Request Header Fields Too Large", "text/plain", b"").await;
             return;
         }
+        // TLS to a plain server, or any other binary protocol: answered at once, not after the
+        // handshake timeout.
+        Ok(Err(ReadHeadError::NotHttp)) => {
+            inc(&core.counters().handshakes_failed);
+            reply(&mut stream, 400, "Bad Request", "text/plain", b"not an HTTP request\n").await;
+            return;
+        }
         // Timed out, closed early, or an I/O error: nothing sensible to answer.
         _ => {
             inc(&core.counters().handshakes_failed);

@@ -41,8 +41,9 @@ pub struct ServeArgs {
     /// Frames a connection may fall behind before it is dropped as a slow consumer
     #[arg(long, default_value = "1024", value_parser = units::parse_count)]
     pub queue: u64,
-    /// Largest frame accepted from a client, in bytes (larger closes with 1009)
-    #[arg(long, default_value = "1m", value_parser = units::parse_count)]
+    /// Largest frame accepted from a client, in bytes (larger closes with 1009); 1MiB =
+    /// 1,048,576, 1m = 1,000,000
+    #[arg(long, default_value = "1MiB", value_parser = units::parse_bytes)]
     pub max_frame: u64,
     /// Time a client has to complete its HTTP request
     #[arg(long, default_value = "10s", value_parser = units::parse_duration)]

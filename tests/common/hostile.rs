@@ -15,6 +15,8 @@
 //!   generator (see [`random_frames`]): junk text and binary, forged markers, pings, pongs,
 //!   reserved opcodes, stray continuations, invalid UTF-8, oversized lengths, closes.
 //! - `deaf`: completes handshakes and then never reads another byte.
+//! - `linger`: sends each receiver a close frame (4321) right after its handshake, then holds
+//!   the TCP connection open without reading: no FIN, ever.
 //! - `silent`: accepts TCP and never answers the upgrade.
 #![allow(dead_code)]
 
@@ -127,6 +129,13 @@ fn handle(mut s: TcpStream, st: Arc<State>, stop: Arc<AtomicBool>) {
     }
     let _ = s.set_read_timeout(None);
     let me: Peer = Arc::new(Mutex::new(s.try_clone().unwrap()));
+    if mode == "linger" && member > 0 {
+        send(&me, CLOSE, &raw::close_payload(4321, "going, not gone"));
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    }
     if member > 0 {
         let mut rooms = st.rooms.lock().unwrap();
         let room = rooms.entry((mode.clone(), conv)).or_default();

@@ -203,6 +203,23 @@ impl RunProc {
         None
     }
 
+    /// Waits for a progress line that shows messages going out (`sent N/s` with N > 0): the
+    /// send phase is under way, not only announced.
+    pub fn wait_sent(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let sending = |l: &str| {
+            l.split(" sent ").nth(1).and_then(|r| r.split('/').next()?.parse::<f64>().ok()).is_some_and(|n| n > 0.0)
+        };
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.wait_line(" sent ", left) {
+                Some(l) if sending(&l) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Waits for the process to exit (killing it after `within`); returns its status, stdout,
     /// the time it took and the results JSON if written.
     pub fn finish(mut self, within: Duration) -> (std::process::ExitStatus, String, Duration, Option<Value>) {

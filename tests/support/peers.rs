@@ -296,10 +296,17 @@ pub fn errors(v: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Checks that every owed delivery arrived exactly once.
+/// Checks that every owed delivery arrived exactly once: every connection stayed up, so each
+/// message was owed to every other member of its conversation, whatever herd's own `expected`
+/// says.
 pub fn assert_exact(v: &Value) {
     let m = &v["messages"];
-    assert!(n(v, "messages.sent") > 0, "nothing sent: {m}");
+    let sent = n(v, "messages.sent");
+    assert!(sent > 0, "nothing sent: {m}");
+    let (convs, members) = (n(v, "scenario.conversations"), n(v, "scenario.members"));
+    assert_eq!(n(v, "connections.established"), convs * members, "{}", v["connections"]);
+    assert_eq!(n(v, "connections.closed_by_peer"), 0, "{}", v["connections"]);
+    assert_eq!(n(v, "messages.delivered"), sent * (members - 1), "{m}");
     assert_eq!(n(v, "messages.delivered"), n(v, "messages.expected"), "{m}");
     assert_eq!((n(v, "messages.missed"), n(v, "messages.duplicated")), (0, 0), "{m}");
 }
