@@ -67,9 +67,6 @@ pub struct Reactor {
     /// Wakers taken from the entries, woken after the borrow ends (kept to reuse its memory).
     to_wake: RefCell<Vec<Waker>>,
     stopped: Cell<bool>,
-    /// Wakes and events, for the benchmarks and tests: (epoll fd waits, events dispatched).
-    waits: Cell<u64>,
-    dispatched: Cell<u64>,
 }
 
 thread_local! {
@@ -99,8 +96,6 @@ impl Reactor {
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; BATCH]),
             to_wake: RefCell::new(Vec::new()),
             stopped: Cell::new(false),
-            waits: Cell::new(0),
-            dispatched: Cell::new(0),
         });
         // The socket set inside the control set, one-shot (see `drive`).
         let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: DATA_TOKEN };
@@ -123,11 +118,6 @@ impl Reactor {
     pub fn stop(&self) {
         self.stopped.set(true);
         CURRENT.with(|c| c.borrow_mut().take());
-    }
-
-    /// (waits on the epoll fd, events dispatched) so far.
-    pub fn activity(&self) -> (u64, u64) {
-        (self.waits.get(), self.dispatched.get())
     }
 
     /// Adds `fd` to the socket set for its life (it leaves the set when it is closed).
@@ -266,7 +256,6 @@ impl Reactor {
             w.wake();
         }
         *self.to_wake.borrow_mut() = to_wake;
-        self.dispatched.set(self.dispatched.get() + n as u64);
         n
     }
 
@@ -280,7 +269,6 @@ impl Reactor {
                 futures_lite::future::yield_now().await;
                 continue;
             }
-            self.waits.set(self.waits.get() + 1);
             let next = self.next_wake.get();
             let defer = next != 0 && next.saturating_sub(crate::clock::now_ns()) <= DEFER.as_nanos() as u64;
             // The socket set sits inside the control set, one-shot: armed only when not deferring,

@@ -9,7 +9,6 @@
 use super::reactor::Reactor;
 use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -58,10 +57,6 @@ impl Socket {
     /// kernel gave none.
     pub fn rx_ns(&self) -> u64 {
         self.rx_ns.get()
-    }
-
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        socket2::SockRef::from(&self.fd).peer_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
     }
 
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
