@@ -40,6 +40,9 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
         });
     }
     // Two workers, the two shards of one scenario (40 conversations, 20 each) on one server.
+    // Connecting at 20/s spreads each worker's 60 connections over ~3 s, several scrapes, so the
+    // connect-time panels have a rate() to show (connections made between two scrapes would
+    // leave the counters flat in Prometheus).
     let workers: Vec<_> = ["a", "b"]
         .iter()
         .enumerate()
@@ -48,6 +51,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
             let url = format!("ws://{}/conv/{{conv}}", srv.addr);
             let child = Command::new(herd_bin())
                 .args(["run", "--url", &url, "-c", "40", "-k", "3", "--rate", "10", "-d", "5s", "-q"])
+                .args(["--connect-rate", "20"])
                 .args(["--shard", &format!("{i}/2")])
                 .args(["--pushgateway", &stack.pushgateway, "--push-interval", "500ms", "--job", job])
                 .args(["--instance", &format!("worker-{w}"), "-o", out.to_str().unwrap()])
