@@ -90,6 +90,18 @@ impl StreamTracker {
 
     /// Messages of this sender not received so far, among those numbered below the highest seen
     /// (a live estimate; the exact missed count comes from expected - delivered).
+    /// A stream whose first `next` messages were sent before the receiver joined: they are not
+    /// holes.
+    pub fn starting_at(next: u64) -> StreamTracker {
+        StreamTracker { next, ..Default::default() }
+    }
+
+    /// Whether every message below `seq` has arrived (or was before the stream's start).
+    pub fn complete_below(&self, seq: u64) -> bool {
+        // Given-up holes cannot be told apart: a stream with unclaimed ones is not complete.
+        self.next >= seq && self.holes.first().is_none_or(|&h| h >= seq) && self.unclaimed == 0
+    }
+
     pub fn open_holes(&self) -> usize {
         self.holes.len()
     }
@@ -118,6 +130,22 @@ impl Trackers {
     }
 
     /// The tracker of sender `i` (callers check `i` against the number of senders).
+    /// Trackers for a receiver joining now: sender `i` had sent `sent(i)` messages already.
+    pub fn joining(senders: usize, sent: impl Fn(usize) -> u64) -> Trackers {
+        if senders <= 1 {
+            Trackers::One(StreamTracker::starting_at(sent(0)))
+        } else {
+            Trackers::Many((0..senders).map(|i| StreamTracker::starting_at(sent(i))).collect())
+        }
+    }
+
+    pub fn get(&self, i: usize) -> &StreamTracker {
+        match self {
+            Trackers::One(t) => t,
+            Trackers::Many(v) => &v[i],
+        }
+    }
+
     pub fn get_mut(&mut self, i: usize) -> &mut StreamTracker {
         match self {
             Trackers::One(t) => t,
@@ -146,6 +174,20 @@ mod tests {
         assert_eq!(many.get_mut(2).receive(5), First);
         assert_eq!(many.get_mut(1).receive(5), First);
         assert_eq!(many.get_mut(2).receive(5), Duplicate);
+    }
+
+    #[test]
+    fn a_joining_receiver_has_no_holes_for_what_came_before() {
+        let mut t = StreamTracker::starting_at(40);
+        assert!(t.complete_below(40));
+        assert!(!t.complete_below(41));
+        assert_eq!(t.receive(41), First);
+        assert_eq!((t.open_holes(), t.holes_evicted), (1, 0), "only 40 is missing, not 0..40");
+        assert!(!t.complete_below(42));
+        assert_eq!(t.receive(40), Reordered);
+        assert!(t.complete_below(42));
+        let j = Trackers::joining(2, |i| [5, 9][i]);
+        assert!(j.get(0).complete_below(5) && j.get(1).complete_below(9) && !j.get(1).complete_below(10));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`, `herd merge`. Parsing only; each subcommand's work lives in its
+//! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`, `herd knee`, `herd merge`, `herd compare`, `herd report`. Parsing only; each subcommand's work lives in its
 //! own module.
 
 use crate::ceiling::CeilingArgs;
@@ -17,7 +17,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Open conversations of WebSocket clients, send at a fixed rate, measure delivery
+    /// Open conversations of WebSocket clients, send at a fixed rate (or in stages), measure delivery
     Run(Box<RunArgs>),
     /// Run the reference chat server
     Serve(ServeArgs),
@@ -25,6 +25,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Find how many connections a target holds: open them in steps until errors or limits
     Ceiling(Box<CeilingArgs>),
+    /// Find the knee: the highest send rate whose delivery p99 stays within a bound
+    Knee(Box<crate::knee::KneeArgs>),
     /// Merge the results of the shards of one scenario (`herd run --shard I/N`) exactly
     Merge(crate::merge::MergeArgs),
     /// Compare runs' results: every headline figure side by side, fail on regressions
@@ -49,6 +51,9 @@ where
     let mut cli = Cli::from_arg_matches(&m)?;
     if let (Command::Run(a), Some(rm)) = (&mut cli.command, m.subcommand_matches("run")) {
         a.protocol.expect_after = expect_positions(rm);
+    }
+    if let (Command::Knee(a), Some(km)) = (&mut cli.command, m.subcommand_matches("knee")) {
+        a.run.protocol.expect_after = expect_positions(km);
     }
     Ok(cli)
 }

@@ -38,6 +38,8 @@ pub struct Hooks {
     pub gated: bool,
     /// Thresholds `herd run` judges (the load itself ignores them).
     pub judge: crate::thresholds::Judge,
+    /// Set by an observer to end the send phase early (`herd knee` past its bound).
+    pub halt: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 pub struct Push {
@@ -197,10 +199,14 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let sources: Arc<[std::net::IpAddr]> = s.source_ips.clone().into();
     process::trim_heap();
     let rss_start = process::rss_bytes();
+    let shape = s.shape.clone().map(Arc::new);
+    // `--churn` is across the whole scenario: each core takes its connections' share.
+    let churn_per_conn = s.churn.unwrap_or(0.0) / (s.conversations as f64 * s.members as f64);
     let plans: Vec<CorePlan> = client::assign(crate::shard::conversations(s.conversations, s.shard), cores)
         .into_iter()
         .enumerate()
-        .map(|(idx, convs)| CorePlan {
+        .map(|(idx, convs)| (idx, convs.len(), convs))
+        .map(|(idx, convs_len, convs)| CorePlan {
             idx,
             cpu: s.cores[idx],
             convs,
@@ -216,6 +222,10 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
             run_id,
             seed: s.seed,
             interval: INTERVAL,
+            shape: shape.clone(),
+            all_conversations: s.conversations,
+            churn: churn_per_conn * convs_len as f64 * s.members as f64,
+            storm: s.storm,
         })
         .collect();
     if !s.quiet {

@@ -18,6 +18,7 @@ fn main() {
         Command::Doctor(a) => std::process::exit(herd::doctor::main(a)),
         Command::Merge(a) => herd::merge::main(a),
         Command::Ceiling(a) => herd::ceiling::main(a).map(|r| herd::out!("{}", herd::ceiling::summary(&r))),
+        Command::Knee(a) => herd::knee::main(a).map(|k| herd::out!("{}", herd::knee::summary(&k))),
         Command::Compare(a) => herd::compare::main(a),
         Command::Report(a) => herd::report::main(a).map(|p| herd::out!("report written to {}\n", p.display())),
     };

@@ -95,6 +95,7 @@ pub fn spawn(
                             "{}{}{stalled}",
                             cfg.prefix,
                             progress_line(started.elapsed(), phase, &merged.counters, &prev, &interval, secs)
+                                + &stage_part(&merged.windows)
                         );
                     }
                     write_hdr(&mut hdr, &mut hdr_error, &interval, started.elapsed(), secs);
@@ -164,6 +165,14 @@ pub fn progress_line(
         line.push_str(&format!(" | reconnected {}", c.conns_reconnected));
     }
     line
+}
+
+/// ` | stage 2/5` on a run with stages.
+fn stage_part(w: &crate::windows::MergedWindows) -> String {
+    match (w.current_stage(), w.stage_count()) {
+        (_, 0) => String::new(),
+        (cur, n) => format!(" | stage {cur}/{n}"),
+    }
 }
 
 type HdrWriter<'a, 'b> = IntervalLogWriter<'a, 'b, std::io::BufWriter<std::fs::File>, V2DeflateSerializer>;

@@ -59,6 +59,9 @@ pub struct RunResult {
     /// Verdict, thresholds and the run over time (see [`crate::thresholds::Judged`]).
     #[serde(flatten)]
     pub judged: crate::thresholds::Judged,
+    /// Stages, outages, churn (absent for a plain run without outages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<crate::shape::results::ShapeResults>,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -277,6 +280,9 @@ pub fn summary(r: &RunResult) -> String {
     if m.unexpected + m.echoed + m.unsent > 0 {
         let _ =
             writeln!(s, "             unexpected {}  echoed to sender {}  unsent {}", m.unexpected, m.echoed, m.unsent);
+    }
+    if let Some(sh) = &r.shape {
+        s.push_str(&crate::shape::results::summary_lines(sh));
     }
     let _ = writeln!(s, "latency (ms)         p50      p90      p99    p99.9      max     mean");
     for (name, l) in [("corrected", &r.latency.corrected), ("uncorrected", &r.latency.uncorrected)] {

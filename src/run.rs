@@ -43,6 +43,8 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         group_url: p.config.group_url(),
     });
     let judge = std::mem::take(&mut hooks.judge);
+    let halt = hooks.halt.take();
+    let halted = || halt.as_ref().is_some_and(|h| h.load(Ordering::SeqCst));
     let watch = crate::judging::Watch::add(&mut hooks, &judge);
     let load = load::start(&s, hooks, hdr_file)?;
     let control = load.control.clone();
@@ -100,10 +102,11 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         }
         let end = start + s.duration.as_nanos() as u64;
         wait_until(Duration::from_nanos(end.saturating_sub(now_ns())), || {
-            signals.count() > 0 || watch.crossed() || stalled()
+            signals.count() > 0 || watch.crossed() || stalled() || halted()
         });
     }
     let send_s = t_send.elapsed().as_secs_f64();
+    let send_end_ns = now_ns();
 
     // Drain phase: until nothing is owed, the drain time is up, or a second signal.
     let t_drain = Instant::now();
@@ -257,8 +260,18 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         start,
         histograms: Default::default(),
         judged: Default::default(),
+        shape: None,
     };
     results::fill_stats(&mut r, m, report.peak_open);
+    r.shape = crate::shape::results::build(
+        s.shape.as_ref(),
+        s.storm,
+        s.churn,
+        m,
+        control.send_start_ns.load(Ordering::SeqCst),
+        send_end_ns,
+        now_ns(),
+    );
     crate::judging::conclude(&mut r, &judge, &watch, m, pending_at_drain_end);
     if let Some(f) = out_file {
         f.write_json(&r)?;

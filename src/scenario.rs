@@ -128,6 +128,8 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub shape: crate::shape::ShapeArgs,
 }
 
 /// The scenario file: the same keys as the flags.
@@ -183,6 +185,10 @@ pub struct ScenarioFile {
     pub no_tls_resume: Option<bool>,
     pub tls_version: Option<String>,
     pub embedded_tls: Option<bool>,
+    // Load shapes: see `crate::shape::args`.
+    pub stage: Option<OneOrMany>,
+    pub churn: Option<Value>,
+    pub storm: Option<String>,
 }
 
 /// A number or a string such as "10k" or "20s".
@@ -245,6 +251,12 @@ pub struct Scenario {
     pub start_when: Option<u32>,
     /// wss:// settings (and the embedded server's TLS).
     pub tls: crate::tls::ClientOptions,
+    /// `--stage`: the send phase's targets over time (`duration` is their total, `rate` their
+    /// highest rate).
+    pub shape: Option<crate::shape::Shape>,
+    /// `--churn`: receivers leaving and joining again per second, across the scenario.
+    pub churn: Option<f64>,
+    pub storm: Option<crate::shape::Storm>,
 }
 
 impl Scenario {
@@ -255,7 +267,7 @@ impl Scenario {
     }
 }
 
-mod secs {
+pub(crate) mod secs {
     use serde::Serializer;
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -272,17 +284,22 @@ pub fn load_file(path: &std::path::Path) -> Result<ScenarioFile> {
 
 /// Combines flags, file and defaults (pure). `online_cores` is the machine's core list.
 pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<Scenario> {
-    let conversations = pick(a.conversations, &f.conversations, "conversations", units::parse_count_u32)?
-        .unwrap_or(defaults::CONVERSATIONS);
     let members = pick(a.members, &f.members, "members", units::parse_count_u32)?.unwrap_or(defaults::MEMBERS);
+    let shapes = crate::shape::args::resolve(&a.shape, f).map_err(Error::Usage)?;
+    let given_conversations = pick(a.conversations, &f.conversations, "conversations", units::parse_count_u32)?;
+    // Stages that set the connection count size the scenario unless -c does.
+    let staged_conversations = shapes.shape.as_ref().and_then(|s| s.max_connections()).map(|n| {
+        u32::try_from(n.div_ceil(members.max(1) as u64).max(1)).unwrap_or(u32::MAX)
+    });
+    let conversations = given_conversations.or(staged_conversations).unwrap_or(defaults::CONVERSATIONS);
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
-    let rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
+    let mut rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
     let size = pick(a.size, &f.size, "size", units::parse_bytes)?.unwrap_or(defaults::SIZE as u64);
     let max_frame =
         pick(a.max_frame, &f.max_frame, "max-frame", units::parse_bytes)?.unwrap_or(defaults::MAX_FRAME as u64);
     let connect_rate =
         pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
-    let duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
+    let mut duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
         .unwrap_or(Duration::from_secs(defaults::DURATION_S));
     let drain =
         pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
@@ -330,6 +347,27 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
             "max-frame",
             format!("must be between {min_frame} (a whole message) and 1GiB (1073741824) bytes, got {max_frame}"),
         ));
+    }
+    if let Some(shape) = &shapes.shape {
+        let flag_given = |flag: bool, file: bool| flag || (file && a.shape.stages.is_empty());
+        if flag_given(a.duration.is_some(), f.duration.is_some()) || flag_given(a.rate.is_some(), f.rate.is_some()) {
+            return Err(bad("stage", "replaces --duration and --rate (the stages set both); give one or the other".into()));
+        }
+        if let (Some(max), Some(c)) = (shape.max_connections(), given_conversations) {
+            if max > c as u64 * members as u64 {
+                return Err(bad(
+                    "stage",
+                    format!("a stage asks for {max} connections, more than --conversations x --members ({})", c as u64 * members as u64),
+                ));
+            }
+        }
+        duration = shape.total();
+        rate = shape.stages().iter().map(|s| s.rate).fold(0.0, f64::max);
+    }
+    if let Some(storm) = &shapes.storm {
+        if storm.at >= duration {
+            return Err(bad("storm", format!("AT ({:?}) must fall within the send phase ({duration:?})", storm.at)));
+        }
     }
     let cores = match (cores_text, threads) {
         (Some(list), _) => {
@@ -407,6 +445,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         start_at: a.shard.start_at,
         start_when,
         tls,
+        shape: shapes.shape,
+        churn: shapes.churn,
+        storm: shapes.storm,
     })
 }
 

@@ -164,7 +164,7 @@ mod tests {
             msgs_delivered: delivered,
             ..Default::default()
         };
-        Snapshot { core, at_ns: 0, last: false, counters, interval }
+        Snapshot { core, at_ns: 0, last: false, counters, interval, windows: Default::default() }
     }
 
     #[test]

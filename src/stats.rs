@@ -155,8 +155,14 @@ pub struct Counters {
     pub conns_connecting: u64,
     /// Established connections that the peer closed (close frame, EOF or reset) before herd did.
     pub conns_closed_by_peer: u64,
-    /// Connections herd closed itself at the end of the run.
+    /// Connections herd closed itself (at the end of the run, or mid-run: see `conns_left`).
     pub conns_closed: u64,
+    /// Of `conns_closed`, those closed mid-run after everything owed to them had arrived: a
+    /// stage ramping down, `--churn` or `--storm`.
+    pub conns_left: u64,
+    /// Members that left (`--churn`, `--storm`) and connected again; each is also counted in
+    /// `conns_attempted` and `conns_established`.
+    pub conns_rejoined: u64,
     /// Messages written to a socket.
     pub msgs_sent: u64,
     /// Deliveries owed: for each sent message, the other members of its conversation that were
@@ -222,6 +228,8 @@ impl Counters {
             conns_connecting,
             conns_closed_by_peer,
             conns_closed,
+            conns_left,
+            conns_rejoined,
             msgs_sent,
             msgs_expected,
             msgs_delivered,
@@ -244,6 +252,8 @@ impl Counters {
         self.conns_connecting += conns_connecting;
         self.conns_closed_by_peer += conns_closed_by_peer;
         self.conns_closed += conns_closed;
+        self.conns_left += conns_left;
+        self.conns_rejoined += conns_rejoined;
         self.msgs_sent += msgs_sent;
         self.msgs_expected += msgs_expected;
         self.msgs_delivered += msgs_delivered;
@@ -376,6 +386,8 @@ pub struct CoreStats {
     pub counters: Counters,
     /// Recorded since the last snapshot.
     pub interval: Histos,
+    /// Per stage and per outage (see `windows.rs`).
+    pub windows: crate::windows::CoreWindows,
 }
 
 impl CoreStats {
@@ -406,7 +418,7 @@ impl CoreStats {
         self.take_phase_log();
         let interval = self.interval.clone();
         self.interval.reset();
-        Snapshot { core, at_ns, last, counters: self.counters.clone(), interval }
+        Snapshot { core, at_ns, last, counters: self.counters.clone(), interval, windows: self.windows.take() }
     }
 }
 
@@ -421,6 +433,7 @@ pub struct Snapshot {
     pub counters: Counters,
     /// Recorded since the core's previous snapshot.
     pub interval: Histos,
+    pub windows: crate::windows::CoreWindows,
 }
 
 /// The run as a whole, folded from snapshots.
@@ -432,6 +445,7 @@ pub struct Merged {
     pub total: Histos,
     /// What arrived since the last call to [`Merged::take_interval`].
     pub interval: Histos,
+    pub windows: crate::windows::MergedWindows,
 }
 
 impl Merged {
@@ -441,6 +455,7 @@ impl Merged {
             counters: Counters::default(),
             total: Histos::default(),
             interval: Histos::default(),
+            windows: Default::default(),
         }
     }
 
@@ -456,6 +471,7 @@ impl Merged {
         self.counters = sum;
         self.total.add(&s.interval);
         self.interval.add(&s.interval);
+        self.windows.fold(s.core, &s.windows);
     }
 
     /// The histograms of the interval just ended; a fresh interval starts.

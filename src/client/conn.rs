@@ -14,7 +14,7 @@
 //! gets the connection failed with the matching close code (see `protocol::failure`).
 
 use super::connect::{self, Ws};
-use super::core::{Conv, CoreCtx};
+use super::core::{Conv, CoreCtx, Slot};
 use super::protocol;
 use super::reconnect::{self, Backoff};
 use crate::accounting::{Receipt, Trackers};
@@ -34,6 +34,7 @@ use tungstenite::{Error as WsError, Message};
 enum Event {
     Frame(Option<Result<Message, WsError>>),
     Send,
+    Leave(Leave),
     KeepAlive,
     Close,
 }
@@ -57,14 +58,29 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     let mut backoff = ctx.plan.reconnect.then(|| Backoff::new(ctx.plan.seed ^ vars(&ctx, conv, member).user));
     while let Some(w) = ws.take() {
         let (how, established_ns) = session(&ctx, conv_idx, member, w).await;
-        if let (true, Some(b)) = (how.by_peer(), backoff.as_mut()) {
-            b.connected_for(Duration::from_nanos(now_ns().saturating_sub(established_ns)));
-            conv.away.set(conv.away.get() + 1);
-            ws = Box::pin(reconnect::again(&ctx, conv, member, b)).await;
-            conv.away.set(conv.away.get() - 1);
+        match how {
+            // A ramp down closed the conversation: this member is done.
+            Ended::Left(Leave::Closed) => {}
+            Ended::Left(Leave::Churn) => ws = Box::pin(reconnect::rejoin(&ctx, conv, member, None)).await,
+            Ended::Left(Leave::Storm) => {
+                let at = ctx.plan.storm.map(|st| super::shaping::storm_return_ns(&ctx, &st, conv.id, member));
+                ctx.went_away(conv);
+                ws = Box::pin(reconnect::rejoin(&ctx, conv, member, at)).await;
+                ctx.came_back(conv);
+            }
+            how if how.by_peer() => {
+                if let Some(b) = backoff.as_mut() {
+                    b.connected_for(Duration::from_nanos(now_ns().saturating_sub(established_ns)));
+                    ctx.went_away(conv);
+                    ws = Box::pin(reconnect::again(&ctx, conv, member, b)).await;
+                    ctx.came_back(conv);
+                }
+            }
+            _ => {}
         }
     }
     ctx.live.set(ctx.live.get() - 1);
+    conv.tasks.set(conv.tasks.get() - 1);
 }
 
 /// One established connection, from open to close: membership, serving, and how it ended.
@@ -72,21 +88,35 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
 /// what was sent while it was away is never taken for a delivery).
 async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -> (Ended, u64) {
     let conv = &ctx.convs[conv_idx];
+    let slot = &conv.slots[member as usize];
     conv.open.set(conv.open.get() + 1);
+    slot.set(Slot::OPEN, true);
     let sender = conv.senders.get(member as usize);
     if let Some(st) = sender {
         ctx.set_connected(st, true);
+        if ctx.plan.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
+            // A shaped sender's schedule starts once it is connected (the scheduler starts it).
+            ctx.joining.borrow_mut().push((conv_idx as u32, member, now_ns()));
+        }
     }
     let established_ns = now_ns();
     let how = serve(ctx, conv_idx, member, established_ns, &mut ws).await;
+    slot.set(Slot::OPEN | Slot::CHURN | Slot::STORM, false);
     if let Some(st) = sender {
         ctx.set_connected(st, false);
     }
-    conv.open.set(conv.open.get() - 1);
+    // A member that left took itself out of `open` when it started leaving.
+    if !matches!(how, Ended::Left(_)) {
+        conv.open.set(conv.open.get() - 1);
+    }
     {
         let mut st = ctx.stats.borrow_mut();
         match how {
             Ended::ByUs => st.counters.conns_closed += 1,
+            Ended::Left(_) => {
+                st.counters.conns_closed += 1;
+                st.counters.conns_left += 1;
+            }
             Ended::ByPeer(kind) | Ended::ClosedByPeer(kind) => {
                 st.counters.conns_closed_by_peer += 1;
                 st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
@@ -141,6 +171,8 @@ pub(super) async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<B
 #[derive(Clone, Copy)]
 enum Ended {
     ByUs,
+    /// herd closed it mid-run, after everything owed to it had arrived (see `shaping.rs`).
+    Left(Leave),
     /// The connection broke, or the peer ended it (and its TCP connection too).
     ByPeer(Option<ErrorKind>),
     /// The peer sent its close frame: the socket is still open, for the echo and the peer's end
@@ -150,9 +182,22 @@ enum Ended {
 
 impl Ended {
     fn by_peer(self) -> bool {
-        !matches!(self, Ended::ByUs)
+        matches!(self, Ended::ByPeer(_) | Ended::ClosedByPeer(_))
     }
 }
+
+/// Why a member leaves mid-run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Leave {
+    /// Its conversation was closed by a stage ramping down.
+    Closed,
+    Churn,
+    Storm,
+}
+
+/// How long a leaving member waits for what it is owed before closing anyway (what has not
+/// arrived by then counts as missed).
+pub const LEAVE_LINGER: Duration = Duration::from_secs(2);
 
 /// How long herd waits, after a peer's close frame, for its echo to go out and the peer to end
 /// the TCP connection before closing the socket itself.
@@ -161,7 +206,8 @@ pub const PEER_CLOSE_LINGER: Duration = Duration::from_secs(1);
 async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, ws: &mut Ws) -> Ended {
     let conv = &ctx.convs[conv_idx];
     let is_sender = member < ctx.plan.senders;
-    let mut trackers = Trackers::new(ctx.plan.senders as usize);
+    // What the senders sent before this connection was established is not owed to it.
+    let mut trackers = Trackers::joining(ctx.plan.senders as usize, |i| conv.senders[i].sent.get());
     let slot = &conv.slots[member as usize];
     let idx = ctx.conn_index(conv_idx, member);
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
@@ -178,6 +224,15 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                     return Poll::Ready(Event::Send);
                 }
             }
+            if !conv.active.get() {
+                return Poll::Ready(Event::Leave(Leave::Closed));
+            }
+            if slot.has(Slot::STORM) {
+                return Poll::Ready(Event::Leave(Leave::Storm));
+            }
+            if slot.has(Slot::CHURN) {
+                return Poll::Ready(Event::Leave(Leave::Churn));
+            }
             if owed_pings() > pings_done {
                 return Poll::Ready(Event::KeepAlive);
             }
@@ -192,6 +247,10 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             Event::Close => {
                 Box::pin(close(ws)).await;
                 return Ended::ByUs;
+            }
+            Event::Leave(why) => {
+                Box::pin(leave(ctx, conv, member, established_ns, &mut trackers, ws)).await;
+                return Ended::Left(why);
             }
             Event::Send => {
                 // Boxed so that the (rare) sending state does not size every connection's task.
@@ -229,12 +288,14 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                     t => t,
                 };
                 match &msg {
-                    Message::Text(t) => on_frame(ctx, conv, member, established_ns, &mut trackers, t.as_bytes(), now),
+                    Message::Text(t) => {
+                        on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, t.as_bytes(), now)
+                    }
                     Message::Binary(b) => {
                         if !ctx.target.protocol.binary {
                             ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
                         }
-                        on_frame(ctx, conv, member, established_ns, &mut trackers, b, now);
+                        on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, b, now);
                     }
                     // tungstenite answers pings and queues the echo of a close frame.
                     Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
@@ -269,6 +330,40 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
         }
         // Nothing of the event is held across this await, which keeps the task small.
         glommio::yield_if_needed().await;
+    }
+}
+
+/// Leaving mid-run: from now on nothing sent is owed to this member; it reads until everything
+/// sent to it before now has arrived (at most [`LEAVE_LINGER`]), then closes with 1000.
+async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, trackers: &mut Trackers, ws: &mut Ws) {
+    conv.open.set(conv.open.get() - 1);
+    let left_ns = now_ns();
+    let senders = ctx.plan.senders as usize;
+    let owed: Vec<u64> = conv.senders.iter().map(|s| s.sent.get()).collect();
+    let complete =
+        |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
+    let _ = glommio::timer::timeout(LEAVE_LINGER, async {
+        while !complete(trackers) && !ctx.closing.get() {
+            let Some(Ok(msg)) = ws.next().await else { break };
+            let now = rx_time(ws);
+            let bytes: &[u8] = match &msg {
+                Message::Text(t) => t.as_bytes(),
+                Message::Binary(b) => b,
+                _ => continue,
+            };
+            on_frame(ctx, conv, member, (established_ns, left_ns), trackers, bytes, now);
+        }
+        Ok(())
+    })
+    .await;
+    close(ws).await;
+}
+
+/// When the last frame's bytes reached this host (the kernel's stamp), or now.
+fn rx_time(ws: &Ws) -> u64 {
+    match ws.get_ref().get_ref().rx_ns() {
+        0 => now_ns(),
+        t => t,
     }
 }
 
@@ -317,7 +412,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             conv: conv.id,
             sender: member,
             seq,
-            intended_ns: sched.due_ns(seq),
+            intended_ns: ctx.due_ns(&sched, seq),
             sent_ns: now_ns(),
         };
         // Encoded in the core's buffers; the frame takes its own copy.
@@ -334,6 +429,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
         // task resumes.
         let owed = conv.open.get().saturating_sub(1) as u64;
         let away = conv.away.get() as u64;
+        let stage = ctx.stage_of(m.intended_ns);
         st.sent.set(seq + 1);
         ctx.backlog.set(ctx.backlog.get() - 1);
         {
@@ -341,6 +437,10 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             s.counters.msgs_sent += 1;
             s.counters.msgs_expected += owed;
             s.counters.msgs_missed_away += away;
+            if let Some(w) = s.windows.stages.get_mut(stage) {
+                w.sent += 1;
+                w.expected += owed;
+            }
         }
         if let Err(e) = ws.feed(text).await {
             // With no write buffer (`write_buffer_size(0)`) every earlier frame of this batch
@@ -352,6 +452,10 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             s.counters.msgs_sent -= 1;
             s.counters.msgs_expected -= owed;
             s.counters.msgs_missed_away -= away;
+            if let Some(w) = s.windows.stages.get_mut(stage) {
+                w.sent -= 1;
+                w.expected -= owed;
+            }
             return Err(e);
         }
     }
@@ -362,7 +466,9 @@ fn on_frame(
     ctx: &CoreCtx,
     conv: &Conv,
     member: u32,
-    established_ns: u64,
+    // Messages sent in [from, until) are owed to this connection: after it was established and
+    // before it started leaving.
+    (from, until): (u64, u64),
     trackers: &mut Trackers,
     frame: &[u8],
     now: u64,
@@ -392,22 +498,35 @@ fn on_frame(
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
         }
-        if m.sent_ns < established_ns {
+        if m.sent_ns < from || m.sent_ns >= until {
             stats.counters.msgs_unexpected += 1;
             return;
         }
+        let stage = ctx.stage_of(m.intended_ns);
         let t = trackers.get_mut(m.sender as usize);
         let evicted = t.holes_evicted;
         let receipt = t.receive(m.seq);
         stats.counters.msgs_holes_evicted += t.holes_evicted - evicted;
         match receipt {
-            Receipt::Duplicate => stats.counters.msgs_duplicated += 1,
+            Receipt::Duplicate => {
+                stats.counters.msgs_duplicated += 1;
+                if let Some(w) = stats.windows.stages.get_mut(stage) {
+                    w.duplicated += 1;
+                }
+            }
             r => {
                 if r != Receipt::First {
                     stats.counters.msgs_reordered += 1;
                 }
                 stats.counters.msgs_delivered += 1;
-                stats.record_delivery(now.saturating_sub(m.intended_ns), now.saturating_sub(m.sent_ns));
+                let (corrected, uncorrected) = (now.saturating_sub(m.intended_ns), now.saturating_sub(m.sent_ns));
+                stats.record_delivery(corrected, uncorrected);
+                if let Some(w) = stats.windows.stages.get_mut(stage) {
+                    w.record_delivery(corrected, uncorrected);
+                }
+                if stats.windows.outages.active() {
+                    stats.windows.outages.record_delivery(corrected, uncorrected);
+                }
             }
         }
     });

@@ -22,9 +22,27 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Slot {
     waker: RefCell<Option<Waker>>,
+    /// [`Slot::OPEN`], and what the core asks of the connection ([`Slot::CHURN`], [`Slot::STORM`]).
+    pub flags: Cell<u8>,
 }
 
 impl Slot {
+    /// The member's connection is established.
+    pub const OPEN: u8 = 1;
+    /// `--churn`: leave once everything owed has arrived, then join again.
+    pub const CHURN: u8 = 2;
+    /// `--storm`: leave the same way, stay away until the storm's reconnect time, come back.
+    pub const STORM: u8 = 4;
+
+    pub fn has(&self, f: u8) -> bool {
+        self.flags.get() & f != 0
+    }
+
+    pub fn set(&self, f: u8, on: bool) {
+        let v = self.flags.get();
+        self.flags.set(if on { v | f } else { v & !f });
+    }
+
     pub fn register(&self, w: &Waker) {
         let mut s = self.waker.borrow_mut();
         match &*s {
@@ -45,13 +63,25 @@ pub struct SenderState {
     pub due: Cell<u64>,
     /// Messages written so far; the next one to send has this sequence number.
     pub sent: Cell<u64>,
-    pub schedule: Cell<Option<Schedule>>,
+    pub schedule: Cell<Option<Sched>>,
     /// Whether the sender's connection is open; only open senders add to the backlog.
     pub connected: Cell<bool>,
 }
 
+/// A sender's schedule: a fixed rate, or shaped by `--stage`.
+#[derive(Clone, Copy, Debug)]
+pub enum Sched {
+    Fixed(Schedule),
+    Shaped(crate::shape::Shaped),
+}
+
 pub struct Conv {
     pub id: u64,
+    /// Whether its members belong connected now: always, except under a connection ramp, which
+    /// opens and closes conversations (`shaping.rs`).
+    pub active: Cell<bool>,
+    /// Its members' connection tasks still running.
+    pub tasks: Cell<u32>,
     /// Members connected now.
     pub open: Cell<u32>,
     /// Members whose connection was lost and is being opened again (`--reconnect`).
@@ -84,11 +114,17 @@ pub struct CoreCtx {
     pub ping: Option<PingRing>,
     /// A buffer for rendering frames; never held across an await.
     pub scratch: RefCell<String>,
+    /// Shaped senders that connected and wait for the scheduler to start their schedule.
+    /// (conversation, sender, when it connected): due times count from then, not from when
+    /// the scheduler gets to it.
+    pub joining: RefCell<Vec<(u32, u32, u64)>>,
+    /// Connections away to come back (lost under `--reconnect`, or closed by a storm).
+    pub away: Cell<u64>,
 }
 
 impl CoreCtx {
     /// Raises a sender's due count, keeping the core's backlog in step.
-    fn set_due(&self, st: &SenderState, due: u64) {
+    pub(super) fn set_due(&self, st: &SenderState, due: u64) {
         let old = st.due.get();
         if due > old {
             st.due.set(due);
@@ -114,6 +150,56 @@ impl CoreCtx {
     /// A connection's index on this core, as the keep-alive ring counts them.
     pub fn conn_index(&self, conv_idx: usize, member: u32) -> u64 {
         conv_idx as u64 * self.plan.members as u64 + member as u64
+    }
+
+    /// When a sender's message `seq` is (or was) due.
+    pub fn due_ns(&self, sched: &Sched, seq: u64) -> u64 {
+        match (sched, &self.plan.shape) {
+            (Sched::Fixed(f), _) => f.due_ns(seq),
+            (Sched::Shaped(sh), Some(shape)) => sh.due_ns(shape, seq).unwrap_or(sh.end_ns),
+            (Sched::Shaped(sh), None) => sh.end_ns,
+        }
+    }
+
+    pub(super) fn due_count(&self, sched: &Sched, now: u64) -> u64 {
+        match (sched, &self.plan.shape) {
+            (Sched::Fixed(f), _) => f.due_count(now),
+            (Sched::Shaped(sh), Some(shape)) => sh.due_count(shape, now),
+            (Sched::Shaped(_), None) => 0,
+        }
+    }
+
+    fn next_due_ns(&self, sched: &Sched, count: u64) -> Option<u64> {
+        match (sched, &self.plan.shape) {
+            (Sched::Fixed(f), _) => f.next_due_ns(count),
+            (Sched::Shaped(sh), Some(shape)) => sh.next_due_ns(shape, count),
+            (Sched::Shaped(_), None) => None,
+        }
+    }
+
+    /// The stage a message intended at `intended_ns` belongs to (0 without stages).
+    pub fn stage_of(&self, intended_ns: u64) -> usize {
+        match &self.plan.shape {
+            Some(shape) => {
+                let start = self.control.send_start_ns.load(Ordering::Relaxed);
+                shape.stage_of(intended_ns.saturating_sub(start))
+            }
+            None => 0,
+        }
+    }
+
+    /// A connection goes away to come back (an outage starts or grows).
+    pub fn went_away(&self, conv: &Conv) {
+        conv.away.set(conv.away.get() + 1);
+        self.away.set(self.away.get() + 1);
+        self.stats.borrow_mut().windows.outages.went_away(now_ns());
+    }
+
+    /// A connection that was away is back, or gave up coming back.
+    pub fn came_back(&self, conv: &Conv) {
+        conv.away.set(conv.away.get() - 1);
+        self.away.set(self.away.get() - 1);
+        self.stats.borrow_mut().windows.outages.came_back(now_ns(), self.away.get());
     }
 
     fn wake_all(&self) {
@@ -148,6 +234,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         .iter()
         .map(|&id| Conv {
             id,
+            active: Cell::new(!plan.shape.as_ref().is_some_and(|s| s.ramps_connections())),
+            tasks: Cell::new(0),
             open: Cell::new(0),
             away: Cell::new(0),
             senders: (0..plan.senders)
@@ -177,18 +265,29 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         ramp_over: Cell::new(false),
         ping,
         scratch: RefCell::new(String::new()),
+        joining: RefCell::new(Vec::new()),
+        away: Cell::new(0),
     });
+    ctx.stats.borrow_mut().windows = crate::windows::CoreWindows::new(ctx.plan.shape.as_ref().map_or(0, |s| s.stages().len()));
     let idx = ctx.plan.idx;
 
-    // The connect ramp runs beside the ticker below.
+    // The connect ramp runs beside the ticker below; under a connection ramp (`--stage`) the
+    // stages open and close conversations during the send phase instead.
     {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
-            ramp(&ctx, conn_tq).await;
-            ctx.ramp_over.set(true);
+            if ctx.plan.shape.as_ref().is_some_and(|s| s.ramps_connections()) {
+                ctx.ramp_over.set(true);
+                super::shaping::follow_stages(&ctx, conn_tq).await;
+            } else {
+                ramp(&ctx, conn_tq).await;
+                ctx.ramp_over.set(true);
+            }
         })
         .detach();
     }
+    let mut storm = ctx.plan.storm;
+    let mut churn = super::shaping::Churn::new(ctx.plan.churn, ctx.plan.seed ^ idx as u64);
 
     ctx.control.heartbeats.register(idx);
     let ticker = match crate::net::ticker::Ticker::new() {
@@ -201,7 +300,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     let interval_ns = ctx.plan.interval.as_nanos() as u64;
     let mut next_snapshot = now_ns() + interval_ns;
     let mut ramp_reported = false;
-    let mut heap: BinaryHeap<Reverse<(u64, u32, u32)>> = BinaryHeap::new();
+    let mut heap: Heap = BinaryHeap::new();
     let mut sending_started = false;
     let mut closing_since: Option<u64> = None;
 
@@ -225,10 +324,20 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
                 let conv = &ctx.convs[c as usize];
                 let st = &conv.senders[s as usize];
                 if let Some(sched) = st.schedule.get() {
-                    ctx.set_due(st, sched.due_count(now));
+                    ctx.set_due(st, ctx.due_count(&sched, now));
                     conv.slots[s as usize].wake();
                 }
             }
+        }
+        if sending_started && !ctx.sending_over.get() {
+            // Shaped senders that connected since: their schedules start from now.
+            start_joining(&ctx, &mut heap, now);
+            let start = ctx.control.send_start_ns.load(Ordering::Relaxed);
+            if let Some(st) = storm.filter(|st| now >= start + st.at.as_nanos() as u64) {
+                storm = None;
+                super::shaping::storm(&ctx, &st);
+            }
+            churn.tick(&ctx, now);
         }
         // Ring the senders whose next message is due.
         while let Some(&Reverse((due, c, s))) = heap.peek() {
@@ -239,10 +348,10 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             let conv = &ctx.convs[c as usize];
             let st = &conv.senders[s as usize];
             let Some(sched) = st.schedule.get() else { continue };
-            let count = sched.due_count(now);
+            let count = ctx.due_count(&sched, now);
             ctx.set_due(st, count);
             conv.slots[s as usize].wake();
-            if let Some(next) = sched.next_due_ns(count) {
+            if let Some(next) = ctx.next_due_ns(&sched, count) {
                 heap.push(Reverse((next, c, s)));
             }
         }
@@ -277,6 +386,12 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         }
         // Sleep until the next due message, snapshot or control check, whichever is first.
         let mut wake_at = next_snapshot.min(now + CONTROL_POLL.as_nanos() as u64);
+        if let Some(next) = churn.next_ns().filter(|_| sending_started) {
+            wake_at = wake_at.min(next);
+        }
+        if let Some(st) = storm.filter(|_| sending_started) {
+            wake_at = wake_at.min(ctx.control.send_start_ns.load(Ordering::Relaxed) + st.at.as_nanos() as u64);
+        }
         if let Some(&Reverse((due, _, _))) = heap.peek() {
             wake_at = wake_at.min(due);
         }
@@ -319,9 +434,45 @@ fn publish(ctx: &CoreCtx, tx: &Sender<Snapshot>, last: bool) {
     let _ = tx.send(stats.snapshot(idx, now_ns(), last));
 }
 
-fn start_schedules(ctx: &CoreCtx, heap: &mut BinaryHeap<Reverse<(u64, u32, u32)>>) {
+type Heap = BinaryHeap<Reverse<(u64, u32, u32)>>;
+
+/// Starts the schedules of shaped senders that connected: each from its first tick after now.
+fn start_joining(ctx: &CoreCtx, heap: &mut Heap, now: u64) {
+    let Some(shape) = &ctx.plan.shape else { return };
+    let joining = std::mem::take(&mut *ctx.joining.borrow_mut());
+    let start = ctx.control.send_start_ns.load(Ordering::Relaxed);
+    for (c, s, at) in joining {
+        let conv = &ctx.convs[c as usize];
+        let st = &conv.senders[s as usize];
+        let running = matches!(st.schedule.get(), Some(Sched::Shaped(sh)) if sh.end_ns > now);
+        if running || !conv.active.get() || !st.connected.get() {
+            // Back from a loss (its schedule goes on), or gone again already.
+            continue;
+        }
+        let global = conv.id * ctx.plan.senders as u64 + s as u64;
+        let phase = crate::shape::phase(ctx.plan.seed, global);
+        let sched = crate::shape::Shaped::joining(shape, start, at.max(start), phase, st.sent.get());
+        st.schedule.set(Some(Sched::Shaped(sched)));
+        if let Some(first) = sched.next_due_ns(shape, st.sent.get()) {
+            heap.push(Reverse((first, c, s)));
+        }
+    }
+}
+
+fn start_schedules(ctx: &CoreCtx, heap: &mut Heap) {
     let p = &ctx.plan;
     if p.rate <= 0.0 {
+        return;
+    }
+    if p.shape.is_some() {
+        // Shaped senders start when they are connected and their conversation is open.
+        for (ci, conv) in ctx.convs.iter().enumerate() {
+            for (si, st) in conv.senders.iter().enumerate() {
+                if st.connected.get() && conv.active.get() && st.schedule.get().is_none() {
+                    ctx.joining.borrow_mut().push((ci as u32, si as u32, 0));
+                }
+            }
+        }
         return;
     }
     let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
@@ -331,10 +482,31 @@ fn start_schedules(ctx: &CoreCtx, heap: &mut BinaryHeap<Reverse<(u64, u32, u32)>
             let global = conv.id * p.senders as u64 + si as u64;
             let phase = pacing::phase_ns(p.seed, global, period);
             let sched = Schedule::new(start, phase, p.rate, p.duration.as_nanos() as u64);
-            st.schedule.set(Some(sched));
+            st.schedule.set(Some(Sched::Fixed(sched)));
             if let Some(first) = sched.next_due_ns(0) {
                 heap.push(Reverse((first, ci as u32, si as u32)));
             }
+        }
+    }
+}
+
+/// Starts the connection task of one member (counted as attempted and connecting).
+pub(super) fn spawn_member(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle, ci: usize, member: u32) {
+    ctx.stats.borrow_mut().counters.conns_attempted += 1;
+    ctx.connecting.set(ctx.connecting.get() + 1);
+    ctx.live.set(ctx.live.get() + 1);
+    let conv = &ctx.convs[ci];
+    conv.tasks.set(conv.tasks.get() + 1);
+    let fut = conn::run(ctx.clone(), ci, member);
+    match glommio::spawn_local_into(fut, tq) {
+        Ok(t) => {
+            t.detach();
+        }
+        Err(_) => {
+            ctx.stats.borrow_mut().counters.conns_attempted -= 1;
+            ctx.connecting.set(ctx.connecting.get() - 1);
+            ctx.live.set(ctx.live.get() - 1);
+            conv.tasks.set(conv.tasks.get() - 1);
         }
     }
 }
@@ -365,20 +537,7 @@ async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
                 glommio::timer::sleep(Duration::from_nanos(due - now)).await;
             }
             i += 1;
-            ctx.stats.borrow_mut().counters.conns_attempted += 1;
-            ctx.connecting.set(ctx.connecting.get() + 1);
-            ctx.live.set(ctx.live.get() + 1);
-            let c = ctx.clone();
-            let fut = conn::run(c, ci, member);
-            match glommio::spawn_local_into(fut, tq) {
-                Ok(t) => {
-                    t.detach();
-                }
-                Err(_) => {
-                    ctx.connecting.set(ctx.connecting.get() - 1);
-                    ctx.live.set(ctx.live.get() - 1);
-                }
-            }
+            spawn_member(ctx, tq, ci, member);
             if i % 64 == 0 {
                 glommio::yield_if_needed().await;
             }

@@ -4,12 +4,14 @@
 //!
 //! Layout: `mod.rs` what the run's orchestrator sees (plan, control, start), `core.rs` one
 //! executor's state, ramp and scheduler, `conn.rs` one connection, `connect.rs` connect and upgrade,
-//! `reconnect.rs` backoff and retries after a loss (`--reconnect`).
+//! `reconnect.rs` backoff and retries after a loss (`--reconnect`), `shaping.rs` stages that
+//! open and close conversations, churn and storms.
 //! `protocol.rs` the run's protocol (templates, keep-alives, failing a connection) on a connection.
 
 mod conn;
 pub mod connect;
 mod core;
+mod shaping;
 pub mod protocol;
 pub mod reconnect;
 
@@ -152,6 +154,15 @@ pub struct CorePlan {
     pub run_id: u32,
     pub seed: u64,
     pub interval: Duration,
+    /// `--stage`: the send phase's targets; `None`: `rate` for `duration`, every connection
+    /// opened before sending.
+    pub shape: Option<Arc<crate::shape::Shape>>,
+    /// Conversations in the whole scenario: a connection ramp holds the first
+    /// `ceil(connections / members)` of them.
+    pub all_conversations: u32,
+    /// `--churn`: this core's share of leaves and joins per second.
+    pub churn: f64,
+    pub storm: Option<crate::shape::Storm>,
 }
 
 /// Splits conversations over cores round-robin (the i-th of the list to core `i % cores`), so

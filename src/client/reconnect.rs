@@ -119,6 +119,54 @@ pub async fn again(ctx: &CoreCtx, conv: &Conv, member: u32, backoff: &mut Backof
     }
 }
 
+/// A member that left (`--churn`, `--storm`) joins again: at `at` (clock ns; `None`: now), then
+/// with backoff until it is back or the run closes. A success counts in `conns_rejoined`.
+pub async fn rejoin(ctx: &CoreCtx, conv: &Conv, member: u32, at: Option<u64>) -> Option<Box<Ws>> {
+    let slot = &conv.slots[member as usize];
+    let mut backoff = Backoff::new(ctx.plan.seed ^ conv.id ^ (member as u64) << 40);
+    let mut wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())));
+    loop {
+        if let Some(delay) = wait.filter(|d| !d.is_zero()) {
+            let waited = future::or(
+                async {
+                    glommio::timer::sleep(delay).await;
+                    true
+                },
+                async {
+                    closing(ctx, slot).await;
+                    false
+                },
+            )
+            .await;
+            if !waited {
+                return None;
+            }
+        }
+        if ctx.closing.get() {
+            return None;
+        }
+        ctx.stats.borrow_mut().counters.conns_attempted += 1;
+        ctx.connecting.set(ctx.connecting.get() + 1);
+        let attempt = future::or(async { Some(super::conn::connect(ctx, conv, member).await) }, async {
+            closing(ctx, slot).await;
+            None
+        })
+        .await;
+        ctx.connecting.set(ctx.connecting.get() - 1);
+        match attempt {
+            Some(Some(ws)) => {
+                ctx.stats.borrow_mut().counters.conns_rejoined += 1;
+                return Some(ws);
+            }
+            Some(None) => wait = Some(backoff.next_delay()),
+            None => {
+                ctx.stats.borrow_mut().counters.conns_attempted -= 1;
+                return None;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -205,6 +205,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         errors: Default::default(),
         websocket: Default::default(),
         judged: Default::default(),
+        shape: None,
         connect_phases: Default::default(),
         tls: None,
         duration_s: max(|i| i.doc.duration_s),

@@ -18,6 +18,8 @@
 //! | `herd_connections_attempted_total`, `_established_total`, `_failed_total`, `_reconnected_total`, `_closed_by_peer_total`, `_closed_total` | counter | connection outcomes |
 //! | `herd_messages_sent_total`, `_expected_total`, `_delivered_total`, `_duplicated_total`, `_reordered_total`, `_unexpected_total`, `_echoed_total` | counter | see [`crate::stats::Counters`] |
 //! | `herd_messages_pending` | gauge | expected − delivered now: deliveries still owed |
+//! | `herd_stage` | gauge | the `--stage` being sent now, 1-based (0 before any, or without stages) |
+//! | `herd_connections_left_total`, `_rejoined_total` | counter | closed mid-run (stages, churn, storm), and joined again |
 //! | `herd_messages_missed_total` | counter | expected − delivered once the run is [`Phase::Done`]; 0 before |
 //! | `herd_errors_total{category}` | counter | every [`crate::stats::ErrorKind`] name, zeros included |
 //! | `herd_handshake_rejected_total{status}` | counter | refused upgrades (`handshake_rejected`) by the HTTP status the server answered |
@@ -125,7 +127,13 @@ fn try_encode(
             "Established connections the peer closed before herd did.",
             c.conns_closed_by_peer,
         ),
-        ("connections_closed_total", "Connections herd closed itself at the end of the run.", c.conns_closed),
+        ("connections_closed_total", "Connections herd closed itself (at the end, or mid-run).", c.conns_closed),
+        (
+            "connections_left_total",
+            "Connections herd closed mid-run after all owed to them arrived (stages ramping down, --churn, --storm).",
+            c.conns_left,
+        ),
+        ("connections_rejoined_total", "Members that left (--churn, --storm) and connected again.", c.conns_rejoined),
         ("messages_sent_total", "Messages written to a socket.", c.msgs_sent),
         (
             "messages_expected_total",
@@ -159,6 +167,7 @@ fn try_encode(
     for (base, help, value) in [
         ("connections", "Connections open now: established minus closed by either side.", c.open()),
         ("messages_pending", "Deliveries owed that have not arrived (yet).", c.pending()),
+        ("stage", "The --stage being sent now (1-based; 0: none yet, or a run without stages).", merged.windows.current_stage()),
     ] {
         let m = IntGauge::with_opts(Opts::new(name(base), help))?;
         m.set(to_i64(value));

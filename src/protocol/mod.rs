@@ -105,7 +105,7 @@ pub enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn list(&self) -> Vec<String> {
+    pub fn list(&self) -> Vec<String> {
         match self {
             OneOrMany::One(s) => vec![s.clone()],
             OneOrMany::Many(v) => v.clone(),
