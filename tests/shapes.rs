@@ -1,0 +1,292 @@
+//! Load shapes end to end against real servers: stages (rate and connection ramps) with exact
+//! per-stage figures, churn, a reconnect storm, a server restart brought back by
+//! `--reconnect`, the knee against one server executor, and stages with churn through nginx+nchan.
+
+mod common;
+mod support {
+    pub mod peers;
+}
+
+use common::*;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn stage(v: &Value, i: usize) -> &Value {
+    &v["shape"]["stages"][i]
+}
+
+fn sn(v: &Value, i: usize, key: &str) -> u64 {
+    stage(v, i)[key].as_u64().unwrap_or_else(|| panic!("stage {i} {key} in {}", v["shape"]))
+}
+
+/// Every message of every stage was delivered to every other member, exactly once.
+fn assert_stages_exact(v: &Value, members: u64) {
+    let stages = v["shape"]["stages"].as_array().expect("stages in the results");
+    let (mut sent, mut delivered) = (0, 0);
+    for (i, _) in stages.iter().enumerate() {
+        assert_eq!(sn(v, i, "expected"), sn(v, i, "sent") * (members - 1), "stage {i}: {}", stage(v, i));
+        assert_eq!(sn(v, i, "delivered"), sn(v, i, "expected"), "stage {i}: {}", stage(v, i));
+        assert_eq!((sn(v, i, "missed"), sn(v, i, "duplicated")), (0, 0), "stage {i}");
+        sent += sn(v, i, "sent");
+        delivered += sn(v, i, "delivered");
+    }
+    assert_eq!(sent, u(v, "messages.sent"), "the stages add up to the run");
+    assert_eq!(delivered, u(v, "messages.delivered"));
+    assert_eq!(u(v, "messages.missed"), 0);
+}
+
+#[test]
+fn rate_stages_count_exactly_and_carry_the_injected_delay() {
+    let srv = ServeProc::start(&["--delay", "20ms", "--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    // 10 senders: hold 5/s for 2 s (10 each), ramp 5 -> 10/s over 2 s (15 each), hold 10/s for
+    // 1 s (10 each). Every phase gives these counts exactly.
+    let (_, v) = run_herd(
+        dir.path(),
+        &[
+            "--url",
+            &srv.url(),
+            "-c",
+            "10",
+            "-k",
+            "3",
+            "--stage",
+            "0s::5",
+            "--stage",
+            "2s::5",
+            "--stage",
+            "2s::10",
+            "--stage",
+            "1s::10",
+            "--seed",
+            "7",
+        ],
+    );
+    assert_stages_exact(&v, 3);
+    let sent: Vec<u64> = (0..4).map(|i| sn(&v, i, "sent")).collect();
+    assert_eq!(sent, vec![0, 100, 150, 100]);
+    assert_eq!(v["scenario"]["duration"], 5.0);
+    for i in 1..4 {
+        let l = &stage(&v, i)["latency"]["uncorrected"];
+        let p50 = l["p50_ms"].as_f64().unwrap();
+        // The server holds every delivery 20 ms: no stage can be faster, and on loopback the
+        // rest is well under the delay.
+        assert!(p50 >= 20.0 && p50 < 30.0, "stage {i} p50 {p50} ms");
+    }
+}
+
+#[test]
+fn connection_stages_open_and_close_whole_conversations() {
+    let srv = ServeProc::start(&["--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, v) = run_herd(
+        dir.path(),
+        &["--url", &srv.url(), "-k", "3", "--stage", "1s:30:5", "--stage", "2s:30:5", "--stage", "1s:0:5"],
+    );
+    // -c comes from the stages: 30 connections of 3 members.
+    assert_eq!(u(&v, "scenario.conversations"), 10);
+    assert_eq!(u(&v, "connections.established"), 30);
+    assert_eq!(u(&v, "connections.peak_open"), 30);
+    assert_eq!(u(&v, "shape.left"), 30, "the last stage closes every conversation");
+    assert_eq!(u(&v, "connections.closed_by_peer"), 0);
+    assert_eq!(u(&v, "messages.unexpected"), 0);
+    assert_eq!(u(&v, "messages.expected"), u(&v, "messages.delivered"));
+    assert_eq!(u(&v, "messages.missed"), 0);
+    for i in 0..3 {
+        assert!(sn(&v, i, "sent") > 0, "stage {i} sent nothing: {}", stage(&v, i));
+        assert_eq!(sn(&v, i, "delivered"), sn(&v, i, "expected"), "stage {i}");
+    }
+    // The middle stage holds all 10 conversations at 5/s for 2 s: exactly 100 messages.
+    assert_eq!(sn(&v, 1, "sent"), 100);
+    assert_eq!(sn(&v, 1, "expected"), 200);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("stages"), "{summary}");
+}
+
+#[test]
+fn a_storm_closes_its_fraction_and_times_the_way_back() {
+    let srv = ServeProc::start(&["--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, v) = run_herd(
+        dir.path(),
+        &[
+            "--url",
+            &srv.url(),
+            "-c",
+            "20",
+            "-k",
+            "5",
+            "--rate",
+            "10",
+            "-d",
+            "4s",
+            "--storm",
+            "1s:0.5:1s",
+            "--seed",
+            "3",
+        ],
+    );
+    let lost = u(&v, "shape.left");
+    assert!((25..=75).contains(&lost), "about half of 100 connections: {lost}");
+    assert_eq!(u(&v, "shape.rejoined"), lost);
+    assert_eq!(u(&v, "connections.established"), 100 + lost);
+    let outages = v["shape"]["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    let o = &outages[0];
+    assert_eq!(o["connections_lost"].as_u64(), Some(lost));
+    assert_eq!(o["unfinished"], false);
+    let (start, recovery) = (o["start_s"].as_f64().unwrap(), o["recovery_s"].as_f64().unwrap());
+    assert!(start >= 1.0 && start < 1.5, "the storm starts at 1 s: {start}");
+    // Returns are spread evenly over 1 s: the last of ~50 comes back in its second half.
+    assert!(recovery >= 0.5 && recovery < 3.0, "recovery {recovery}");
+    assert!(u(&v, "shape.outage_deliveries") > 0);
+    // Nothing owed went missing: members leave once their deliveries arrived, and are not
+    // owed what is sent while they are away (counted apart).
+    assert_eq!(u(&v, "messages.missed"), 0);
+    assert_eq!(u(&v, "messages.expected"), u(&v, "messages.delivered"));
+    assert!(u(&v, "messages.missed_while_away") > 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("outage"));
+}
+
+#[test]
+fn churn_leaves_and_joins_again_with_exact_accounting() {
+    let srv = ServeProc::start(&["--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, v) = run_herd(
+        dir.path(),
+        &["--url", &srv.url(), "-c", "10", "-k", "4", "--rate", "10", "-d", "3s", "--churn", "10"],
+    );
+    let left = u(&v, "shape.left");
+    assert!(left >= 10, "10/s for 3 s: {left}");
+    assert_eq!(u(&v, "shape.rejoined"), left, "every member that left came back");
+    assert_eq!(u(&v, "connections.established"), 40 + left);
+    assert_eq!(u(&v, "messages.missed"), 0);
+    assert_eq!(u(&v, "messages.duplicated"), 0);
+    assert_eq!(u(&v, "messages.expected"), u(&v, "messages.delivered"));
+    // Senders stay: every message went out.
+    assert_eq!(u(&v, "messages.sent"), 10 * 10 * 3);
+}
+
+#[test]
+fn a_server_restart_is_an_outage_that_reconnect_brings_back() {
+    let srv = ServeProc::start(&["--threads", "1"]);
+    let addr = srv.addr.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url();
+    let mut run = RunProc::start(
+        dir.path(),
+        &["--url", &url, "-c", "10", "-k", "4", "--rate", "5", "-d", "5s", "--reconnect", "--drain", "3s"],
+    );
+    assert!(run.wait_sent(Duration::from_secs(30)), "no sending: {:?}", run.seen);
+    drop(srv); // SIGTERM: the server closes every connection and exits
+    let _again = ServeProc::start_on(&addr, &["--threads", "1"]);
+    let (status, _, _, v) = run.finish(Duration::from_secs(60));
+    let v = v.expect("results");
+    assert!(status.code().is_some(), "{status:?}");
+    assert_eq!(u(&v, "connections.closed_by_peer"), 40);
+    assert_eq!(u(&v, "connections.reconnected"), 40);
+    let outages = v["shape"]["outages"].as_array().expect("outages");
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0]["connections_lost"], 40);
+    assert_eq!(outages[0]["unfinished"], false);
+    assert!(outages[0]["recovery_s"].as_f64().unwrap() > 0.0);
+    // Every owed delivery is either delivered or missed, nothing else.
+    assert_eq!(u(&v, "messages.delivered") + u(&v, "messages.missed"), u(&v, "messages.expected"));
+}
+
+#[test]
+fn the_knee_is_found_against_one_server_executor() {
+    let srv = ServeProc::start(&["--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let knee_out = dir.path().join("knee.json");
+    let o = Command::new(herd_bin())
+        .args(["knee", "--url", &srv.url(), "-c", "20", "-k", "10", "--p99", "20ms"])
+        .args(["--from", "8", "--factor", "4", "--steps", "6", "--step-duration", "2s", "-q"])
+        .args(["--knee-out", knee_out.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = output_within(o, Duration::from_secs(120));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k: Value = serde_json::from_str(&std::fs::read_to_string(&knee_out).unwrap()).unwrap();
+    let curve = k["curve"].as_array().unwrap();
+    assert!(curve.len() >= 2, "{curve:?}");
+    // 8192 messages/s per sender times 20 senders times 9 receivers is far past what one
+    // executor delivers within 20 ms: the curve ends past the bound.
+    let first_past = curve.iter().position(|s| s["within"] == false).expect("a step past the bound");
+    match first_past {
+        0 => assert!(k["knee_rate_per_sender"].is_null()),
+        i => assert_eq!(k["knee_rate_per_sender"], curve[i - 1]["rate_per_sender"]),
+    }
+    // Every step that ran to its end sent exactly its rate for 2 s from each of 20 senders.
+    for s in &curve[..curve.len() - 1] {
+        let rate = s["rate_per_sender"].as_f64().unwrap();
+        assert_eq!(s["sent"].as_u64().unwrap(), (rate * 2.0 * 20.0) as u64, "{s}");
+        let within = s["p99_ms"].as_f64().unwrap() <= 20.0 && s["missed"] == 0;
+        assert_eq!(s["within"], within, "{s}");
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("knee curve"), "{text}");
+}
+
+#[test]
+fn stages_and_churn_through_nchan_stay_exact() {
+    use support::peers::*;
+    let nchan = Peer::nchan(&[]);
+    let url = nchan.url("/conv/{conv}");
+    let dir = tempfile::tempdir().unwrap();
+    let v = herd_ok(
+        dir.path(),
+        &[
+            "--target",
+            "nchan",
+            "--url",
+            &url,
+            "-k",
+            "4",
+            "--stage",
+            "1s:40:2",
+            "--stage",
+            "2s:40:5",
+            "--stage",
+            "1s:20:5",
+            "--churn",
+            "5",
+            "--drain",
+            "3s",
+        ],
+    );
+    assert_eq!(u(&v, "scenario.conversations"), 10);
+    assert_eq!(u(&v, "messages.missed"), 0, "{}", v["messages"]);
+    assert_eq!(u(&v, "messages.duplicated"), 0);
+    assert_eq!(u(&v, "messages.expected"), u(&v, "messages.delivered"));
+    assert!(u(&v, "shape.left") >= 20, "the last stage closes 5 conversations, and churn: {}", v["shape"]);
+    assert_eq!(u(&v, "connections.closed_by_peer"), 0);
+    for i in 0..3 {
+        assert_eq!(sn(&v, i, "delivered"), sn(&v, i, "expected"), "stage {i}");
+    }
+    // The middle stage holds 10 conversations and ramps 2 -> 5/s over 2 s: 7 per sender.
+    assert_eq!(sn(&v, 1, "sent"), 70);
+    nchan.stop();
+}
+
+#[test]
+fn shape_flags_refuse_bad_input_naming_the_flag() {
+    let bad = |args: &[&str], needle: &str| {
+        let o = Command::new(herd_bin()).arg("run").args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    bad(&["--stage", "10s:100"], "--stage");
+    bad(&["--stage", "10s::5", "-d", "5s"], "--stage");
+    bad(&["--stage", "1s:100:1", "-c", "10", "-k", "4"], "more than --conversations");
+    bad(&["--storm", "30s:0.5", "-d", "5s"], "--storm");
+    bad(&["--storm", "1s:2"], "--storm");
+    bad(&["--churn", "lots"], "--churn");
+    let o = Command::new(herd_bin()).args(["knee", "--p99", "10ms", "--rate", "5"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--rate"));
+}
