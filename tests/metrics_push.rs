@@ -3,17 +3,15 @@
 //! PromQL query of `dashboards/herd.json` returns data, and an unreachable Pushgateway never
 //! holds a run up.
 
-mod support {
-    pub mod promstack;
-}
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use common::promstack::PromStack;
 use herd::metrics::{encode, Phase, PushConfig, PushReport, Pusher, RunInfo};
 use herd::stats::{CoreStats, ErrorKind, Merged};
-use support::promstack::PromStack;
 
 const CORES: usize = 2;
 

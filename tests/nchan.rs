@@ -4,11 +4,9 @@
 //! conversation, the sender included: that echo must be counted as echoed, never as delivered,
 //! and the accounting must still be exact.
 
-mod support {
-    pub mod peers;
-}
+mod common;
+use common::peers::*;
 use serde_json::{json, Value};
-use support::peers::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

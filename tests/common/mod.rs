@@ -1,5 +1,8 @@
 //! Helpers for the integration tests: the real `herd` binary, started on loopback with port 0,
-//! stopped (and waited for) when dropped.
+//! stopped (and waited for) when dropped. Submodules: `raw` (WebSocket bytes by hand), `hostile`
+//! (a misbehaving server), `peers` (third-party servers from tests/peers), `promstack` (real
+//! Prometheus and Pushgateway), `dashboard` (the Grafana dashboards' queries), `tlsfix` (TLS
+//! certificates, servers and nginx).
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -149,8 +152,12 @@ pub fn f(v: &Value, path: &str) -> f64 {
     cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
 
+pub mod dashboard;
 pub mod hostile;
+pub mod peers;
+pub mod promstack;
 pub mod raw;
+pub mod tlsfix;
 
 /// A `herd run` in the background, its stderr read line by line on a thread.
 pub struct RunProc {

@@ -8,8 +8,6 @@
 //! while a test panics) stops it too. [`herd`] runs `herd run` and returns its results even when
 //! the run fails.
 
-#![allow(dead_code)]
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! TLS fixtures: certificates generated at test time (rcgen), `herd serve` processes, and nginx
 //! terminating TLS in front of a WebSocket server on a free loopback port.
 
-#![allow(dead_code)]
-
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
