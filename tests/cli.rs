@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,28 +103,16 @@ fn an_unreachable_target_exits_69_after_writing_results() {
 #[test]
 fn sigint_stops_sending_drains_and_still_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let mut child = Command::new(herd_bin())
-        .args(["run", "-c", "20", "-k", "3", "--rate", "5", "-d", "60s", "-o", out.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while err.read_line(&mut line).unwrap() > 0 && !line.contains("sending for") {
-        line.clear();
-    }
-    assert!(line.contains("sending for"), "never started sending");
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut run = RunProc::start(dir.path(), &["-c", "20", "-k", "3", "--rate", "5", "-d", "60s"]);
+    // A progress line shows messages going out: the send phase is under way, not only announced.
+    assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
     let t = Instant::now();
-    signal(&child, libc::SIGINT);
-    let o = child.wait_with_output().unwrap();
+    signal(&run.child, libc::SIGINT);
+    let (status, summary, _, v) = run.finish(Duration::from_secs(30));
     assert!(t.elapsed() < Duration::from_secs(20), "took {:?} to stop", t.elapsed());
-    assert!(o.status.success());
-    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(status.success());
     assert!(summary.contains("(interrupted)"), "{summary}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let v = v.expect("results written");
     assert_eq!(v["outcome"], "interrupted");
     let sent = u(&v, "messages.sent");
     assert!(sent > 0 && sent < 20 * 5 * 60);

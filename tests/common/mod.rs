@@ -82,6 +82,16 @@ impl Drop for ServeProc {
     }
 }
 
+/// Polls `ready` until it holds; fails the test, naming `what`, if it has not after `within`. For
+/// tests that must wait for a condition (a port, a file, a count) rather than sleep and hope.
+pub fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
