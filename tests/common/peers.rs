@@ -126,22 +126,11 @@ impl Peer {
 
     /// SIGTERM and wait; `None` if it had to be killed.
     fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        if let Ok(Some(s)) = self.child.try_wait() {
-            return Some(s);
+        let status = super::terminate(&mut self.child, STOP_TIMEOUT);
+        if status.is_some() {
+            self.stdin.take();
         }
-        // SAFETY: a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.stdin.take();
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
+        status
     }
 }
 
