@@ -116,25 +116,65 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Runs `herd run ARGS --out FILE -q` to completion; returns the process output and the JSON.
-pub fn run_herd(dir: &Path, args: &[&str]) -> (Output, Value) {
-    let out: PathBuf = dir.join("results.json");
-    let child = Command::new(herd_bin())
+/// A herd run in these tests takes a few seconds; one still running after this is stuck.
+pub const HERD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `herd run ARGS --out DIR/NAME -q` to completion, successful or not; returns the process
+/// output and the results JSON (written in both cases once a run started). Its output goes to
+/// files, so a chatty run cannot fill a pipe and stall. A run that does not end within
+/// [`HERD_TIMEOUT`] is killed and fails the test.
+pub fn herd_run(dir: &Path, name: &str, args: &[&str]) -> (Output, Value) {
+    let out = dir.join(name);
+    let _ = std::fs::remove_file(&out);
+    let (stdout, stderr) = (dir.join("herd.stdout"), dir.join("herd.stderr"));
+    let mut child = Command::new(herd_bin())
         .arg("run")
         .args(args)
         .args(["--out", out.to_str().unwrap(), "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
         .spawn()
         .expect("run herd");
-    let o = output_within(child, Duration::from_secs(120));
+    let deadline = Instant::now() + HERD_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for herd") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("herd run {args:?} still running after {HERD_TIMEOUT:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = Output {
+        status,
+        stdout: std::fs::read(&stdout).unwrap_or_default(),
+        stderr: std::fs::read(&stderr).unwrap_or_default(),
+    };
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| {
+        panic!(
+            "no results from herd ({e}), exit {:?}:\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o, serde_json::from_str(&text).expect("results JSON"))
+}
+
+/// Runs `herd run ARGS --out DIR/results.json -q`, which must succeed; returns the process
+/// output and the JSON.
+pub fn run_herd(dir: &Path, args: &[&str]) -> (Output, Value) {
+    let (o, v) = herd_run(dir, "results.json", args);
     assert!(
         o.status.success(),
-        "herd run failed: {}\n{}",
+        "herd run failed ({:?}): {}\n{}",
+        o.status.code(),
         String::from_utf8_lossy(&o.stderr),
         String::from_utf8_lossy(&o.stdout)
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("results file")).expect("results JSON");
     (o, v)
 }
 
