@@ -212,15 +212,7 @@ pub fn herd(dir: &Path, args: &[&str]) -> (Output, Value) {
 
 /// Like [`herd`], and the run must have succeeded.
 pub fn herd_ok(dir: &Path, args: &[&str]) -> Value {
-    let (o, v) = herd(dir, args);
-    assert!(
-        o.status.success(),
-        "herd run failed ({:?}):\n{}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    v
+    super::run_herd(dir, args).1
 }
 
 /// The value at a dotted path, as u64.
