@@ -12,7 +12,7 @@
 use crate::scenario::Scenario;
 use crate::signal::Signals;
 use clap::Args;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -141,7 +141,9 @@ pub fn resolve(a: &ShardArgs, conversations: u32) -> Result<Option<Shard>, Strin
 }
 
 /// When a sharded (or any) process started sending, against `--start-at` or `--start-when`.
-#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+/// Read back by `herd merge` (missing fields default).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct StartReport {
     /// `--start-at`, unix seconds.
     pub start_at_unix_s: Option<f64>,

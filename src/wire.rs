@@ -5,7 +5,7 @@
 //! Close codes are those of RFC 6455 section 7.4, including the two that never go on the wire:
 //! 1005 for a close frame without a code, 1006 for a connection dropped without any close frame.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A close frame that carried no status code.
@@ -13,7 +13,9 @@ pub const NO_STATUS: u16 = 1005;
 /// The connection ended without a close frame (EOF or reset).
 pub const ABNORMAL: u16 = 1006;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// Read back by `herd merge` (missing fields default: files of an older herd lack some).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WireCounters {
     /// PINGs from the server; herd answers each with a PONG carrying the same payload.
     pub pings_received: u64,
@@ -130,6 +132,31 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `herd merge` reads back what `--out` wrote: every field survives, and a file without the
+    /// newer fields still reads.
+    #[test]
+    fn results_json_reads_back_exactly() {
+        let mut w = WireCounters {
+            pings_received: 1,
+            pings_sent: 2,
+            pongs_received: 3,
+            pongs_missed: 4,
+            pongs_sent: 5,
+            unmarked_frames: 6,
+            handshake_body: Some("busy".into()),
+            ..Default::default()
+        };
+        w.close_received(1001);
+        w.close_received(4001);
+        *w.close_codes_sent.entry(1009).or_default() += 7;
+        w.close_reasons_received.insert("1001 bye".into(), 8);
+        w.handshake_statuses.insert(503, 9);
+        let text = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<WireCounters>(&text).unwrap(), w);
+        let old: WireCounters = serde_json::from_str(r#"{"pings_received": 3}"#).unwrap();
+        assert_eq!(old, WireCounters { pings_received: 3, ..Default::default() });
+    }
 
     #[test]
     fn merges_add_every_field_and_code() {

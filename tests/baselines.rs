@@ -6,28 +6,7 @@ use common::hostile::Hostile;
 use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-/// `herd run` with results in `dir/name`, whatever its exit code.
-fn run(dir: &Path, name: &str, args: &[&str]) -> (Output, Value) {
-    let out = dir.join(name);
-    let child = Command::new(herd_bin())
-        .arg("run")
-        .args(args)
-        .args(["--out", out.to_str().unwrap(), "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run herd");
-    let o = output_within(child, Duration::from_secs(120));
-    let text = std::fs::read_to_string(&out)
-        .unwrap_or_else(|e| panic!("no results ({e}); stderr: {}", String::from_utf8_lossy(&o.stderr)));
-    let v = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!("results JSON: {e}; exit {:?}; stderr: {}", o.status.code(), String::from_utf8_lossy(&o.stderr))
-    });
-    (o, v)
-}
+use std::process::{Command, Output};
 
 fn herd(args: &[&str]) -> Output {
     Command::new(herd_bin()).args(args).output().expect("run herd")
@@ -47,7 +26,7 @@ const SMALL: &[&str] = &["-c", "4", "-k", "3", "--rate", "5", "-d", "1s", "--dra
 fn thresholds_are_judged_shown_and_set_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let passing = ["--threshold", "missed==0", "--threshold", "p99<1h", "--threshold", "connect_failed<1%"];
-    let (o, v) = run(dir.path(), "pass.json", &[SMALL, &passing].concat());
+    let (o, v) = herd_run(dir.path(), "pass.json", &[SMALL, &passing].concat());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(v["verdict"], "clean");
     let th = v["thresholds"].as_array().unwrap();
@@ -60,7 +39,7 @@ fn thresholds_are_judged_shown_and_set_the_exit_code() {
     // `sent==0` cannot hold for a run that sent: it is crossed, and the run exits 99 with its
     // results and summary still written.
     let failing = ["--threshold", "missed==0", "--threshold", "sent==0"];
-    let (o, v) = run(dir.path(), "fail.json", &[SMALL, &failing].concat());
+    let (o, v) = herd_run(dir.path(), "fail.json", &[SMALL, &failing].concat());
     assert_eq!(o.status.code(), Some(99), "{}", stderr(&o));
     assert!(stderr(&o).contains("threshold crossed: sent==0"), "{}", stderr(&o));
     assert_eq!(v["verdict"], "failed");
@@ -100,11 +79,11 @@ fn scenario_file_thresholds_apply_and_flags_replace_them() {
         "conversations = 3\nmembers = 2\nrate = 5\nduration = \"1s\"\nthreshold = [\"missed==0\", \"delivered==0\"]\n",
     )
     .unwrap();
-    let (o, v) = run(dir.path(), "a.json", &["--scenario", file.to_str().unwrap()]);
+    let (o, v) = herd_run(dir.path(), "a.json", &["--scenario", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(99), "{}", stderr(&o));
     assert_eq!(v["thresholds"].as_array().unwrap().len(), 2);
     assert_eq!(v["thresholds"][1]["threshold"], "delivered==0");
-    let (o, v) = run(dir.path(), "b.json", &["--scenario", file.to_str().unwrap(), "--threshold", "delivered>0"]);
+    let (o, v) = herd_run(dir.path(), "b.json", &["--scenario", file.to_str().unwrap(), "--threshold", "delivered>0"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(v["thresholds"].as_array().unwrap().len(), 1, "the flag replaces the file's list");
 }
@@ -116,7 +95,8 @@ fn abort_on_fail_stops_sending_at_the_first_crossing() {
     let srv = ServeProc::start(&["--duplicate-every", "3"]);
     let dir = tempfile::tempdir().unwrap();
     let args = ["--url", &srv.url(), "-c", "4", "-k", "3", "--rate", "20", "-d", "60s", "--drain", "2s"];
-    let (o, v) = run(dir.path(), "r.json", &[&args[..], &["--threshold", "duplicated==0", "--abort-on-fail"]].concat());
+    let (o, v) =
+        herd_run(dir.path(), "r.json", &[&args[..], &["--threshold", "duplicated==0", "--abort-on-fail"]].concat());
     assert_eq!(o.status.code(), Some(99), "{}", stderr(&o));
     assert_eq!(v["outcome"], "stopped_by_threshold");
     assert!(f(&v, "phases.send_s") < 30.0, "sending was not stopped: {}", v["phases"]);
@@ -130,7 +110,7 @@ fn a_drain_that_ends_with_deliveries_pending_says_so() {
     let srv = ServeProc::start(&["--delay", "3s"]);
     let dir = tempfile::tempdir().unwrap();
     let args = ["--url", &srv.url(), "-c", "2", "-k", "2", "--rate", "5", "-d", "1s", "--drain", "100ms"];
-    let (o, v) = run(dir.path(), "r.json", &args);
+    let (o, v) = herd_run(dir.path(), "r.json", &args);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(v["verdict"], "attention");
     assert!(u(&v, "messages.missed") > 0);
@@ -144,8 +124,11 @@ fn a_drain_that_ends_with_deliveries_pending_says_so() {
 fn most_connections_closed_by_the_peer_is_reported_with_close_codes() {
     let srv = Hostile::start();
     let dir = tempfile::tempdir().unwrap();
-    let (o, v) =
-        run(dir.path(), "r.json", &["--url", &srv.url("storm"), "-c", "3", "-k", "4", "-d", "1s", "--drain", "1s"]);
+    let (o, v) = herd_run(
+        dir.path(),
+        "r.json",
+        &["--url", &srv.url("storm"), "-c", "3", "-k", "4", "-d", "1s", "--drain", "1s"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(v["verdict"], "attention");
     let note =
@@ -159,7 +142,7 @@ fn a_run_that_sends_nothing_is_not_a_success() {
     // One sender at one message per 1000 s, for 1 s: with this seed its first send falls after
     // the sending phase (pacing phases come from the seed).
     let dir = tempfile::tempdir().unwrap();
-    let (o, v) = run(dir.path(), "r.json", &["-c", "1", "-k", "2", "--rate", "0.001", "-d", "1s", "--seed", "1"]);
+    let (o, v) = herd_run(dir.path(), "r.json", &["-c", "1", "-k", "2", "--rate", "0.001", "-d", "1s", "--seed", "1"]);
     assert_eq!(u(&v, "messages.sent"), 0, "the seed's first send moved; pick another seed");
     assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
     assert!(stderr(&o).contains("nothing was sent"), "{}", stderr(&o));
@@ -178,7 +161,7 @@ struct Runs {
 impl Runs {
     fn new() -> Runs {
         let dir = tempfile::tempdir().unwrap();
-        let (o, base) = run(dir.path(), "base.json", SMALL);
+        let (o, base) = herd_run(dir.path(), "base.json", SMALL);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         Runs { dir, base }
     }

@@ -1,9 +1,9 @@
 //! The binary's contract: clear errors naming the flag or key with sysexits codes, scenario
-//! files, the fd-limit check, Ctrl-C behaviour, the HdrHistogram log, and the server's plain HTTP.
+//! files, the fd-limit check, the HdrHistogram log, and the server's plain HTTP. Signals are in
+//! signals.rs.
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -99,37 +99,6 @@ fn an_unreachable_target_exits_69_after_writing_results() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(u(&v, "connections.failed"), 10);
     assert_eq!(u(&v, "errors.connect_refused"), 10);
-}
-
-#[test]
-fn sigint_stops_sending_drains_and_still_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let mut child = Command::new(herd_bin())
-        .args(["run", "-c", "20", "-k", "3", "--rate", "5", "-d", "60s", "-o", out.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while err.read_line(&mut line).unwrap() > 0 && !line.contains("sending for") {
-        line.clear();
-    }
-    assert!(line.contains("sending for"), "never started sending");
-    std::thread::sleep(Duration::from_millis(1500));
-    let t = Instant::now();
-    signal(&child, libc::SIGINT);
-    let o = child.wait_with_output().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(20), "took {:?} to stop", t.elapsed());
-    assert!(o.status.success());
-    let summary = String::from_utf8_lossy(&o.stdout);
-    assert!(summary.contains("(interrupted)"), "{summary}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(v["outcome"], "interrupted");
-    let sent = u(&v, "messages.sent");
-    assert!(sent > 0 && sent < 20 * 5 * 60);
-    assert_eq!(u(&v, "messages.delivered"), sent * 2, "the drain delivered everything in flight");
 }
 
 #[test]

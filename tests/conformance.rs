@@ -5,11 +5,9 @@
 //! wrong accept key, or require a subprotocol. Each side's account is checked: herd's results and
 //! the server's report of what herd sent it.
 
-mod support {
-    pub mod peers;
-}
+mod common;
+use common::peers::*;
 use serde_json::{json, Value};
-use support::peers::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

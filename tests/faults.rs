@@ -8,6 +8,22 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Whether process `pid` ignores or catches SIGPIPE (signal 13: bit 12 of `SigIgn`/`SigCgt`).
+fn sigpipe_not_default(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().filter(|l| l.starts_with("SigIgn:") || l.starts_with("SigCgt:")).any(|l| {
+        u64::from_str_radix(l.split_whitespace().nth(1).unwrap_or("0"), 16).is_ok_and(|mask| mask & (1 << 12) != 0)
+    })
+}
+
+/// Sockets process `pid` holds open.
+fn socket_fds(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
 /// The sum of the categories a lost established connection can end in.
 fn losses(v: &serde_json::Value) -> u64 {
     ["closed_by_peer", "reset", "io", "protocol"].iter().map(|k| u(v, &format!("errors.{k}"))).sum()
@@ -155,7 +171,13 @@ fn sigpipe_does_not_stop_a_run_nor_do_closed_output_pipes() {
         .unwrap();
     drop(child.stdout.take());
     drop(child.stderr.take());
-    std::thread::sleep(Duration::from_millis(500));
+    // The signal goes in while the run is under way: herd no longer has SIGPIPE's default
+    // disposition and all 10 connections are open (10 client ends and the embedded server's 10).
+    let pid = child.id();
+    wait_for("herd run to set up SIGPIPE handling and open its 10 connections", Duration::from_secs(30), || {
+        assert!(child.try_wait().unwrap().is_none(), "herd run ended before its connections were open");
+        sigpipe_not_default(pid) && socket_fds(pid) >= 20
+    });
     signal(&child, libc::SIGPIPE);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {

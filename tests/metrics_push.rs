@@ -3,17 +3,15 @@
 //! PromQL query of `dashboards/herd.json` returns data, and an unreachable Pushgateway never
 //! holds a run up.
 
-mod support {
-    pub mod promstack;
-}
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use common::promstack::PromStack;
 use herd::metrics::{encode, Phase, PushConfig, PushReport, Pusher, RunInfo};
 use herd::stats::{CoreStats, ErrorKind, Merged};
-use support::promstack::PromStack;
 
 const CORES: usize = 2;
 
@@ -65,6 +63,23 @@ fn run_info(run_id: &str) -> RunInfo {
         threads: CORES as u64,
         extra: vec![("scenario".to_string(), "test/synthetic".to_string())],
     }
+}
+
+/// The Pushgateway's groups, as (job, instance).
+fn listed_groups(stack: &PromStack) -> Vec<(String, String)> {
+    let api = stack.pushgateway_groups();
+    assert_eq!(api["status"], "success", "{api}");
+    api["data"]
+        .as_array()
+        .expect("data is an array")
+        .iter()
+        .map(|g| {
+            (
+                g["labels"]["job"].as_str().unwrap_or("").to_string(),
+                g["labels"]["instance"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
 }
 
 fn push_config(stack: &PromStack, job: &str, instance: &str) -> PushConfig {
@@ -163,7 +178,10 @@ fn pushes_two_instances_to_a_real_pushgateway() {
         let pusher = Pusher::start(push_config(&stack, job, instance));
         let info = run_info(&format!("run-{salt}"));
         pusher.update(encode("herd", &info, Phase::Connecting, &synthetic(1, salt)));
-        std::thread::sleep(Duration::from_millis(400));
+        // The first state is pushed at once; it must land before the next state replaces it.
+        common::wait_for(&format!("group {job}/{instance} on the Pushgateway"), Duration::from_secs(30), || {
+            listed_groups(&stack).contains(&(job.to_string(), instance.to_string()))
+        });
         pusher.update(encode("herd", &info, Phase::Sending, &synthetic(rounds - 1, salt)));
         let report = pusher.finish(encode("herd", &info, Phase::Done, &synthetic(rounds, salt)));
         assert_clean(&report);
@@ -172,19 +190,7 @@ fn pushes_two_instances_to_a_real_pushgateway() {
     }
 
     // Both groups exist.
-    let api = stack.pushgateway_groups();
-    assert_eq!(api["status"], "success", "{api}");
-    let listed: Vec<(String, String)> = api["data"]
-        .as_array()
-        .expect("data is an array")
-        .iter()
-        .map(|g| {
-            (
-                g["labels"]["job"].as_str().unwrap_or("").to_string(),
-                g["labels"]["instance"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let listed = listed_groups(&stack);
     for (instance, _, _) in groups {
         assert!(
             listed.contains(&(job.to_string(), instance.to_string())),
@@ -267,6 +273,7 @@ fn an_unreachable_pushgateway_never_blocks_the_run() {
         let t = Instant::now();
         pusher.update(encode("herd", &run_info("down"), Phase::Sending, &merged));
         assert!(t.elapsed() < Duration::from_secs(1), "update waited {:?}", t.elapsed());
+        // Updates spaced out so several periodic pushes fall due (part of the scenario).
         std::thread::sleep(Duration::from_millis(60));
     }
     let report = pusher.finish(encode("herd", &run_info("down"), Phase::Done, &merged));
@@ -298,6 +305,7 @@ fn a_pushgateway_that_never_answers_costs_only_timeouts() {
         let t = Instant::now();
         pusher.update(encode("herd", &run_info("silent"), Phase::Sending, &merged));
         assert!(t.elapsed() < Duration::from_secs(1), "update waited {:?}", t.elapsed());
+        // Updates spaced out while pushes hang (part of the scenario).
         std::thread::sleep(Duration::from_millis(50));
     }
     let t = Instant::now();

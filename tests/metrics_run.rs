@@ -4,16 +4,12 @@
 //! Pushgateway is down still finishes and writes its results.
 
 mod common;
-mod support {
-    pub mod dashboard;
-    pub mod promstack;
-}
 
+use common::promstack::PromStack;
 use common::*;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::promstack::PromStack;
 
 /// The value of `name{...}` in exposition text, for the series whose labels include `want`.
 fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
@@ -113,7 +109,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
         Duration::from_secs(60),
         |r| r.len() == 1 && r[0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(|n| n >= 4.0),
     );
-    let dash = support::dashboard::load("herd.json");
+    let dash = common::dashboard::load("herd.json");
     let vars: BTreeMap<&str, &str> = [
         ("datasource", "prometheus"),
         ("job", job),
@@ -126,7 +122,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
     ]
     .into_iter()
     .collect();
-    let (failures, n) = support::dashboard::failures(&stack, &dash, &vars);
+    let (failures, n) = common::dashboard::failures(&stack, &dash, &vars);
     assert!(n >= 30, "only {n} dashboard queries");
     assert!(failures.is_empty(), "{} of {n} dashboard queries failed:\n{}", failures.len(), failures.join("\n"));
 }

@@ -4,11 +4,9 @@
 //! conversation, the sender included: that echo must be counted as echoed, never as delivered,
 //! and the accounting must still be exact.
 
-mod support {
-    pub mod peers;
-}
+mod common;
+use common::peers::*;
 use serde_json::{json, Value};
-use support::peers::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -111,7 +109,12 @@ fn nchan_shutdown_closes_are_counted() {
     let dir = d.path().to_path_buf();
     let args = ["--target", "nchan", "--url", &url, "-c", "4", "-k", "3", "--rate", "0", "-d", "4s"].map(String::from);
     let run = std::thread::spawn(move || herd_ok(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>()));
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // nginx stops once nchan has all 12 members subscribed (each has had its 101).
+    common::wait_for("nchan to report 12 subscribers", std::time::Duration::from_secs(30), || {
+        assert!(!run.is_finished(), "herd run ended before nchan had its 12 members");
+        let (code, body) = common::http_get(&nchan.addr, "/nchan_status");
+        code == 200 && body.lines().any(|l| l.trim() == "subscribers: 12")
+    });
     let r = nchan.stop();
     let v = run.join().expect("herd run");
     assert_eq!(n(&v, "connections.established"), 12);

@@ -4,11 +4,9 @@
 //! that does not answer, or refuse upgrades without the right Origin. Each side's account is
 //! checked: herd's results and the server's report.
 
-mod support {
-    pub mod peers;
-}
+mod common;
+use common::peers::*;
 use serde_json::{json, Value};
-use support::peers::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

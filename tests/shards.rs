@@ -5,17 +5,13 @@
 //! Also: the same split against nginx + nchan, and `herd merge` refusing what it must refuse.
 
 mod common;
-mod support {
-    pub mod peers;
-    pub mod promstack;
-}
 
+use common::promstack::PromStack;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-use support::promstack::PromStack;
 
 fn read(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
@@ -195,7 +191,7 @@ fn three_shards_pushing_to_prometheus_merge_to_the_whole_scenario() {
 
 #[test]
 fn a_scenario_split_three_ways_against_nchan_merges_to_exact_accounting() {
-    use support::peers::{assert_exact, herd_ok, n, Peer};
+    use common::peers::{assert_exact, herd_ok, n, Peer};
     let nchan = Peer::nchan(&[]);
     let url = nchan.url("/conv/{conv}");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -248,7 +244,7 @@ fn a_scenario_split_three_ways_against_nchan_merges_to_exact_accounting() {
     assert_eq!(n(&v, "messages.delivered"), sent * 3);
     assert_eq!(n(&v, "messages.echoed"), sent, "nchan echoes each message to its sender once");
     assert_eq!(n(&v, "connections.established"), 48);
-    assert_eq!(support::peers::errors(&v), vec![]);
+    assert_eq!(common::peers::errors(&v), vec![]);
     let r = nchan.stop();
     assert_eq!(r["stub_status"]["total_published_messages"], serde_json::json!(sent), "{r}");
 }

@@ -1,16 +1,18 @@
-//! Signals to herd run: SIGTERM stops sending and drains like SIGINT; a second SIGINT stops at
-//! once. Results are written in every case.
+//! Signals to herd run: SIGINT, and SIGTERM like it, stop sending and drain; a second SIGINT
+//! stops at once. Results are written in every case.
 
 mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-#[test]
-fn sigterm_stops_sending_drains_and_reports_like_sigint() {
+/// A 60 s run stopped by `sig` once messages are going out: it drains, delivers everything in
+/// flight, and reports the run as interrupted.
+fn stops_sending_drains_and_reports(sig: libc::c_int) {
     let dir = tempfile::tempdir().unwrap();
     let mut run = RunProc::start(dir.path(), &["-c", "20", "-k", "3", "--rate", "5", "-d", "60s"]);
+    // A progress line shows messages going out: the send phase is under way, not only announced.
     assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
-    signal(&run.child, libc::SIGTERM);
+    signal(&run.child, sig);
     let (status, stdout, took, v) = run.finish(Duration::from_secs(30));
     assert!(status.success());
     assert!(took < Duration::from_secs(20), "took {took:?} to stop");
@@ -20,6 +22,16 @@ fn sigterm_stops_sending_drains_and_reports_like_sigint() {
     let sent = u(&v, "messages.sent");
     assert!(sent > 0 && sent < 20 * 5 * 60);
     assert_eq!(u(&v, "messages.delivered"), sent * 2, "the drain delivered everything in flight");
+}
+
+#[test]
+fn sigint_stops_sending_drains_and_still_reports() {
+    stops_sending_drains_and_reports(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_sending_drains_and_reports_like_sigint() {
+    stops_sending_drains_and_reports(libc::SIGTERM);
 }
 
 #[test]
@@ -34,8 +46,8 @@ fn a_second_sigint_stops_at_once_and_still_writes_results() {
     );
     assert!(run.wait_sent(Duration::from_secs(30)), "never started sending: {:?}", run.seen);
     signal(&run.child, libc::SIGINT);
+    // The first SIGINT has been counted and the drain has begun: the second one ends it.
     assert!(run.wait_line("interrupted", Duration::from_secs(10)).is_some(), "{:?}", run.seen);
-    std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     signal(&run.child, libc::SIGINT);
     let (status, stdout, _, v) = run.finish(Duration::from_secs(30));

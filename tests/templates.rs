@@ -3,14 +3,12 @@
 //! marker receivers find inside JSON strings, through a strict relay nobody here wrote
 //! (tests/peers/ws_peer.py in chat mode relays every frame verbatim to the other members).
 
-mod support {
-    pub mod peers;
-}
+mod common;
+use common::peers::*;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
-use support::peers::*;
 
 /// Accepts `count` connections, records each request head, answers 403.
 fn capture_requests(count: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {

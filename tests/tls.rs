@@ -2,13 +2,10 @@
 //! of `herd serve` and of nginx + nchan, with exact accounting; session resumption on reconnect
 //! and its opt-out; mutual TLS; and every TLS failure category provoked by a test server.
 
-mod support {
-    pub mod peers;
-    pub mod tlsfix;
-}
+mod common;
+use common::peers::*;
+use common::tlsfix::*;
 use serde_json::{json, Value};
-use support::peers::*;
-use support::tlsfix::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

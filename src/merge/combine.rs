@@ -6,7 +6,6 @@ use super::input::Input;
 use crate::results::{self, Phases, ProcessCost, RunResult};
 use crate::scenario::{self, RunArgs, Scenario, ScenarioFile};
 use crate::stats::{Counters, ErrorKind, Histos, Merged};
-use crate::wire::WireCounters;
 use std::time::Duration;
 
 /// Scenario keys that belong to one process, not to the workload: they may differ between the
@@ -101,19 +100,7 @@ fn counters(i: &Input) -> Result<Counters, String> {
         msgs_unsent: m.unsent,
         msgs_missed_away: m.missed_while_away,
         msgs_holes_evicted: m.holes_evicted,
-        wire: WireCounters {
-            pings_received: d.websocket.pings_received,
-            pings_sent: d.websocket.pings_sent,
-            pongs_received: d.websocket.pongs_received,
-            pongs_missed: d.websocket.pongs_missed,
-            unmarked_frames: d.websocket.unmarked_frames,
-            close_codes_received: d.websocket.close_codes_received.clone(),
-            close_codes_sent: d.websocket.close_codes_sent.clone(),
-            pongs_sent: d.websocket.pongs_sent,
-            close_reasons_received: d.websocket.close_reasons_received.clone(),
-            handshake_statuses: d.websocket.handshake_statuses.clone(),
-            handshake_body: d.websocket.handshake_body.clone(),
-        },
+        wire: d.websocket.clone(),
         ..Default::default()
     };
     for (name, &n) in &d.errors {

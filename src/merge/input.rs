@@ -2,7 +2,8 @@
 //! herd's results.
 
 use super::histos::EncodedHistos;
-use crate::shard::Shard;
+use crate::shard::{Shard, StartReport};
+use crate::wire::WireCounters;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -30,16 +31,21 @@ pub struct Doc {
     pub messages: Msgs,
     pub errors: BTreeMap<String, u64>,
     #[serde(default)]
-    pub websocket: Wire,
+    pub websocket: WireCounters,
     pub duration_s: f64,
     pub phases: PhasesIn,
     pub process: ProcessIn,
     #[serde(default)]
     pub notes: Vec<String>,
     #[serde(default)]
-    pub start: Option<StartIn>,
+    pub start: Option<StartReport>,
     pub histograms: EncodedHistos,
 }
+
+// `Conns`, `Msgs`, `PhasesIn` and `ProcessIn` restate what merges of results.rs's `Connections`,
+// `Messages`, `Phases` and `ProcessCost`, which derive only `Serialize`: once those derive
+// `Deserialize` with `#[serde(default)]` (as `WireCounters` and `StartReport` do, read here
+// directly), these four can go and `Doc` can hold them.
 
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(default)]
@@ -70,22 +76,6 @@ pub struct Msgs {
 
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(default)]
-pub struct Wire {
-    pub pings_received: u64,
-    pub pings_sent: u64,
-    pub pongs_received: u64,
-    pub pongs_missed: u64,
-    pub unmarked_frames: u64,
-    pub close_codes_received: BTreeMap<u16, u64>,
-    pub close_codes_sent: BTreeMap<u16, u64>,
-    pub pongs_sent: u64,
-    pub close_reasons_received: BTreeMap<String, u64>,
-    pub handshake_statuses: BTreeMap<u16, u64>,
-    pub handshake_body: Option<String>,
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
 pub struct PhasesIn {
     pub connect_s: f64,
     pub send_s: f64,
@@ -103,12 +93,6 @@ pub struct ProcessIn {
     pub rss_connected_bytes: u64,
     pub rss_end_bytes: u64,
     pub rss_peak_bytes: u64,
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct StartIn {
-    pub late_s: f64,
 }
 
 /// Reads one results document (pure: `text` is the file's content). The error says why the

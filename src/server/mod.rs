@@ -5,15 +5,16 @@
 //! on its own core directly and on other cores through their inboxes. `GET /metrics` on the
 //! same port (or `--metrics-listen`) serves Prometheus text.
 //!
-//! Layout: `mod.rs` config and lifecycle, `core.rs` one executor's state and relay, `conn.rs`
-//! one connection, `rooms.rs` membership, `mailbox.rs` bounded outgoing queues, `metrics.rs`
-//! counters.
+//! Layout: `mod.rs` config and lifecycle, `worker.rs` one executor's accept loop, `core.rs` one
+//! executor's state and relay, `conn.rs` one connection, `rooms.rs` membership, `mailbox.rs`
+//! bounded outgoing queues, `metrics.rs` counters. Imports run one way: worker -> conn -> core.
 
 mod conn;
 mod core;
 pub mod mailbox;
 pub mod metrics;
 pub mod rooms;
+mod worker;
 
 use crate::error::{Error, Result};
 use crate::units;
@@ -231,7 +232,7 @@ impl Server {
             let ready = ready_tx.clone();
             let ml = if idx == 0 { metrics_listener.take() } else { None };
             let h = crate::executor::spawn_pinned(&format!("herd-serve-{idx}"), cpu, move || {
-                core::run_core(idx, addr, shared, ml, ready)
+                worker::run_core(idx, addr, shared, ml, ready)
             })?;
             server.threads.push(h);
         }

@@ -3,7 +3,7 @@
 
 use super::certs;
 use super::lean::LeanClient;
-use super::verify::{self, Insecure, Recording, Rejections};
+use super::verify::{self, Rejections, Verifier};
 use super::ClientOptions;
 use crate::stats::ErrorKind;
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -39,16 +39,16 @@ impl Client {
             .with_protocol_versions(versions)
             .map_err(|e| format!("--tls-version: {e}"))?;
         let rejections = Arc::new(Rejections::default());
-        let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if o.insecure {
-            Arc::new(Insecure(provider.clone()))
+        let verifier = if o.insecure {
+            Verifier::insecure(provider)
         } else {
             let roots = roots(o, trusted)?;
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| format!("--ca: {e}"))?;
-            Arc::new(Recording { inner, rejections: rejections.clone() })
+            Verifier::webpki(webpki, provider, rejections.clone())
         };
-        let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
+        let builder = builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier));
         let mut config = match (&o.client_cert, &o.client_key) {
             (Some(c), Some(k)) => builder
                 .with_client_auth_cert(certs::load_certs(c, "--client-cert")?, certs::load_key(k, "--client-key")?)

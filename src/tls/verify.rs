@@ -2,11 +2,12 @@
 //!
 //! herd verifies with webpki (system roots plus `--ca`), wrapped so that a rejected certificate's
 //! subject and issuer are kept for the run's notes: the error rustls returns names the problem
-//! but not the certificate. `--insecure` swaps in a verifier that accepts any certificate (the
-//! handshake signature is still checked, so the TLS work measured is the same).
+//! but not the certificate. `--insecure` skips the certificate check only (the handshake
+//! signature is still checked, so the TLS work measured is the same).
 
 use crate::stats::ErrorKind;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, Error, PeerIncompatible, SignatureScheme};
@@ -73,20 +74,40 @@ impl Rejections {
     }
 }
 
-/// webpki verification that records what it rejects.
-#[derive(Debug)]
-pub struct Recording {
-    pub inner: Arc<dyn ServerCertVerifier>,
-    pub rejections: Arc<Rejections>,
-}
-
 impl std::fmt::Debug for Rejections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Rejections")
     }
 }
 
-impl ServerCertVerifier for Recording {
+/// The server certificate check: webpki recording what it rejects, or (`--insecure`) none. Either
+/// way the handshake's signatures are verified against the presented key with the provider's
+/// algorithms (what webpki's verifier does for them too), so the TLS work measured is the same.
+#[derive(Debug)]
+pub struct Verifier {
+    /// `None`: `--insecure`, any certificate, any name, any date.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    rejections: Arc<Rejections>,
+}
+
+impl Verifier {
+    /// Certificates checked by `webpki` (built with `provider`); rejections recorded.
+    pub fn webpki(
+        webpki: Arc<WebPkiServerVerifier>,
+        provider: Arc<CryptoProvider>,
+        rejections: Arc<Rejections>,
+    ) -> Self {
+        Verifier { webpki: Some(webpki), provider, rejections }
+    }
+
+    /// `--insecure`.
+    pub fn insecure(provider: Arc<CryptoProvider>) -> Self {
+        Verifier { webpki: None, provider, rejections: Arc::default() }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -95,7 +116,8 @@ impl ServerCertVerifier for Recording {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now).inspect_err(|e| {
+        let Some(webpki) = &self.webpki else { return Ok(ServerCertVerified::assertion()) };
+        webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now).inspect_err(|e| {
             let what =
                 format!("server {} presented {} ({e})", server_name.to_str(), super::certs::describe(end_entity));
             self.rejections.record(classify(e), what);
@@ -108,7 +130,7 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -117,51 +139,11 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `--insecure`: any certificate, any name, any date. Signatures over the handshake are still
-/// verified against the presented key.
-#[derive(Debug)]
-pub struct Insecure(pub Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Insecure {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 

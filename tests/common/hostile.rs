@@ -18,7 +18,6 @@
 //! - `linger`: sends each receiver a close frame (4321) right after its handshake, then holds
 //!   the TCP connection open without reading: no FIN, ever.
 //! - `silent`: accepts TCP and never answers the upgrade.
-#![allow(dead_code)]
 
 use super::raw::{self, BINARY, CLOSE, TEXT};
 use std::collections::HashMap;

@@ -1,5 +1,8 @@
 //! Helpers for the integration tests: the real `herd` binary, started on loopback with port 0,
-//! stopped (and waited for) when dropped.
+//! stopped (and waited for) when dropped. Submodules: `raw` (WebSocket bytes by hand), `hostile`
+//! (a misbehaving server), `peers` (third-party servers from tests/peers), `promstack` (real
+//! Prometheus and Pushgateway), `dashboard` (the Grafana dashboards' queries), `tlsfix` (TLS
+//! certificates, servers and nginx).
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -63,19 +66,36 @@ impl ServeProc {
 
 impl Drop for ServeProc {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
+        terminate(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// Stops a child with SIGTERM, killing it if it has not exited within `within`; returns its exit
+/// status, `None` if it had to be killed.
+pub fn terminate(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
+    }
+    signal(child, libc::SIGTERM);
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
         }
-        signal(&self.child, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Polls `ready` until it holds; fails the test, naming `what`, if it has not after `within`. For
+/// tests that must wait for a condition (a port, a file, a count) rather than sleep and hope.
+pub fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -96,25 +116,65 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Runs `herd run ARGS --out FILE -q` to completion; returns the process output and the JSON.
-pub fn run_herd(dir: &Path, args: &[&str]) -> (Output, Value) {
-    let out: PathBuf = dir.join("results.json");
-    let child = Command::new(herd_bin())
+/// A herd run in these tests takes a few seconds; one still running after this is stuck.
+pub const HERD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `herd run ARGS --out DIR/NAME -q` to completion, successful or not; returns the process
+/// output and the results JSON (written in both cases once a run started). Its output goes to
+/// files, so a chatty run cannot fill a pipe and stall. A run that does not end within
+/// [`HERD_TIMEOUT`] is killed and fails the test.
+pub fn herd_run(dir: &Path, name: &str, args: &[&str]) -> (Output, Value) {
+    let out = dir.join(name);
+    let _ = std::fs::remove_file(&out);
+    let (stdout, stderr) = (dir.join("herd.stdout"), dir.join("herd.stderr"));
+    let mut child = Command::new(herd_bin())
         .arg("run")
         .args(args)
         .args(["--out", out.to_str().unwrap(), "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
         .spawn()
         .expect("run herd");
-    let o = output_within(child, Duration::from_secs(120));
+    let deadline = Instant::now() + HERD_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for herd") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("herd run {args:?} still running after {HERD_TIMEOUT:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = Output {
+        status,
+        stdout: std::fs::read(&stdout).unwrap_or_default(),
+        stderr: std::fs::read(&stderr).unwrap_or_default(),
+    };
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| {
+        panic!(
+            "no results from herd ({e}), exit {:?}:\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o, serde_json::from_str(&text).expect("results JSON"))
+}
+
+/// Runs `herd run ARGS --out DIR/results.json -q`, which must succeed; returns the process
+/// output and the JSON.
+pub fn run_herd(dir: &Path, args: &[&str]) -> (Output, Value) {
+    let (o, v) = herd_run(dir, "results.json", args);
     assert!(
         o.status.success(),
-        "herd run failed: {}\n{}",
+        "herd run failed ({:?}): {}\n{}",
+        o.status.code(),
         String::from_utf8_lossy(&o.stderr),
         String::from_utf8_lossy(&o.stdout)
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("results file")).expect("results JSON");
     (o, v)
 }
 
@@ -149,8 +209,12 @@ pub fn f(v: &Value, path: &str) -> f64 {
     cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
 
+pub mod dashboard;
 pub mod hostile;
+pub mod peers;
+pub mod promstack;
 pub mod raw;
+pub mod tlsfix;
 
 /// A `herd run` in the background, its stderr read line by line on a thread.
 pub struct RunProc {

@@ -1,6 +1,5 @@
 //! A raw WebSocket peer for the tests: hand-made handshakes and frames, including the ones no
 //! well-behaved library would send (invalid UTF-8, oversized lengths, forged markers).
-#![allow(dead_code)]
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

@@ -12,21 +12,14 @@
 'use strict';
 
 const http = require('http');
-const fs = require('fs');
 const { Server } = require('socket.io');
+const peer = require('./peer_common');
 
-const a = {
+const NAME = 'sio_peer.js';
+const a = peer.parseArgs(NAME, {
   port: 0, report: null, mode: 'to', ping_interval_ms: 25000, ping_timeout_ms: 20000, exit_on_stdin_eof: false,
-};
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  const key = argv[i].replace(/^--/, '').replace(/-/g, '_');
-  if (key === 'exit_on_stdin_eof') { a[key] = true; continue; }
-  if (!(key in a)) { process.stderr.write(`sio_peer.js: unknown option ${argv[i]}\n`); process.exit(2); }
-  const v = argv[++i];
-  a[key] = typeof a[key] === 'number' ? parseInt(v, 10) : v;
-}
-if (!['to', 'io'].includes(a.mode)) { process.stderr.write('sio_peer.js: --mode to|io\n'); process.exit(2); }
+});
+if (!['to', 'io'].includes(a.mode)) peer.die(NAME, '--mode to|io');
 
 const c = {
   connections: 0, joins: 0, messages_received: 0, messages_before_join: 0,
@@ -59,29 +52,13 @@ io.on('connection', (socket) => {
   });
 });
 
-function writeReport() {
-  if (!a.report) return;
-  const tmp = `${a.report}.tmp${process.pid}`;
-  const version = require('socket.io/package.json').version;
-  fs.writeFileSync(tmp, JSON.stringify({ impl: `socket.io ${version}`, mode: a.mode, counters: c }));
-  fs.renameSync(tmp, a.report);
-}
-
-let stopping = false;
-function stop() {
-  if (stopping) return;
-  stopping = true;
-  try { writeReport(); } catch (e) { process.stderr.write(`sio_peer.js: report: ${e}\n`); }
+peer.onStop(() => {
+  peer.writeReport(NAME, a.report, () => {
+    const version = require('socket.io/package.json').version;
+    return JSON.stringify({ impl: `socket.io ${version}`, mode: a.mode, counters: c });
+  });
   io.close();
   setTimeout(() => process.exit(0), 50).unref();
-}
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-if (a.exit_on_stdin_eof) {
-  process.stdin.on('end', stop);
-  process.stdin.resume();
-}
+}, a.exit_on_stdin_eof);
 
-server.listen(a.port, '127.0.0.1', () => {
-  process.stdout.write(`LISTENING 127.0.0.1:${server.address().port}\n`);
-});
+peer.listen(NAME, server, a.port);

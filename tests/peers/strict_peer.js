@@ -18,25 +18,15 @@
 'use strict';
 
 const http = require('http');
-const fs = require('fs');
 const { WebSocketServer } = require('ws');
+const peer = require('./peer_common');
 
-const a = {
+const NAME = 'strict_peer.js';
+const a = peer.parseArgs(NAME, {
   mode: null, port: 0, report: null, after_ms: 150, ping_interval_ms: 100, origin: 'http://herd.test',
   exit_on_stdin_eof: false,
-};
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  const key = argv[i].replace(/^--/, '').replace(/-/g, '_');
-  if (key === 'exit_on_stdin_eof') { a[key] = true; continue; }
-  if (!(key in a)) { process.stderr.write(`strict_peer.js: unknown option ${argv[i]}\n`); process.exit(2); }
-  const v = argv[++i];
-  a[key] = typeof a[key] === 'number' ? parseInt(v, 10) : v;
-}
-if (!['greet', 'textping', 'origin'].includes(a.mode)) {
-  process.stderr.write('strict_peer.js: --mode greet|textping|origin\n');
-  process.exit(2);
-}
+});
+if (!['greet', 'textping', 'origin'].includes(a.mode)) peer.die(NAME, '--mode greet|textping|origin');
 
 const c = {
   connections: 0, rejected: 0, closed_early: 0, closed_bad_join: 0, joins: 0, relayed: 0,
@@ -111,29 +101,11 @@ wss.on('connection', (ws, req) => {
   });
 });
 
-function writeReport() {
-  if (!a.report) return;
-  const tmp = `${a.report}.tmp${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify({ impl: 'strict_peer.js', mode: a.mode, counters: c }));
-  fs.renameSync(tmp, a.report);
-}
-
-let stopping = false;
-function stop() {
-  if (stopping) return;
-  stopping = true;
-  try { writeReport(); } catch (e) { process.stderr.write(`strict_peer.js: report: ${e}\n`); }
+peer.onStop(() => {
+  peer.writeReport(NAME, a.report, () => JSON.stringify({ impl: NAME, mode: a.mode, counters: c }));
   for (const ws of wss.clients) ws.terminate();
   server.close();
   setTimeout(() => process.exit(0), 50).unref();
-}
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-if (a.exit_on_stdin_eof) {
-  process.stdin.on('end', stop);
-  process.stdin.resume();
-}
+}, a.exit_on_stdin_eof);
 
-server.listen(a.port, '127.0.0.1', () => {
-  process.stdout.write(`LISTENING 127.0.0.1:${server.address().port}\n`);
-});
+peer.listen(NAME, server, a.port);

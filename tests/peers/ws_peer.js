@@ -9,10 +9,10 @@
 'use strict';
 
 const http = require('http');
-const fs = require('fs');
 const crypto = require('crypto');
 const { WebSocketServer, WebSocket } = require('ws');
 const WS_VERSION = require('ws/package.json').version;
+const peer = require('./peer_common');
 
 const MODES = [
   'chat', 'chat-echo', 'fragment', 'ping', 'close',
@@ -164,10 +164,7 @@ function sortKeys(v) {
 }
 
 function writeReport() {
-  if (!args.report) return;
-  const tmp = `${args.report}.tmp${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(sortKeys(buildReport()), null, 2) + '\n');
-  fs.renameSync(tmp, args.report);
+  peer.writeReport('ws_peer.js', args.report, () => JSON.stringify(sortKeys(buildReport()), null, 2) + '\n');
 }
 
 // ---- server ------------------------------------------------------------
@@ -376,7 +373,7 @@ let finished = false;
 function finishShutdown() {
   if (finished) return;
   finished = true;
-  try { writeReport(); } catch (e) { process.stderr.write(`ws_peer.js: report: ${e}\n`); }
+  writeReport();
   process.exit(0);
 }
 
@@ -395,21 +392,7 @@ function shutdown() {
   setTimeout(finishShutdown, args.close_timeout * 1000 + 1000).unref();
 }
 
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (args.exit_on_stdin_eof) {
-  // Shut down when the parent closes our stdin (or dies).
-  process.stdin.on('end', shutdown);
-  process.stdin.on('error', shutdown);
-  process.stdin.on('data', () => {});
-  process.stdin.resume();
-}
-process.on('SIGUSR1', () => {
-  try { writeReport(); } catch (e) { process.stderr.write(`ws_peer.js: report: ${e}\n`); }
-});
+peer.onStop(shutdown, args.exit_on_stdin_eof);
+process.on('SIGUSR1', writeReport);
 
-httpServer.on('error', (e) => { process.stderr.write(`ws_peer.js: ${e.message}\n`); process.exit(1); });
-httpServer.listen(args.port, '127.0.0.1', () => {
-  boundPort = httpServer.address().port;
-  process.stdout.write(`LISTENING 127.0.0.1:${boundPort}\n`);
-});
+peer.listen('ws_peer.js', httpServer, args.port, (port) => { boundPort = port; });

@@ -8,8 +8,6 @@
 //! and names the package to install. `HERD_TEST_PUSHGATEWAY_BIN` and `HERD_TEST_PROMETHEUS_BIN`
 //! point at other binaries.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;

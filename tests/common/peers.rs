@@ -8,19 +8,15 @@
 //! while a test panics) stops it too. [`herd`] runs `herd run` and returns its results even when
 //! the run fails.
 
-#![allow(dead_code)]
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// A herd run in these tests takes a few seconds; one still running after this is stuck.
-const HERD_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Which fixture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,22 +124,11 @@ impl Peer {
 
     /// SIGTERM and wait; `None` if it had to be killed.
     fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        if let Ok(Some(s)) = self.child.try_wait() {
-            return Some(s);
+        let status = super::terminate(&mut self.child, STOP_TIMEOUT);
+        if status.is_some() {
+            self.stdin.take();
         }
-        // SAFETY: a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.stdin.take();
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
+        status
     }
 }
 
@@ -220,61 +205,14 @@ fn check_nchan() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `herd run ARGS --out FILE -q` to completion, successful or not; returns the process output
-/// and the results JSON (written in both cases once a run started). A run that does not end
-/// within [`HERD_TIMEOUT`] is killed and fails the test.
+/// [`super::herd_run`] with results in `DIR/results.json`.
 pub fn herd(dir: &Path, args: &[&str]) -> (Output, Value) {
-    let out = dir.join("results.json");
-    let _ = std::fs::remove_file(&out);
-    let (stdout, stderr) = (dir.join("herd.stdout"), dir.join("herd.stderr"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-        .arg("run")
-        .args(args)
-        .args(["--out", out.to_str().unwrap(), "-q"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("run herd");
-    let deadline = Instant::now() + HERD_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for herd") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("herd run {args:?} still running after {HERD_TIMEOUT:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let o = Output {
-        status,
-        stdout: std::fs::read(&stdout).unwrap_or_default(),
-        stderr: std::fs::read(&stderr).unwrap_or_default(),
-    };
-    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| {
-        panic!(
-            "no results from herd ({e}), exit {:?}:\n{}{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    (o, serde_json::from_str(&text).expect("results JSON"))
+    super::herd_run(dir, "results.json", args)
 }
 
 /// Like [`herd`], and the run must have succeeded.
 pub fn herd_ok(dir: &Path, args: &[&str]) -> Value {
-    let (o, v) = herd(dir, args);
-    assert!(
-        o.status.success(),
-        "herd run failed ({:?}):\n{}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    v
+    super::run_herd(dir, args).1
 }
 
 /// The value at a dotted path, as u64.
