@@ -108,7 +108,7 @@ mod tests {
             push: None,
             notes: vec![],
             judged: Default::default(),
-        shape: None,
+            shape: None,
             start: None,
             histograms: Default::default(),
             connect_phases: Default::default(),

@@ -102,7 +102,7 @@ fn check(a: &KneeArgs) -> Result<()> {
     if a.p99.is_zero() {
         return bad("p99", "must be positive");
     }
-    if !(a.from > 0.0) {
+    if a.from.is_nan() || a.from <= 0.0 {
         return bad("from", "must be a positive rate");
     }
     if !(a.factor > 1.0 && a.factor.is_finite()) {
@@ -116,7 +116,9 @@ fn check(a: &KneeArgs) -> Result<()> {
     }
     let r = &a.run;
     if !r.shape.stages.is_empty() || r.duration.is_some() || r.rate.is_some() {
-        return Err(Error::Usage("herd knee sets the rate and duration itself: drop --stage, --rate and --duration".into()));
+        return Err(Error::Usage(
+            "herd knee sets the rate and duration itself: drop --stage, --rate and --duration".into(),
+        ));
     }
     Ok(())
 }
@@ -155,7 +157,8 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
     };
     if file.stage.is_some() || file.duration.is_some() || file.rate.is_some() {
         return Err(Error::Usage(
-            "herd knee sets the rate and duration itself: drop the scenario file's stage, rate and duration keys".into(),
+            "herd knee sets the rate and duration itself: drop the scenario file's stage, rate and duration keys"
+                .into(),
         ));
     }
     let mut s = scenario::resolve(&a.run, &file, &crate::executor::online_cores())?;
@@ -181,9 +184,8 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
     let stages = run.shape.as_ref().map(|sh| sh.stages.clone()).unwrap_or_default();
     let curve: Vec<Step> = stages.iter().filter(|st| st.sent > 0).map(|st| step(st, limit_ms)).collect();
     if halt.load(Ordering::SeqCst) {
-        run.notes.push(format!(
-            "stopped after the step past the bound (p99 over {limit_ms} ms); later steps did not run"
-        ));
+        run.notes
+            .push(format!("stopped after the step past the bound (p99 over {limit_ms} ms); later steps did not run"));
     }
     let k = knee(&curve).cloned();
     let result = KneeResult {
@@ -204,7 +206,11 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
 pub fn summary(k: &KneeResult) -> String {
     use std::fmt::Write;
     let mut s = crate::results::summary(&k.run);
-    let _ = writeln!(s, "knee curve   {:>10} {:>12} {:>9} {:>9} {:>7}", "rate/s", "deliveries/s", "p50 ms", "p99 ms", "missed");
+    let _ = writeln!(
+        s,
+        "knee curve   {:>10} {:>12} {:>9} {:>9} {:>7}",
+        "rate/s", "deliveries/s", "p50 ms", "p99 ms", "missed"
+    );
     for st in &k.curve {
         let _ = writeln!(
             s,
@@ -219,7 +225,8 @@ pub fn summary(k: &KneeResult) -> String {
     }
     match (k.knee_rate_per_sender, k.knee_deliveries_per_s) {
         (Some(r), Some(d)) => {
-            let _ = writeln!(s, "knee         {r}/s per sender ({d:.1} deliveries/s) with p99 <= {} ms", k.p99_limit_ms);
+            let _ =
+                writeln!(s, "knee         {r}/s per sender ({d:.1} deliveries/s) with p99 <= {} ms", k.p99_limit_ms);
         }
         _ => {
             let _ = writeln!(s, "knee         none: the first step was already past p99 <= {} ms", k.p99_limit_ms);

@@ -288,9 +288,11 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let shapes = crate::shape::args::resolve(&a.shape, f).map_err(Error::Usage)?;
     let given_conversations = pick(a.conversations, &f.conversations, "conversations", units::parse_count_u32)?;
     // Stages that set the connection count size the scenario unless -c does.
-    let staged_conversations = shapes.shape.as_ref().and_then(|s| s.max_connections()).map(|n| {
-        u32::try_from(n.div_ceil(members.max(1) as u64).max(1)).unwrap_or(u32::MAX)
-    });
+    let staged_conversations = shapes
+        .shape
+        .as_ref()
+        .and_then(|s| s.max_connections())
+        .map(|n| u32::try_from(n.div_ceil(members.max(1) as u64).max(1)).unwrap_or(u32::MAX));
     let conversations = given_conversations.or(staged_conversations).unwrap_or(defaults::CONVERSATIONS);
     let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
     let mut rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
@@ -351,13 +353,19 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     if let Some(shape) = &shapes.shape {
         let flag_given = |flag: bool, file: bool| flag || (file && a.shape.stages.is_empty());
         if flag_given(a.duration.is_some(), f.duration.is_some()) || flag_given(a.rate.is_some(), f.rate.is_some()) {
-            return Err(bad("stage", "replaces --duration and --rate (the stages set both); give one or the other".into()));
+            return Err(bad(
+                "stage",
+                "replaces --duration and --rate (the stages set both); give one or the other".into(),
+            ));
         }
         if let (Some(max), Some(c)) = (shape.max_connections(), given_conversations) {
             if max > c as u64 * members as u64 {
                 return Err(bad(
                     "stage",
-                    format!("a stage asks for {max} connections, more than --conversations x --members ({})", c as u64 * members as u64),
+                    format!(
+                        "a stage asks for {max} connections, more than --conversations x --members ({})",
+                        c as u64 * members as u64
+                    ),
                 ));
             }
         }

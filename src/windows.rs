@@ -132,12 +132,15 @@ impl CoreWindows {
     }
 }
 
+/// Corrected and uncorrected latency, allocated once something is recorded.
+type Pair = (Option<Histogram<u64>>, Option<Histogram<u64>>);
+
 /// The run's windows, folded from the cores' snapshots on the reporter thread.
 #[derive(Default)]
 pub struct MergedWindows {
     per_core: Vec<CoreWindows>,
-    stage_hist: Vec<(Option<Histogram<u64>>, Option<Histogram<u64>>)>,
-    outage_hist: (Option<Histogram<u64>>, Option<Histogram<u64>>),
+    stage_hist: Vec<Pair>,
+    outage_hist: Pair,
 }
 
 impl MergedWindows {

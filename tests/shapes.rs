@@ -3,9 +3,6 @@
 //! `--reconnect`, the knee against one server executor, and stages with churn through nginx+nchan.
 
 mod common;
-mod support {
-    pub mod peers;
-}
 
 use common::*;
 use serde_json::Value;
@@ -72,7 +69,7 @@ fn rate_stages_count_exactly_and_carry_the_injected_delay() {
         let p50 = l["p50_ms"].as_f64().unwrap();
         // The server holds every delivery 20 ms: no stage can be faster, and on loopback the
         // rest is well under the delay.
-        assert!(p50 >= 20.0 && p50 < 30.0, "stage {i} p50 {p50} ms");
+        assert!((20.0..30.0).contains(&p50), "stage {i} p50 {p50} ms");
     }
 }
 
@@ -137,9 +134,9 @@ fn a_storm_closes_its_fraction_and_times_the_way_back() {
     assert_eq!(o["connections_lost"].as_u64(), Some(lost));
     assert_eq!(o["unfinished"], false);
     let (start, recovery) = (o["start_s"].as_f64().unwrap(), o["recovery_s"].as_f64().unwrap());
-    assert!(start >= 1.0 && start < 1.5, "the storm starts at 1 s: {start}");
+    assert!((1.0..1.5).contains(&start), "the storm starts at 1 s: {start}");
     // Returns are spread evenly over 1 s: the last of ~50 comes back in its second half.
-    assert!(recovery >= 0.5 && recovery < 3.0, "recovery {recovery}");
+    assert!((0.5..3.0).contains(&recovery), "recovery {recovery}");
     assert!(u(&v, "shape.outage_deliveries") > 0);
     // Nothing owed went missing: members leave once their deliveries arrived, and are not
     // owed what is sent while they are away (counted apart).
@@ -233,29 +230,15 @@ fn the_knee_is_found_against_one_server_executor() {
 
 #[test]
 fn stages_and_churn_through_nchan_stay_exact() {
-    use support::peers::*;
+    use common::peers::*;
     let nchan = Peer::nchan(&[]);
     let url = nchan.url("/conv/{conv}");
     let dir = tempfile::tempdir().unwrap();
     let v = herd_ok(
         dir.path(),
         &[
-            "--target",
-            "nchan",
-            "--url",
-            &url,
-            "-k",
-            "4",
-            "--stage",
-            "1s:40:2",
-            "--stage",
-            "2s:40:5",
-            "--stage",
-            "1s:20:5",
-            "--churn",
-            "5",
-            "--drain",
-            "3s",
+            "--target", "nchan", "--url", &url, "-k", "4", "--stage", "1s:40:2", "--stage", "2s:40:5", "--stage",
+            "1s:20:5", "--churn", "5", "--drain", "3s",
         ],
     );
     assert_eq!(u(&v, "scenario.conversations"), 10);

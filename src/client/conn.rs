@@ -340,8 +340,7 @@ async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, tra
     let left_ns = now_ns();
     let senders = ctx.plan.senders as usize;
     let owed: Vec<u64> = conv.senders.iter().map(|s| s.sent.get()).collect();
-    let complete =
-        |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
+    let complete = |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
     let _ = glommio::timer::timeout(LEAVE_LINGER, async {
         while !complete(trackers) && !ctx.closing.get() {
             let Some(Ok(msg)) = ws.next().await else { break };

@@ -268,7 +268,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         joining: RefCell::new(Vec::new()),
         away: Cell::new(0),
     });
-    ctx.stats.borrow_mut().windows = crate::windows::CoreWindows::new(ctx.plan.shape.as_ref().map_or(0, |s| s.stages().len()));
+    ctx.stats.borrow_mut().windows =
+        crate::windows::CoreWindows::new(ctx.plan.shape.as_ref().map_or(0, |s| s.stages().len()));
     let idx = ctx.plan.idx;
 
     // The connect ramp runs beside the ticker below; under a connection ramp (`--stage`) the

@@ -11,9 +11,9 @@
 mod conn;
 pub mod connect;
 mod core;
-mod shaping;
 pub mod protocol;
 pub mod reconnect;
+mod shaping;
 
 use crate::error::Result;
 use crate::stats::Snapshot;

@@ -60,7 +60,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
                     glommio::timer::sleep(Duration::from_nanos(next_spawn - now)).await;
                 }
                 next_spawn = next_spawn.max(now_ns().saturating_sub(per_conn_ns)) + per_conn_ns;
-                spawn_member(ctx, tq.clone(), active, member);
+                spawn_member(ctx, tq, active, member);
             }
             active += 1;
             glommio::yield_if_needed().await;
@@ -128,7 +128,7 @@ impl Churn {
     pub fn new(per_s: f64, seed: u64) -> Churn {
         // 0: not churning.
         let period_ns = if per_s > 0.0 { ((1e9 / per_s) as u64).max(1) } else { 0 };
-        Churn { period_ns, next_ns: None, rng: splitmix64(seed ^ 0x6368_7572_6e) }
+        Churn { period_ns, next_ns: None, rng: splitmix64(seed ^ 0x0063_6875_726e) }
     }
 
     /// When the next leave is due, if churning.

@@ -167,7 +167,11 @@ fn try_encode(
     for (base, help, value) in [
         ("connections", "Connections open now: established minus closed by either side.", c.open()),
         ("messages_pending", "Deliveries owed that have not arrived (yet).", c.pending()),
-        ("stage", "The --stage being sent now (1-based; 0: none yet, or a run without stages).", merged.windows.current_stage()),
+        (
+            "stage",
+            "The --stage being sent now (1-based; 0: none yet, or a run without stages).",
+            merged.windows.current_stage(),
+        ),
     ] {
         let m = IntGauge::with_opts(Opts::new(name(base), help))?;
         m.set(to_i64(value));

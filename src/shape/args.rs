@@ -67,11 +67,13 @@ pub struct Resolved {
 }
 
 pub fn resolve(a: &ShapeArgs, f: &ScenarioFile) -> Result<Resolved, String> {
-    let specs: Vec<String> = if a.stages.is_empty() { f.stage.as_ref().map(|s| s.list()).unwrap_or_default() } else { a.stages.clone() };
+    let specs: Vec<String> =
+        if a.stages.is_empty() { f.stage.as_ref().map(|s| s.list()).unwrap_or_default() } else { a.stages.clone() };
     let shape = if specs.is_empty() {
         None
     } else {
-        let stages = specs.iter().map(|s| parse_stage(s)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("--stage {e}"))?;
+        let stages =
+            specs.iter().map(|s| parse_stage(s)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("--stage {e}"))?;
         Some(Shape::new(stages).map_err(|e| format!("--stage: {e}"))?)
     };
     let churn = match (a.churn, &f.churn) {

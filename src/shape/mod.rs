@@ -46,7 +46,9 @@ pub struct Stage {
 pub fn parse_stage(s: &str) -> Result<Stage, String> {
     let parts: Vec<&str> = s.split(':').collect();
     let [d, c, r] = parts[..] else {
-        return Err(format!("'{s}' is not DURATION:CONNECTIONS:RATE (e.g. 30s:10k:1/s, or 30s::1/s to keep every connection)"));
+        return Err(format!(
+            "'{s}' is not DURATION:CONNECTIONS:RATE (e.g. 30s:10k:1/s, or 30s::1/s to keep every connection)"
+        ));
     };
     let duration = crate::units::parse_duration(d).map_err(|e| format!("'{s}': duration {e}"))?;
     let connections = match c.trim() {
