@@ -273,3 +273,44 @@ fn shape_flags_refuse_bad_input_naming_the_flag() {
     assert_eq!(o.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--rate"));
 }
+
+#[test]
+fn a_storm_through_nchan_stays_exact() {
+    use common::peers::*;
+    let nchan = Peer::nchan(&[]);
+    let url = nchan.url("/conv/{conv}");
+    let dir = tempfile::tempdir().unwrap();
+    let v = herd_ok(
+        dir.path(),
+        &[
+            "--target",
+            "nchan",
+            "--url",
+            &url,
+            "-c",
+            "10",
+            "-k",
+            "4",
+            "--rate",
+            "5",
+            "-d",
+            "3s",
+            "--storm",
+            "1s:0.5:500ms",
+            "--drain",
+            "3s",
+        ],
+    );
+    let left = u(&v, "shape.left");
+    assert!(left > 0 && left < 40, "{}", v["shape"]);
+    assert_eq!(u(&v, "shape.rejoined"), left);
+    let outages = v["shape"]["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0]["connections_lost"].as_u64(), Some(left));
+    assert_eq!(outages[0]["unfinished"], false);
+    assert_eq!(u(&v, "messages.missed"), 0, "{}", v["messages"]);
+    assert_eq!(u(&v, "messages.duplicated"), 0);
+    assert_eq!(u(&v, "messages.expected"), u(&v, "messages.delivered"));
+    assert_eq!(u(&v, "connections.closed_by_peer"), 0);
+    nchan.stop();
+}
