@@ -126,6 +126,22 @@ impl CoreWindows {
         CoreWindows { stages: vec![StageStats::default(); stages], outages: Outages::default() }
     }
 
+    /// The counters, without histograms.
+    fn counters_only(&self) -> CoreWindows {
+        let stage = |s: &StageStats| StageStats { corrected: None, uncorrected: None, ..*s };
+        let o = &self.outages;
+        CoreWindows {
+            stages: self.stages.iter().map(stage).collect(),
+            outages: Outages {
+                closed: o.closed.clone(),
+                open: o.open,
+                corrected: None,
+                uncorrected: None,
+                delivered: o.delivered,
+            },
+        }
+    }
+
     /// A snapshot: cumulative counters, histograms since the previous one.
     pub fn take(&mut self) -> CoreWindows {
         CoreWindows { stages: self.stages.iter_mut().map(StageStats::take).collect(), outages: self.outages.take() }
@@ -158,13 +174,10 @@ impl MergedWindows {
         add(&mut self.outage_hist.0, &w.outages.corrected);
         add(&mut self.outage_hist.1, &w.outages.uncorrected);
         // Keep counters only: the histograms were folded above.
-        let mut kept = w.clone();
-        kept.stages.iter_mut().for_each(|s| (s.corrected, s.uncorrected) = (None, None));
-        (kept.outages.corrected, kept.outages.uncorrected) = (None, None);
-        self.per_core[core] = kept;
+        self.per_core[core] = w.counters_only();
     }
 
-    /// Stage `i`'s counters summed over cores, with its merged histograms.
+    /// Stage `i`'s counters summed over cores (no histograms: see [`Self::stage_histograms`]).
     pub fn stage(&self, i: usize) -> StageStats {
         let mut s = StageStats::default();
         for c in self.per_core.iter().filter_map(|c| c.stages.get(i)) {
@@ -173,16 +186,17 @@ impl MergedWindows {
             s.delivered += c.delivered;
             s.duplicated += c.duplicated;
         }
-        if let Some((a, b)) = self.stage_hist.get(i) {
-            (s.corrected, s.uncorrected) = (a.clone(), b.clone());
-        }
         s
+    }
+
+    /// Stage `i`'s merged histograms (corrected, uncorrected), if it recorded any.
+    pub fn stage_histograms(&self, i: usize) -> (Option<&Histogram<u64>>, Option<&Histogram<u64>>) {
+        self.stage_hist.get(i).map_or((None, None), |(a, b)| (a.as_ref(), b.as_ref()))
     }
 
     /// The latest stage with messages sent, 1-based; 0 before any.
     pub fn current_stage(&self) -> u64 {
-        let sent = |i: usize| self.per_core.iter().filter_map(|c| c.stages.get(i)).map(|s| s.sent).sum::<u64>();
-        (0..self.stage_count()).rev().find(|&i| sent(i) > 0).map_or(0, |i| i as u64 + 1)
+        (0..self.stage_count()).rev().find(|&i| self.stage(i).sent > 0).map_or(0, |i| i as u64 + 1)
     }
 
     pub fn stage_count(&self) -> usize {
@@ -301,7 +315,8 @@ mod tests {
         m.fold(0, &core0.take());
         let s0 = m.stage(0);
         assert_eq!((s0.sent, s0.expected, s0.delivered), (2, 4, 2));
-        assert_eq!(s0.corrected.unwrap().len(), 2);
+        assert_eq!(m.stage_histograms(0).0.unwrap().len(), 2);
+        assert_eq!(m.stage_histograms(1).1.unwrap().len(), 1);
         let s1 = m.stage(1);
         assert_eq!((s1.sent, s1.expected, s1.delivered, s1.duplicated), (1, 3, 1, 1));
         assert_eq!(m.stage_count(), 2);

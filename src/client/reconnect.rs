@@ -77,54 +77,37 @@ pub(super) async fn closing(ctx: &CoreCtx, slot: &Slot) {
     .await
 }
 
-/// Waits out the backoff and tries again, as often as needed; `None` once the run closes.
+/// Waits out the backoff and tries again, as often as needed; `None` once the run closes. A
+/// success counts in `conns_reconnected`.
 pub async fn again(ctx: &CoreCtx, conv: &Conv, member: u32, backoff: &mut Backoff) -> Option<Box<Ws>> {
-    let slot = &conv.slots[member as usize];
-    loop {
-        let delay = backoff.next_delay();
-        let waited = future::or(
-            async {
-                glommio::timer::sleep(delay).await;
-                true
-            },
-            async {
-                closing(ctx, slot).await;
-                false
-            },
-        )
-        .await;
-        if !waited {
-            return None;
-        }
-        ctx.stats.borrow_mut().counters.conns_attempted += 1;
-        ctx.connecting.set(ctx.connecting.get() + 1);
-        let attempt = future::or(async { Some(super::conn::connect(ctx, conv, member).await) }, async {
-            closing(ctx, slot).await;
-            None
-        })
-        .await;
-        ctx.connecting.set(ctx.connecting.get() - 1);
-        match attempt {
-            Some(Some(ws)) => {
-                ctx.stats.borrow_mut().counters.conns_reconnected += 1;
-                return Some(ws);
-            }
-            Some(None) => {} // counted as failed by `connect`; back off and try again
-            None => {
-                // Cut short by the close: the attempt neither failed nor succeeded.
-                ctx.stats.borrow_mut().counters.conns_attempted -= 1;
-                return None;
-            }
-        }
-    }
+    let first = backoff.next_delay();
+    let ws = retry(ctx, conv, member, backoff, Some(first)).await?;
+    ctx.stats.borrow_mut().counters.conns_reconnected += 1;
+    Some(ws)
 }
 
 /// A member that left (`--churn`, `--storm`) joins again: at `at` (clock ns; `None`: now), then
 /// with backoff until it is back or the run closes. A success counts in `conns_rejoined`.
 pub async fn rejoin(ctx: &CoreCtx, conv: &Conv, member: u32, at: Option<u64>) -> Option<Box<Ws>> {
-    let slot = &conv.slots[member as usize];
     let mut backoff = Backoff::new(ctx.plan.seed ^ conv.id ^ (member as u64) << 40);
-    let mut wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())));
+    let wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())));
+    let ws = retry(ctx, conv, member, &mut backoff, wait).await?;
+    ctx.stats.borrow_mut().counters.conns_rejoined += 1;
+    Some(ws)
+}
+
+/// Waits `wait` (if any), then connects, backing off after each failure, until the connection
+/// is back (`Some`) or the run closes (`None`). Every attempt counts in `conns_attempted`, then
+/// in `conns_established` or `conns_failed` (by `connect`); one cut short by the close counts
+/// in neither.
+async fn retry(
+    ctx: &CoreCtx,
+    conv: &Conv,
+    member: u32,
+    backoff: &mut Backoff,
+    mut wait: Option<Duration>,
+) -> Option<Box<Ws>> {
+    let slot = &conv.slots[member as usize];
     loop {
         if let Some(delay) = wait.filter(|d| !d.is_zero()) {
             let waited = future::or(
@@ -154,10 +137,8 @@ pub async fn rejoin(ctx: &CoreCtx, conv: &Conv, member: u32, at: Option<u64>) ->
         .await;
         ctx.connecting.set(ctx.connecting.get() - 1);
         match attempt {
-            Some(Some(ws)) => {
-                ctx.stats.borrow_mut().counters.conns_rejoined += 1;
-                return Some(ws);
-            }
+            Some(Some(ws)) => return Some(ws),
+            // Counted as failed by `connect`: back off and try again.
             Some(None) => wait = Some(backoff.next_delay()),
             None => {
                 ctx.stats.borrow_mut().counters.conns_attempted -= 1;

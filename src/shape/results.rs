@@ -52,7 +52,10 @@ pub fn stages(shape: &Shape, m: &Merged, sent_for_ns: u64) -> Vec<StageResult> {
                 missed: st.expected.saturating_sub(st.delivered),
                 duplicated: st.duplicated,
                 deliveries_per_s: if secs > 0.0 { st.delivered as f64 / secs } else { 0.0 },
-                latency: pair(st.corrected.as_ref(), st.uncorrected.as_ref()),
+                latency: {
+                    let (c, u) = m.windows.stage_histograms(i);
+                    pair(c, u)
+                },
             }
         })
         .collect()
