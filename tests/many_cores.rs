@@ -70,7 +70,7 @@ fn run_with_70_executors_each_side_completes_exactly() {
     // 140 executors on a loaded two-core host may write a message after the drain ends: then
     // it is counted unsent, never lost. Every message sent reaches both other members.
     let sent = u(&v, "messages.sent");
-    assert_eq!(sent + u(&v, "messages.unsent"), sent_by(140, 2, 2));
+    assert_eq!(sent + u(&v, "messages.unsent"), sent_by(140, 2, 2), "{} {}", v["outcome"], v["notes"]);
     assert_eq!(u(&v, "messages.delivered"), sent * 2);
     assert_eq!(u(&v, "messages.missed"), 0);
     assert_eq!(u(&v, "connections.failed"), 0);
