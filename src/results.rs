@@ -6,7 +6,7 @@ use crate::server::metrics::ServerTotals;
 use crate::stats::{ConnectPhase, Counters, ErrorKind, Merged};
 use crate::wire::WireCounters;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -64,7 +64,8 @@ pub struct RunResult {
     pub shape: Option<crate::shape::results::ShapeResults>,
 }
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct Connections {
     pub attempted: u64,
     pub established: u64,
@@ -77,7 +78,8 @@ pub struct Connections {
     pub peak_open: u64,
 }
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct Messages {
     pub sent: u64,
     pub expected: u64,
@@ -99,7 +101,8 @@ pub struct Messages {
     pub holes_evicted: u64,
 }
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct Latency {
     pub count: u64,
     pub p50_ms: f64,
@@ -110,7 +113,8 @@ pub struct Latency {
     pub mean_ms: f64,
 }
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct LatencyPair {
     pub corrected: Latency,
     pub uncorrected: Latency,
@@ -136,7 +140,8 @@ pub struct TlsSummary {
     pub resumed: u64,
 }
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct Phases {
     pub connect_s: f64,
     pub send_s: f64,
@@ -144,7 +149,8 @@ pub struct Phases {
     pub close_s: f64,
 }
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct ProcessCost {
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,

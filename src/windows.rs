@@ -241,7 +241,8 @@ pub fn merge_overlapping(v: &mut Vec<(u64, u64, u64)>) {
 }
 
 /// One stage in the results.
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, serde::Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct StageResult {
     pub stage: usize,
     pub start_s: f64,
@@ -260,7 +261,8 @@ pub struct StageResult {
 }
 
 /// One outage in the results.
-#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+#[derive(Serialize, serde::Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
 pub struct OutageResult {
     /// From the start of sending.
     pub start_s: f64,

@@ -314,3 +314,44 @@ fn a_storm_through_nchan_stays_exact() {
     assert_eq!(u(&v, "connections.closed_by_peer"), 0);
     nchan.stop();
 }
+
+#[test]
+fn shards_of_a_staged_run_merge_per_stage_exactly() {
+    let srv = ServeProc::start(&["--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = srv.url();
+    let mut files = vec![];
+    let mut shards = vec![];
+    for i in 0..2 {
+        let sub = dir.path().join(format!("s{i}"));
+        std::fs::create_dir(&sub).unwrap();
+        let shard = format!("{i}/2");
+        let (_, v) = run_herd(
+            &sub,
+            &["--url", &url, "-k", "3", "--stage", "1s:30:5", "--stage", "2s:30:5", "--shard", &shard, "--seed", "5"],
+        );
+        files.push(sub.join("results.json"));
+        shards.push(v);
+    }
+    let merged = dir.path().join("merged.json");
+    let o = Command::new(herd_bin()).arg("merge").args(&files).args(["-o", merged.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(m["scenario"]["shape"].as_array().map(|a| a.len()), Some(2), "{}", m["scenario"]);
+    for i in 0..2 {
+        for key in ["sent", "expected", "delivered", "missed"] {
+            let sum: u64 = shards.iter().map(|v| sn(v, i, key)).sum();
+            assert_eq!(sn(&m, i, key), sum, "stage {i} {key}");
+        }
+        // The merged percentiles come from the added histograms: every delivery is in them,
+        // and the merged p99 lies between the shards'.
+        let count = stage(&m, i)["latency"]["corrected"]["count"].as_u64().unwrap();
+        assert_eq!(count, sn(&m, i, "delivered"));
+        let p99 = |v: &Value| stage(v, i)["latency"]["corrected"]["p99_ms"].as_f64().unwrap();
+        let (lo, hi) = (p99(&shards[0]).min(p99(&shards[1])), p99(&shards[0]).max(p99(&shards[1])));
+        assert!(p99(&m) >= lo && p99(&m) <= hi, "merged p99 {} outside [{lo}, {hi}]", p99(&m));
+    }
+    // Hold stage: 10 conversations at 5/s for 2 s, split over the shards.
+    assert_eq!(sn(&m, 1, "sent"), 100);
+    assert_eq!(u(&m, "shape.left"), 0);
+}

@@ -132,7 +132,10 @@ fn summary_scenario(i: &Input) -> Result<Scenario, String> {
         seed: Some(0),
         ..Default::default()
     };
-    scenario::resolve(&args, &ScenarioFile::default(), &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))
+    let mut out =
+        scenario::resolve(&args, &ScenarioFile::default(), &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))?;
+    (out.shape, out.storm, out.churn) = super::shapes::scenario_parts(i)?;
+    Ok(out)
 }
 
 /// The merged result of the inputs (already [`check`]ed); `missing` shards are named in its
@@ -192,7 +195,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         errors: Default::default(),
         websocket: Default::default(),
         judged: Default::default(),
-        shape: None,
+        shape: super::shapes::merge(inputs, first, max(|i| i.doc.phases.send_s))?,
         connect_phases: Default::default(),
         tls: None,
         duration_s: max(|i| i.doc.duration_s),

@@ -25,7 +25,8 @@ impl Default for EncodedHistos {
     }
 }
 
-fn encode_one(h: &Histogram<u64>) -> String {
+/// One histogram, serialized (V2) and base64.
+pub fn encode_one(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
     // Serializing into a Vec fails only for counts beyond what V2 can hold; keep the results
     // file valid anyway with an empty histogram (the reader sees a count of 0).
@@ -46,7 +47,8 @@ pub fn encode(h: &Histos) -> EncodedHistos {
     }
 }
 
-fn decode_one(name: &str, text: &str) -> Result<Histogram<u64>, String> {
+/// Reads one histogram written by [`encode_one`]; `name` says where it was, for errors.
+pub fn decode_one(name: &str, text: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|e| format!("histograms.{name}: not base64: {e}"))?;

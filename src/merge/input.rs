@@ -2,6 +2,7 @@
 //! herd's results.
 
 use super::histos::EncodedHistos;
+use crate::results::{Connections, Messages, Phases, ProcessCost};
 use crate::shard::{Shard, StartReport};
 use crate::wire::WireCounters;
 use serde::Deserialize;
@@ -27,72 +28,23 @@ pub struct Doc {
     pub target: String,
     pub embedded_server: bool,
     pub outcome: String,
-    pub connections: Conns,
-    pub messages: Msgs,
+    pub connections: Connections,
+    pub messages: Messages,
     pub errors: BTreeMap<String, u64>,
     #[serde(default)]
     pub websocket: WireCounters,
     pub duration_s: f64,
-    pub phases: PhasesIn,
-    pub process: ProcessIn,
+    #[serde(default)]
+    pub phases: Phases,
+    #[serde(default)]
+    pub process: ProcessCost,
     #[serde(default)]
     pub notes: Vec<String>,
     #[serde(default)]
     pub start: Option<StartReport>,
     pub histograms: EncodedHistos,
-}
-
-// `Conns`, `Msgs`, `PhasesIn` and `ProcessIn` restate what merges of results.rs's `Connections`,
-// `Messages`, `Phases` and `ProcessCost`, which derive only `Serialize`: once those derive
-// `Deserialize` with `#[serde(default)]` (as `WireCounters` and `StartReport` do, read here
-// directly), these four can go and `Doc` can hold them.
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct Conns {
-    pub attempted: u64,
-    pub established: u64,
-    pub failed: u64,
-    pub reconnected: u64,
-    pub closed_by_peer: u64,
-    pub closed: u64,
-    pub peak_open: u64,
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct Msgs {
-    pub sent: u64,
-    pub expected: u64,
-    pub delivered: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
-    pub unexpected: u64,
-    pub echoed: u64,
-    pub unsent: u64,
-    pub missed_while_away: u64,
-    pub holes_evicted: u64,
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct PhasesIn {
-    pub connect_s: f64,
-    pub send_s: f64,
-    pub drain_s: f64,
-    pub close_s: f64,
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct ProcessIn {
-    pub cpu_user_s: f64,
-    pub cpu_sys_s: f64,
-    pub cpu_send_drain_s: f64,
-    pub rss_start_bytes: u64,
-    pub rss_connected_bytes: u64,
-    pub rss_end_bytes: u64,
-    pub rss_peak_bytes: u64,
+    #[serde(default)]
+    pub shape: Option<crate::shape::results::ShapeResults>,
 }
 
 /// Reads one results document (pure: `text` is the file's content). The error says why the

@@ -7,9 +7,13 @@
 mod combine;
 mod histos;
 mod input;
+mod shapes;
 
 pub use combine::{check, combine, shard_lines};
-pub use histos::{decode as decode_histograms, encode as encode_histograms, EncodedHistos, ENCODING};
+pub use histos::{
+    decode as decode_histograms, decode_one as decode_histogram, encode as encode_histograms,
+    encode_one as encode_histogram, EncodedHistos, ENCODING,
+};
 pub use input::{parse, Input};
 
 use crate::error::{Error, Result};

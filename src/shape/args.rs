@@ -26,12 +26,12 @@ pub struct ShapeArgs {
 }
 
 /// `--storm`: when, how many, and over how long the connections come back.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Storm {
-    #[serde(serialize_with = "crate::scenario::secs::serialize")]
+    #[serde(with = "crate::scenario::secs")]
     pub at: Duration,
     pub fraction: f64,
-    #[serde(serialize_with = "crate::scenario::secs::serialize")]
+    #[serde(with = "crate::scenario::secs")]
     pub over: Duration,
 }
 

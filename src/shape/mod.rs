@@ -27,9 +27,9 @@ pub const MAX_RATE: f64 = 1e6;
 /// Most stages in one run.
 pub const MAX_STAGES: usize = 1000;
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
-    #[serde(serialize_with = "crate::scenario::secs::serialize")]
+    #[serde(with = "crate::scenario::secs")]
     pub duration: Duration,
     /// Connections to reach by the end of the stage; `None`: all of `-c x -k`, opened before
     /// sending.
@@ -38,7 +38,7 @@ pub struct Stage {
     pub rate: f64,
     /// Starts at its own targets instead of ramping from the previous stage's (`herd knee`'s
     /// steps; on the command line a `0s` stage before it does the same).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub step: bool,
 }
 

@@ -2,13 +2,16 @@
 //! `--reconnect`), churn; and their lines in the summary.
 
 use super::{Shape, Storm};
+use crate::merge::encode_histogram as encode_one;
 use crate::results::{latency, LatencyPair};
 use crate::stats::Merged;
 use crate::windows::{OutageResult, StageResult};
-use serde::Serialize;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
 pub struct ShapeResults {
     /// One entry per `--stage` (empty without stages).
     pub stages: Vec<StageResult>,
@@ -24,6 +27,24 @@ pub struct ShapeResults {
     /// Connections closed mid-run (ramp downs, churn, storm) and joins after churn or a storm.
     pub left: u64,
     pub rejoined: u64,
+    /// Per stage and for outages, (corrected, uncorrected) serialized as `histograms` is, so
+    /// that `herd merge` adds them exactly.
+    pub histograms: ShapeHistos,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(default)]
+pub struct ShapeHistos {
+    pub stages: Vec<[String; 2]>,
+    pub outages: [String; 2],
+}
+
+fn encode_pair(c: Option<&Histogram<u64>>, u: Option<&Histogram<u64>>) -> [String; 2] {
+    let e = |h: Option<&Histogram<u64>>| match h {
+        Some(h) => encode_one(h),
+        None => encode_one(&crate::stats::new_histogram()),
+    };
+    [e(c), e(u)]
 }
 
 fn pair(c: Option<&hdrhistogram::Histogram<u64>>, u: Option<&hdrhistogram::Histogram<u64>>) -> LatencyPair {
@@ -86,6 +107,16 @@ pub fn build(
         return None;
     }
     let (c, u) = m.windows.outage_histograms();
+    let stage_count = shape.map_or(0, |s| s.stages().len());
+    let histograms = ShapeHistos {
+        stages: (0..stage_count)
+            .map(|i| {
+                let (c, u) = m.windows.stage_histograms(i);
+                encode_pair(c, u)
+            })
+            .collect(),
+        outages: encode_pair(c, u),
+    };
     Some(ShapeResults {
         stages: shape.map(|s| stages(s, m, send_end_ns.saturating_sub(send_start_ns))).unwrap_or_default(),
         outages,
@@ -95,6 +126,7 @@ pub fn build(
         churn_per_s: churn,
         left: m.counters.conns_left,
         rejoined: m.counters.conns_rejoined,
+        histograms,
     })
 }
 
