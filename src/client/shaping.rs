@@ -140,7 +140,10 @@ impl Churn {
         if self.period_ns == 0 || ctx.convs.is_empty() {
             return;
         }
-        let next = *self.next_ns.get_or_insert(now + self.period_ns);
+        // The first leave falls at a random point of the first period: with many cores, each
+        // with a small share (a period longer than the run), the run still churns at its rate.
+        let first = now + splitmix64(self.rng) % self.period_ns;
+        let next = *self.next_ns.get_or_insert(first);
         if now < next {
             return;
         }
