@@ -184,7 +184,7 @@ pub fn resolve(a: &ThresholdArgs, file_thresholds: &[String], file_abort: Option
     };
     let thresholds =
         list.iter().map(|t| parse(t).map_err(|e| Error::Usage(format!("{from}: {e}")))).collect::<Result<Vec<_>>>()?;
-    let abort_on_fail = a.abort_on_fail || file_abort.unwrap_or(false);
+    let abort_on_fail = crate::scenario_file::pick_switch(a.abort_on_fail, file_abort);
     if abort_on_fail && thresholds.is_empty() {
         return Err(Error::Usage("--abort-on-fail: no --threshold to judge".into()));
     }

@@ -3,6 +3,24 @@
 
 use std::time::Duration;
 
+/// Durations in the results and the scenario echo are written as seconds (a float).
+pub mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// `None` stays `null`.
+    pub fn serialize_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// `250ms`, `20s`, `1.5s`, `2m`, `1h`, `100us`, several in a row (`1m30s`); a bare number means
 /// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

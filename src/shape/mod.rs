@@ -29,7 +29,7 @@ pub const MAX_STAGES: usize = 1000;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Stage {
-    #[serde(serialize_with = "crate::scenario::secs::serialize")]
+    #[serde(serialize_with = "crate::units::secs::serialize")]
     pub duration: Duration,
     /// Connections to reach by the end of the stage; `None`: all of `-c x -k`, opened before
     /// sending.
