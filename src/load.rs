@@ -2,7 +2,7 @@
 //! the target, the reporter (with the metrics pusher), and the generator's cores. `run` and
 //! `ceiling` each drive the phases of a started [`Load`] their own way.
 
-use crate::client::{self, connect::Target, Control, CorePlan, Phase};
+use crate::client::{self, Control, CorePlan, Phase, Target};
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::limits;

@@ -12,9 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Exit code of a run whose threshold was crossed (and of `herd compare` finding a regression
-/// beyond `--max-regression`). Outside the sysexits range on purpose: the run itself worked.
-pub const EXIT_CROSSED: i32 = 99;
+pub use crate::error::EXIT_CROSSED;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ThresholdArgs {

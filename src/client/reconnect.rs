@@ -11,8 +11,9 @@
 //! Every attempt counts in `conns_attempted` and then in `conns_established` or in
 //! `conns_failed` and its error category; a success also counts in `conns_reconnected`.
 
-use super::connect::Ws;
-use super::core::{Conv, CoreCtx, Slot};
+use super::connect;
+use super::state::{Conv, CoreCtx, Slot};
+use super::target::Ws;
 use crate::pacing::splitmix64;
 use futures_lite::future;
 use std::future::poll_fn;
@@ -130,7 +131,7 @@ async fn retry(
         }
         ctx.stats.borrow_mut().counters.conns_attempted += 1;
         ctx.connecting.set(ctx.connecting.get() + 1);
-        let attempt = future::or(async { Some(super::conn::connect(ctx, conv, member).await) }, async {
+        let attempt = future::or(async { Some(connect::member(ctx, conv, member).await) }, async {
             closing(ctx, slot).await;
             None
         })
