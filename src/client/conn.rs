@@ -57,7 +57,8 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
         ctx.stats.borrow_mut().counters.conns_attempted -= 1;
         None
     });
-    let mut backoff = ctx.plan.reconnect.then(|| Backoff::new(ctx.plan.seed ^ ctx.vars(conv, member).user));
+    let mut backoff =
+        ctx.plan.scenario.reconnect.then(|| Backoff::new(ctx.plan.scenario.seed ^ ctx.vars(conv, member).user));
     while let Some(w) = ws.take() {
         let (how, established_ns) = session(&ctx, conv_idx, member, w).await;
         match how {
@@ -65,7 +66,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
             Ended::Left(Leave::Closed) => {}
             Ended::Left(Leave::Churn) => ws = Box::pin(reconnect::rejoin(&ctx, conv, member, None)).await,
             Ended::Left(Leave::Storm) => {
-                let at = ctx.plan.storm.map(|st| shaping::storm_return_ns(&ctx, &st, conv.id, member));
+                let at = ctx.plan.scenario.storm.map(|st| shaping::storm_return_ns(&ctx, &st, conv.id, member));
                 ctx.went_away(conv);
                 ws = Box::pin(reconnect::rejoin(&ctx, conv, member, at)).await;
                 ctx.came_back(conv);
@@ -96,7 +97,7 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -
     let sender = conv.senders.get(member as usize);
     if let Some(st) = sender {
         ctx.set_connected(st, true);
-        if ctx.plan.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
+        if ctx.plan.scenario.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
             // A shaped sender's schedule starts once it is connected (the scheduler starts it).
             ctx.joining.borrow_mut().push((conv_idx as u32, member, now_ns()));
         }
@@ -170,9 +171,9 @@ pub const PEER_CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, ws: &mut Ws) -> Ended {
     let conv = &ctx.convs[conv_idx];
-    let is_sender = member < ctx.plan.senders;
+    let is_sender = member < ctx.plan.scenario.senders;
     // What the senders sent before this connection was established is not owed to it.
-    let mut trackers = Trackers::joining(ctx.plan.senders as usize, |i| conv.senders[i].sent.get());
+    let mut trackers = Trackers::joining(ctx.plan.scenario.senders as usize, |i| conv.senders[i].sent.get());
     let slot = &conv.slots[member as usize];
     let idx = ctx.conn_index(conv_idx, member);
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
@@ -303,7 +304,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
 async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, trackers: &mut Trackers, ws: &mut Ws) {
     conv.open.set(conv.open.get() - 1);
     let left_ns = now_ns();
-    let senders = ctx.plan.senders as usize;
+    let senders = ctx.plan.scenario.senders as usize;
     let owed: Vec<u64> = conv.senders.iter().map(|s| s.sent.get()).collect();
     let complete = |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
     let _ = glommio::timer::timeout(LEAVE_LINGER, async {
@@ -382,7 +383,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
         // Encoded in the core's buffers; the frame takes its own copy.
         let text = {
             let mut buf = ctx.marker_buf.borrow_mut();
-            m.encode_padded(p.size, &mut buf);
+            m.encode_padded(p.scenario.size, &mut buf);
             protocol::message(
                 &ctx.target.protocol,
                 &Fill { vars: v, token, seq, payload: buf.as_str() },
@@ -450,7 +451,7 @@ fn on_frame(
             stats.counters.error(ErrorKind::MarkerForeign);
             return;
         }
-        if m.conv != conv.id || m.sender >= ctx.plan.senders {
+        if m.conv != conv.id || m.sender >= ctx.plan.scenario.senders {
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
         }

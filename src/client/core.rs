@@ -44,11 +44,11 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         .iter()
         .map(|&id| Conv {
             id,
-            active: Cell::new(!plan.shape.as_ref().is_some_and(|s| s.ramps_connections())),
+            active: Cell::new(!plan.scenario.shape.as_ref().is_some_and(|s| s.ramps_connections())),
             tasks: Cell::new(0),
             open: Cell::new(0),
             away: Cell::new(0),
-            senders: (0..plan.senders)
+            senders: (0..plan.scenario.senders)
                 .map(|_| SenderState {
                     due: Cell::new(0),
                     sent: Cell::new(0),
@@ -56,7 +56,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
                     connected: Cell::new(false),
                 })
                 .collect(),
-            slots: (0..plan.members).map(|_| Slot::default()).collect(),
+            slots: (0..plan.scenario.members).map(|_| Slot::default()).collect(),
         })
         .collect();
     let ping = target.protocol.ping_interval.and_then(|every| PingRing::new(every, now_ns(), plan.total_conns()));
@@ -79,7 +79,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         away: Cell::new(0),
     });
     ctx.stats.borrow_mut().windows =
-        crate::windows::CoreWindows::new(ctx.plan.shape.as_ref().map_or(0, |s| s.stages().len()));
+        crate::windows::CoreWindows::new(ctx.plan.scenario.shape.as_ref().map_or(0, |s| s.stages().len()));
     let idx = ctx.plan.idx;
 
     // The connect ramp runs beside the ticker below; under a connection ramp (`--stage`) the
@@ -87,7 +87,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
-            if ctx.plan.shape.as_ref().is_some_and(|s| s.ramps_connections()) {
+            if ctx.plan.scenario.shape.as_ref().is_some_and(|s| s.ramps_connections()) {
                 ctx.ramp_over.set(true);
                 ramp::follow_stages(&ctx, conn_tq).await;
             } else {
@@ -97,8 +97,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         })
         .detach();
     }
-    let mut storm = ctx.plan.storm;
-    let mut churn = shaping::Churn::new(ctx.plan.churn, ctx.plan.seed ^ idx as u64);
+    let mut storm = ctx.plan.scenario.storm;
+    let mut churn = shaping::Churn::new(ctx.plan.churn, ctx.plan.scenario.seed ^ idx as u64);
 
     ctx.control.heartbeats.register(idx);
     let ticker = match crate::net::ticker::Ticker::new() {
@@ -167,7 +167,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             }
         }
         if let (Some(ring), false) = (&ctx.ping, ctx.closing.get()) {
-            let members = ctx.plan.members as u64;
+            let members = ctx.plan.scenario.members as u64;
             ring.advance(now, |i| ctx.convs[(i / members) as usize].slots[(i % members) as usize].wake());
         }
         if phase >= Phase::Closing && !ctx.closing.get() {
@@ -243,7 +243,7 @@ type Heap = BinaryHeap<Reverse<(u64, u32, u32)>>;
 
 /// Starts the schedules of shaped senders that connected: each from its first tick after now.
 fn start_joining(ctx: &CoreCtx, heap: &mut Heap, now: u64) {
-    let Some(shape) = &ctx.plan.shape else { return };
+    let Some(shape) = &ctx.plan.scenario.shape else { return };
     let joining = std::mem::take(&mut *ctx.joining.borrow_mut());
     let start = ctx.control.send_start_ns.load(Ordering::Relaxed);
     for (c, s, at) in joining {
@@ -254,8 +254,8 @@ fn start_joining(ctx: &CoreCtx, heap: &mut Heap, now: u64) {
             // Back from a loss (its schedule goes on), or gone again already.
             continue;
         }
-        let global = conv.id * ctx.plan.senders as u64 + s as u64;
-        let phase = crate::shape::phase(ctx.plan.seed, global);
+        let global = conv.id * ctx.plan.scenario.senders as u64 + s as u64;
+        let phase = crate::shape::phase(ctx.plan.scenario.seed, global);
         let sched = crate::shape::Shaped::joining(shape, start, at.max(start), phase, st.sent.get());
         st.schedule.set(Some(Sched::Shaped(sched)));
         if let Some(first) = sched.next_due_ns(shape, st.sent.get()) {
@@ -265,7 +265,7 @@ fn start_joining(ctx: &CoreCtx, heap: &mut Heap, now: u64) {
 }
 
 fn start_schedules(ctx: &CoreCtx, heap: &mut Heap) {
-    let p = &ctx.plan;
+    let p = &*ctx.plan.scenario;
     if p.rate <= 0.0 {
         return;
     }

@@ -1,39 +1,27 @@
 //! What one core is given to run: the run's scenario (shared) and its own share of it.
 
+use crate::scenario::Scenario;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What one core needs to run its share.
+/// What one core needs to run its share: the run's scenario, shared by every core (read
+/// through the `Arc`, never copied per core), and the fields that differ per core.
 #[derive(Clone)]
 pub struct CorePlan {
     pub idx: usize,
     pub cpu: usize,
+    pub scenario: Arc<Scenario>,
     /// The conversations it owns (global numbers).
     pub convs: Vec<u64>,
-    pub members: u32,
-    pub senders: u32,
-    pub rate: f64,
-    pub size: usize,
-    pub duration: Duration,
-    /// Connections per second for this core.
+    /// Connections per second for this core (its share of `--connect-rate`).
     pub connect_rate: f64,
-    pub connect_timeout: Duration,
-    /// Source addresses, used round-robin by connection number; empty: the kernel chooses.
-    pub sources: Arc<[std::net::IpAddr]>,
-    /// Open lost connections again (`--reconnect`).
-    pub reconnect: bool,
-    pub run_id: u32,
-    pub seed: u64,
-    pub interval: Duration,
-    /// `--stage`: the send phase's targets; `None`: `rate` for `duration`, every connection
-    /// opened before sending.
-    pub shape: Option<Arc<crate::shape::Shape>>,
-    /// Conversations in the whole scenario: a connection ramp holds the first
-    /// `ceil(connections / members)` of them.
-    pub all_conversations: u32,
     /// `--churn`: this core's share of leaves and joins per second.
     pub churn: f64,
-    pub storm: Option<crate::shape::Storm>,
+    /// Source addresses, used round-robin by connection number; empty: the kernel chooses.
+    pub sources: Arc<[std::net::IpAddr]>,
+    pub run_id: u32,
+    /// How often the core sends a snapshot.
+    pub interval: Duration,
 }
 
 /// Splits conversations over cores round-robin (the i-th of the list to core `i % cores`), so
@@ -47,8 +35,9 @@ pub fn assign(conversations: impl IntoIterator<Item = u64>, cores: usize) -> Vec
 }
 
 impl CorePlan {
+    /// The connections of this core's conversations.
     pub fn total_conns(&self) -> u64 {
-        self.convs.len() as u64 * self.members as u64
+        self.convs.len() as u64 * self.scenario.members as u64
     }
 }
 

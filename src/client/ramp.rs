@@ -38,7 +38,7 @@ pub async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
     let total = ctx.plan.total_conns();
     let mut i: u64 = 0;
     for ci in 0..ctx.convs.len() {
-        for member in 0..ctx.plan.members {
+        for member in 0..ctx.plan.scenario.members {
             if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
                 return;
             }
@@ -72,8 +72,8 @@ const STEP: Duration = Duration::from_millis(10);
 /// conversations numbered below `ceil(target / members)`, opened at the connect rate and closed
 /// whole, newest first.
 pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
-    let Some(shape) = ctx.plan.shape.clone() else { return };
-    let members = ctx.plan.members as u64;
+    let Some(shape) = &ctx.plan.scenario.shape else { return };
+    let members = ctx.plan.scenario.members as u64;
     let per_conn_ns = (1e9 / ctx.plan.connect_rate.max(1e-3)) as u64;
     let mut next_spawn = 0u64;
     let mut active = 0usize;
@@ -90,7 +90,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
         // After the last stage the run drains: conversations stay as the last stage left them.
         let t = (now - start).min(shape.total_ns());
         let target = shape.connections_at(t).max(0.0).ceil() as u64;
-        let want_global = target.div_ceil(members).min(ctx.plan.all_conversations as u64);
+        let want_global = target.div_ceil(members).min(ctx.plan.scenario.conversations as u64);
         let want = ctx.plan.convs.partition_point(|&id| id < want_global);
         while active > want {
             active -= 1;
@@ -105,7 +105,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
             for st in &conv.senders {
                 st.schedule.set(None);
             }
-            for member in 0..ctx.plan.members {
+            for member in 0..ctx.plan.scenario.members {
                 let now = now_ns();
                 if next_spawn > now + 1_000_000 {
                     glommio::timer::sleep(Duration::from_nanos(next_spawn - now)).await;

@@ -90,7 +90,7 @@ pub async fn again(ctx: &CoreCtx, conv: &Conv, member: u32, backoff: &mut Backof
 /// A member that left (`--churn`, `--storm`) joins again: at `at` (clock ns; `None`: now), then
 /// with backoff until it is back or the run closes. A success counts in `conns_rejoined`.
 pub async fn rejoin(ctx: &CoreCtx, conv: &Conv, member: u32, at: Option<u64>) -> Option<Box<Ws>> {
-    let mut backoff = Backoff::new(ctx.plan.seed ^ conv.id ^ (member as u64) << 40);
+    let mut backoff = Backoff::new(ctx.plan.scenario.seed ^ conv.id ^ (member as u64) << 40);
     let wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())));
     let ws = retry(ctx, conv, member, &mut backoff, wait).await?;
     ctx.stats.borrow_mut().counters.conns_rejoined += 1;

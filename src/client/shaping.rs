@@ -20,7 +20,7 @@ fn draw(seed: u64, conv: u64, member: u32) -> f64 {
 /// The storm: the chosen fraction of the open connections leave now, to come back at
 /// [`storm_return_ns`].
 pub fn storm(ctx: &CoreCtx, storm: &Storm) {
-    let seed = ctx.plan.seed ^ 0x5354_4f52_4d00;
+    let seed = ctx.plan.scenario.seed ^ 0x5354_4f52_4d00;
     for conv in &ctx.convs {
         for (m, slot) in conv.slots.iter().enumerate() {
             if slot.has(Slot::OPEN) && conv.active.get() && draw(seed, conv.id, m as u32) < storm.fraction {
@@ -34,7 +34,7 @@ pub fn storm(ctx: &CoreCtx, storm: &Storm) {
 /// When a member closed by the storm connects again: spread evenly over `OVER` after the storm.
 pub fn storm_return_ns(ctx: &CoreCtx, storm: &Storm, conv: u64, member: u32) -> u64 {
     let start = ctx.control.send_start_ns.load(Ordering::Relaxed) + storm.at.as_nanos() as u64;
-    let spread = draw(ctx.plan.seed ^ 0x4f56_4552, conv, member);
+    let spread = draw(ctx.plan.scenario.seed ^ 0x4f56_4552, conv, member);
     start + (storm.over.as_nanos() as f64 * spread) as u64
 }
 
@@ -70,7 +70,7 @@ impl Churn {
         // empty its conversations at once.
         let owed = ((now - next) / self.period_ns + 1).min(64);
         self.next_ns = Some(next + owed * self.period_ns);
-        let receivers = ctx.plan.members - ctx.plan.senders;
+        let receivers = ctx.plan.scenario.members - ctx.plan.scenario.senders;
         if receivers == 0 {
             return;
         }
@@ -79,7 +79,7 @@ impl Churn {
             for _ in 0..8 {
                 self.rng = splitmix64(self.rng);
                 let conv = &ctx.convs[(self.rng % ctx.convs.len() as u64) as usize];
-                let member = ctx.plan.senders + ((self.rng >> 32) % receivers as u64) as u32;
+                let member = ctx.plan.scenario.senders + ((self.rng >> 32) % receivers as u64) as u32;
                 let slot = &conv.slots[member as usize];
                 if conv.active.get() && slot.has(Slot::OPEN) && !slot.has(Slot::CHURN | Slot::STORM) {
                     slot.set(Slot::CHURN, true);

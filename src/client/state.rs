@@ -146,17 +146,17 @@ impl CoreCtx {
 
     /// A member's template variables (its user number is global across the run).
     pub fn vars(&self, conv: &Conv, member: u32) -> Vars {
-        Vars { conv: conv.id, member, user: conv.id * self.plan.members as u64 + member as u64 }
+        Vars { conv: conv.id, member, user: conv.id * self.plan.scenario.members as u64 + member as u64 }
     }
 
     /// A connection's index on this core, as the keep-alive ring counts them.
     pub fn conn_index(&self, conv_idx: usize, member: u32) -> u64 {
-        conv_idx as u64 * self.plan.members as u64 + member as u64
+        conv_idx as u64 * self.plan.scenario.members as u64 + member as u64
     }
 
     /// When a sender's message `seq` is (or was) due.
     pub fn due_ns(&self, sched: &Sched, seq: u64) -> u64 {
-        match (sched, &self.plan.shape) {
+        match (sched, &self.plan.scenario.shape) {
             (Sched::Fixed(f), _) => f.due_ns(seq),
             (Sched::Shaped(sh), Some(shape)) => sh.due_ns(shape, seq).unwrap_or(sh.end_ns),
             (Sched::Shaped(sh), None) => sh.end_ns,
@@ -164,7 +164,7 @@ impl CoreCtx {
     }
 
     pub(super) fn due_count(&self, sched: &Sched, now: u64) -> u64 {
-        match (sched, &self.plan.shape) {
+        match (sched, &self.plan.scenario.shape) {
             (Sched::Fixed(f), _) => f.due_count(now),
             (Sched::Shaped(sh), Some(shape)) => sh.due_count(shape, now),
             (Sched::Shaped(_), None) => 0,
@@ -172,7 +172,7 @@ impl CoreCtx {
     }
 
     pub(super) fn next_due_ns(&self, sched: &Sched, count: u64) -> Option<u64> {
-        match (sched, &self.plan.shape) {
+        match (sched, &self.plan.scenario.shape) {
             (Sched::Fixed(f), _) => f.next_due_ns(count),
             (Sched::Shaped(sh), Some(shape)) => sh.next_due_ns(shape, count),
             (Sched::Shaped(_), None) => None,
@@ -181,7 +181,7 @@ impl CoreCtx {
 
     /// The stage a message intended at `intended_ns` belongs to (0 without stages).
     pub fn stage_of(&self, intended_ns: u64) -> usize {
-        match &self.plan.shape {
+        match &self.plan.scenario.shape {
             Some(shape) => {
                 let start = self.control.send_start_ns.load(Ordering::Relaxed);
                 shape.stage_of(intended_ns.saturating_sub(start))
