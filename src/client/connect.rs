@@ -1,7 +1,8 @@
 //! Opening one client connection: a non-blocking TCP connect through socket2 (so a source address
 //! can be bound), the TLS handshake for wss:// (`crate::tls`), herd's own WebSocket upgrade, then
 //! a tungstenite stream over the socket and the protocol's join sequence. Each phase's time goes to
-//! the core's statistics (`stats::record_phase`).
+//! the core's statistics (`stats::record_phase`). [`member`] is one member's attempt, bounded by
+//! `--connect-timeout` and counted; the first connection and every reconnect go through it.
 
 use super::protocol;
 use super::state::{Conv, CoreCtx};
