@@ -2,7 +2,7 @@
 //! the target, the reporter (with the metrics pusher), and the generator's cores. `run` and
 //! `ceiling` each drive the phases of a started [`Load`] their own way.
 
-use crate::client::{self, connect::Target, Control, CorePlan, Phase};
+use crate::client::{self, Control, CorePlan, Phase, Target};
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::limits;
@@ -199,7 +199,8 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let sources: Arc<[std::net::IpAddr]> = s.source_ips.clone().into();
     process::trim_heap();
     let rss_start = process::rss_bytes();
-    let shape = s.shape.clone().map(Arc::new);
+    // One copy for all cores: each plan holds the scenario behind an `Arc`.
+    let scenario = Arc::new(s.clone());
     // `--churn` is across the whole scenario: each core takes its connections' share.
     let churn_per_conn = s.churn.unwrap_or(0.0) / (s.conversations as f64 * s.members as f64);
     let plans: Vec<CorePlan> = client::assign(crate::shard::conversations(s.conversations, s.shard), cores)
@@ -209,23 +210,13 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         .map(|(idx, convs_len, convs)| CorePlan {
             idx,
             cpu: s.cores[idx],
+            scenario: scenario.clone(),
             convs,
-            members: s.members,
-            senders: s.senders,
-            rate: s.rate,
-            size: s.size,
-            duration: s.duration,
             connect_rate: s.connect_rate / cores as f64,
-            connect_timeout: s.connect_timeout,
-            sources: sources.clone(),
-            reconnect: s.reconnect,
-            run_id,
-            seed: s.seed,
-            interval: INTERVAL,
-            shape: shape.clone(),
-            all_conversations: s.conversations,
             churn: churn_per_conn * convs_len as f64 * s.members as f64,
-            storm: s.storm,
+            sources: sources.clone(),
+            run_id,
+            interval: INTERVAL,
         })
         .collect();
     if !s.quiet {

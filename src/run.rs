@@ -1,6 +1,6 @@
 //! `herd run`: drives a started load through its phases (connect, send, drain, close) and builds
 //! the results. Ctrl-C stops sending and drains; a second one stops at once. Results are
-//! written in every case.
+//! written in every case. [`main`] is the subcommand: flags and file to scenario, run, summary.
 
 use crate::client::Phase;
 use crate::clock::now_ns;
@@ -9,7 +9,8 @@ use crate::load::{self, wait_until};
 pub use crate::load::{Hooks, Push, INTERVAL};
 use crate::process::{self, Cpu};
 use crate::results::{self, Phases, ProcessCost, RunResult};
-use crate::scenario::Scenario;
+use crate::scenario::{self, RunArgs, Scenario};
+use crate::scenario_file::{self, OneOrMany, ScenarioFile};
 use crate::signal::Signals;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -275,6 +276,65 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     crate::judging::conclude(&mut r, &judge, &watch, m, pending_at_drain_end);
     if let Some(f) = out_file {
         f.write_json(&r)?;
+    }
+    Ok(r)
+}
+
+/// `herd run` from parsed flags: resolves the scenario, runs, prints the summary (and the
+/// results line for `--out -`).
+pub fn main(args: &RunArgs) -> Result<RunResult> {
+    let file = match &args.scenario {
+        Some(p) => scenario_file::load_file(p)?,
+        None => ScenarioFile::default(),
+    };
+    let s = scenario::resolve(args, &file, &crate::executor::online_cores())?;
+    let file_thresholds = file.threshold.as_ref().map(OneOrMany::list).unwrap_or_default();
+    let judge = crate::thresholds::resolve(&args.thresholds, &file_thresholds, file.abort_on_fail)?;
+    // Created before the run, so a bad path fails before any load is made.
+    let report = match args.report.as_ref().or(file.report.as_ref()) {
+        Some(p) => Some((p.clone(), crate::report::create(p, "--report")?)),
+        None => None,
+    };
+    let signals = Signals::install()?;
+    let shard = s.shard;
+    let push = args.metrics.push_config(shard.map(|x| x.index as usize)).map(|mut config| {
+        // Workers of one job push to the same Pushgateway: the shard keeps their groups apart.
+        config.grouping.extend(shard.map(|x| ("shard".to_string(), x.index.to_string())));
+        Push { config, prefix: args.metrics.metrics_prefix.clone() }
+    });
+    let r = match run(s, signals, Hooks { push, judge, ..Default::default() }) {
+        Ok(r) => r,
+        Err(e) => {
+            // No run, no report: do not leave an empty file behind.
+            if let Some((path, _)) = &report {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    crate::out!("{}", results::summary(&r));
+    if let Some((path, f)) = report {
+        let doc = serde_json::to_value(&r).map_err(|e| Error::Software(format!("results: {e}")))?;
+        crate::report::write(f, &doc, None).map_err(|e| Error::Io(format!("--report {}: {e}", path.display())))?;
+    }
+    if r.scenario.out.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        let line = serde_json::to_string(&r).map_err(|e| Error::Software(format!("--out -: {e}")))?;
+        crate::out!("{line}\n");
+    }
+    if r.connections.established == 0 && r.connections.attempted > 0 {
+        let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+        return Err(Error::Unavailable(format!(
+            "no connection to {} could be established ({}); results were written",
+            r.target,
+            errs.join(", ")
+        )));
+    }
+    if r.scenario.rate > 0.0 && r.messages.sent == 0 && r.outcome == "completed" {
+        return Err(Error::Unavailable("nothing was sent (see the notes); results were written".into()));
+    }
+    let crossed: Vec<&str> = r.judged.thresholds.iter().filter(|v| !v.passed).map(|v| v.threshold.as_str()).collect();
+    if !crossed.is_empty() {
+        return Err(Error::Crossed(format!("threshold crossed: {}", crossed.join(", "))));
     }
     Ok(r)
 }

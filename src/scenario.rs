@@ -2,16 +2,18 @@
 //! [`Scenario`] the rest of herd works from.
 //!
 //! Precedence: a flag given on the command line wins over the same key in `--scenario FILE`,
-//! which wins over the default. Scenario file keys are the flag names without dashes
-//! (`connect-rate = "5k"`); unknown keys are errors.
+//! which wins over the default (the rule and the file's keys: `crate::scenario_file`).
 
 use crate::error::{Error, Result};
-use crate::protocol::{self, JoinSteps, OneOrMany, Protocol, ProtocolArgs, Unmarked};
+use crate::protocol::{self, Protocol, ProtocolArgs};
+use crate::scenario_file::{pick, pick_raw, pick_switch};
 use crate::units;
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::scenario_file::{load_file, ScenarioFile, Value};
 
 /// Most executors a run may start (`--threads`, `--server-threads`).
 pub const MAX_THREADS: u32 = 1024;
@@ -132,84 +134,6 @@ pub struct RunArgs {
     pub shape: crate::shape::ShapeArgs,
 }
 
-/// The scenario file: the same keys as the flags.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ScenarioFile {
-    pub url: Option<String>,
-    pub conversations: Option<Value>,
-    pub members: Option<Value>,
-    pub senders: Option<Value>,
-    pub rate: Option<Value>,
-    pub size: Option<Value>,
-    pub connect_rate: Option<Value>,
-    pub duration: Option<Value>,
-    pub drain: Option<Value>,
-    pub connect_timeout: Option<Value>,
-    pub source_ip: Option<String>,
-    pub sndbuf: Option<Value>,
-    pub rcvbuf: Option<Value>,
-    pub reconnect: Option<bool>,
-    pub max_frame: Option<Value>,
-    pub threads: Option<Value>,
-    pub cores: Option<String>,
-    pub server_threads: Option<Value>,
-    pub out: Option<PathBuf>,
-    pub hdr_log: Option<PathBuf>,
-    pub seed: Option<u64>,
-    pub quiet: Option<bool>,
-    // The protocol keys: see `crate::protocol`.
-    pub target: Option<String>,
-    pub join: Option<JoinSteps>,
-    pub expect_timeout: Option<Value>,
-    pub reply: Option<OneOrMany>,
-    pub pong_frame: Option<String>,
-    pub origin: Option<String>,
-    pub send: Option<String>,
-    pub header: Option<OneOrMany>,
-    pub tokens: Option<PathBuf>,
-    pub subprotocol: Option<OneOrMany>,
-    pub ping_interval: Option<Value>,
-    pub ping_frame: Option<String>,
-    pub unmarked: Option<Unmarked>,
-    pub binary: Option<bool>,
-    // Judging and reporting: see `crate::thresholds`.
-    pub threshold: Option<OneOrMany>,
-    pub abort_on_fail: Option<bool>,
-    pub report: Option<PathBuf>,
-    // The TLS keys: see `crate::tls::args`.
-    pub ca: Option<PathBuf>,
-    pub insecure: Option<bool>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    pub no_tls_resume: Option<bool>,
-    pub tls_version: Option<String>,
-    pub embedded_tls: Option<bool>,
-    // Load shapes: see `crate::shape::args`.
-    pub stage: Option<OneOrMany>,
-    pub churn: Option<Value>,
-    pub storm: Option<String>,
-}
-
-/// A number or a string such as "10k" or "20s".
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum Value {
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-impl Value {
-    pub(crate) fn text(&self) -> String {
-        match self {
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Str(s) => s.clone(),
-        }
-    }
-}
-
 /// Everything a run needs, resolved and checked.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
@@ -223,11 +147,11 @@ pub struct Scenario {
     /// Largest message or frame accepted from the server.
     pub max_frame: usize,
     pub connect_rate: f64,
-    #[serde(with = "secs")]
+    #[serde(with = "units::secs")]
     pub duration: Duration,
-    #[serde(with = "secs")]
+    #[serde(with = "units::secs")]
     pub drain: Duration,
-    #[serde(with = "secs")]
+    #[serde(with = "units::secs")]
     pub connect_timeout: Duration,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
@@ -267,26 +191,6 @@ impl Scenario {
     }
 }
 
-pub(crate) mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-    /// Seconds as written by [`serialize`] (results files read back by `herd merge`).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Reads and parses a scenario file.
-pub fn load_file(path: &std::path::Path) -> Result<ScenarioFile> {
-    let text = crate::readfile::read_text(path, crate::readfile::SCENARIO_LIMIT, &crate::signal::stop_requested)
-        .map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))
-}
-
 /// Combines flags, file and defaults (pure). `online_cores` is the machine's core list.
 pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<Scenario> {
     let members = pick(a.members, &f.members, "members", units::parse_count_u32)?.unwrap_or(defaults::MEMBERS);
@@ -313,7 +217,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
         .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
     let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
-    let cores_text = a.cores.clone().or_else(|| if a.threads.is_some() { None } else { f.cores.clone() });
+    let cores_text = if a.threads.is_some() { a.cores.clone() } else { pick_raw(&a.cores, &f.cores) };
 
     let bad = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
     if conversations == 0 {
@@ -412,11 +316,11 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     };
     let sndbuf = sockbuf(a.sndbuf, &f.sndbuf, "sndbuf")?;
     let rcvbuf = sockbuf(a.rcvbuf, &f.rcvbuf, "rcvbuf")?;
-    let source_ips = match a.source_ip.as_ref().or(f.source_ip.as_ref()) {
+    let source_ips = match &pick_raw(&a.source_ip, &f.source_ip) {
         Some(spec) => crate::addrs::parse_sources(spec).map_err(|e| bad("source-ip", e))?,
         None => vec![],
     };
-    let url = a.url.clone().or_else(|| f.url.clone());
+    let url = pick_raw(&a.url, &f.url);
     let url_template = match &url {
         Some(u) => Some(crate::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?),
         None => None,
@@ -446,13 +350,13 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         source_ips,
         sndbuf,
         rcvbuf,
-        reconnect: a.reconnect || f.reconnect.unwrap_or(false),
+        reconnect: pick_switch(a.reconnect, f.reconnect),
         cores,
         server_threads,
-        out: a.out.clone().or_else(|| f.out.clone()),
-        hdr_log: a.hdr_log.clone().or_else(|| f.hdr_log.clone()),
-        seed: a.seed.or(f.seed).unwrap_or_else(random_seed),
-        quiet: a.quiet || f.quiet.unwrap_or(false),
+        out: pick_raw(&a.out, &f.out),
+        hdr_log: pick_raw(&a.hdr_log, &f.hdr_log),
+        seed: pick_raw(&a.seed, &f.seed).unwrap_or_else(random_seed),
+        quiet: pick_switch(a.quiet, f.quiet),
         protocol,
         shard,
         start_at: a.shard.start_at,
@@ -466,22 +370,6 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
 
 /// The most connections one process may be asked for (2^30: above any fd limit Linux allows).
 pub const MAX_CONNECTIONS: u64 = 1 << 30;
-
-/// The flag's value if given, else the file's (parsed with the flag's parser), else `None`.
-fn pick<T>(
-    flag: Option<T>,
-    file: &Option<Value>,
-    key: &str,
-    parse: fn(&str) -> std::result::Result<T, String>,
-) -> Result<Option<T>> {
-    if flag.is_some() {
-        return Ok(flag);
-    }
-    match file {
-        None => Ok(None),
-        Some(v) => parse(&v.text()).map(Some).map_err(|e| Error::Usage(format!("scenario key '{key}': {e}"))),
-    }
-}
 
 /// `0,2-3` -> [0, 2, 3].
 pub fn parse_core_list(s: &str) -> std::result::Result<Vec<usize>, String> {

@@ -12,9 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Exit code of a run whose threshold was crossed (and of `herd compare` finding a regression
-/// beyond `--max-regression`). Outside the sysexits range on purpose: the run itself worked.
-pub const EXIT_CROSSED: i32 = 99;
+pub use crate::error::EXIT_CROSSED;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ThresholdArgs {
@@ -184,7 +182,7 @@ pub fn resolve(a: &ThresholdArgs, file_thresholds: &[String], file_abort: Option
     };
     let thresholds =
         list.iter().map(|t| parse(t).map_err(|e| Error::Usage(format!("{from}: {e}")))).collect::<Result<Vec<_>>>()?;
-    let abort_on_fail = a.abort_on_fail || file_abort.unwrap_or(false);
+    let abort_on_fail = crate::scenario_file::pick_switch(a.abort_on_fail, file_abort);
     if abort_on_fail && thresholds.is_empty() {
         return Err(Error::Usage("--abort-on-fail: no --threshold to judge".into()));
     }

@@ -3,6 +3,30 @@
 
 use std::time::Duration;
 
+/// Durations in the results and the scenario echo are written as seconds (a float).
+pub mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Seconds as written by [`serialize`] (results files read back by `herd merge`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// `None` stays `null`.
+    pub fn serialize_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// `250ms`, `20s`, `1.5s`, `2m`, `1h`, `100us`, several in a row (`1m30s`); a bare number means
 /// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

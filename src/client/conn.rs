@@ -13,16 +13,18 @@
 //! that breaks the rules (invalid UTF-8, a message above `--max-frame`, a protocol violation)
 //! gets the connection failed with the matching close code (see `protocol::failure`).
 
-use super::connect::{self, Ws};
-use super::core::{Conv, CoreCtx, Slot};
+use super::connect;
 use super::protocol;
 use super::reconnect::{self, Backoff};
+use super::shaping;
+use super::state::{Conv, CoreCtx, Slot};
+use super::target::Ws;
 use crate::accounting::{Receipt, Trackers};
 use crate::clock::now_ns;
 use crate::marker::{self, DecodeError, Marker};
 use crate::protocol::Unmarked;
 use crate::stats::ErrorKind;
-use crate::template::{Fill, Vars};
+use crate::template::Fill;
 use crate::wire;
 use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;
@@ -45,7 +47,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     // Boxed: the connect future is large and needed once; the task keeps only what serving needs.
     // A run that closes (end, Ctrl-C) while this connection is still connecting does not wait
     // for it: the attempt is cut short and neither failed nor succeeded.
-    let first = futures_lite::future::or(async { Some(Box::pin(connect(&ctx, conv, member)).await) }, async {
+    let first = futures_lite::future::or(async { Some(Box::pin(connect::member(&ctx, conv, member)).await) }, async {
         reconnect::closing(&ctx, &conv.slots[member as usize]).await;
         None
     })
@@ -55,7 +57,8 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
         ctx.stats.borrow_mut().counters.conns_attempted -= 1;
         None
     });
-    let mut backoff = ctx.plan.reconnect.then(|| Backoff::new(ctx.plan.seed ^ vars(&ctx, conv, member).user));
+    let mut backoff =
+        ctx.plan.scenario.reconnect.then(|| Backoff::new(ctx.plan.scenario.seed ^ ctx.vars(conv, member).user));
     while let Some(w) = ws.take() {
         let (how, established_ns) = session(&ctx, conv_idx, member, w).await;
         match how {
@@ -63,7 +66,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
             Ended::Left(Leave::Closed) => {}
             Ended::Left(Leave::Churn) => ws = Box::pin(reconnect::rejoin(&ctx, conv, member, None)).await,
             Ended::Left(Leave::Storm) => {
-                let at = ctx.plan.storm.map(|st| super::shaping::storm_return_ns(&ctx, &st, conv.id, member));
+                let at = ctx.plan.scenario.storm.map(|st| shaping::storm_return_ns(&ctx, &st, conv.id, member));
                 ctx.went_away(conv);
                 ws = Box::pin(reconnect::rejoin(&ctx, conv, member, at)).await;
                 ctx.came_back(conv);
@@ -94,7 +97,7 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -
     let sender = conv.senders.get(member as usize);
     if let Some(st) = sender {
         ctx.set_connected(st, true);
-        if ctx.plan.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
+        if ctx.plan.scenario.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
             // A shaped sender's schedule starts once it is connected (the scheduler starts it).
             ctx.joining.borrow_mut().push((conv_idx as u32, member, now_ns()));
         }
@@ -129,43 +132,6 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -
         Box::pin(linger(&mut ws)).await;
     }
     (how, established_ns)
-}
-
-fn vars(ctx: &CoreCtx, conv: &Conv, member: u32) -> Vars {
-    Vars { conv: conv.id, member, user: conv.id * ctx.plan.members as u64 + member as u64 }
-}
-
-pub(super) async fn connect(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
-    let p = &ctx.plan;
-    let vars = vars(ctx, conv, member);
-    let t0 = now_ns();
-    let mut path = String::new();
-    let seed = p.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let r = glommio::timer::timeout(p.connect_timeout, async {
-        let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
-        Ok(connect::open(&ctx.target, &vars, seed, source, &mut path).await)
-    })
-    .await;
-    let mut st = ctx.stats.borrow_mut();
-    match r {
-        Ok(Ok(ws)) => {
-            st.counters.conns_established += 1;
-            st.record_connect(now_ns() - t0);
-            // On the heap, so the task's state machine holds a pointer rather than a copy per
-            // state.
-            Some(Box::new(ws))
-        }
-        Ok(Err(kind)) => {
-            st.counters.conns_failed += 1;
-            st.counters.error(kind);
-            None
-        }
-        Err(_) => {
-            st.counters.conns_failed += 1;
-            st.counters.error(ErrorKind::ConnectTimeout);
-            None
-        }
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -205,9 +171,9 @@ pub const PEER_CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, ws: &mut Ws) -> Ended {
     let conv = &ctx.convs[conv_idx];
-    let is_sender = member < ctx.plan.senders;
+    let is_sender = member < ctx.plan.scenario.senders;
     // What the senders sent before this connection was established is not owed to it.
-    let mut trackers = Trackers::joining(ctx.plan.senders as usize, |i| conv.senders[i].sent.get());
+    let mut trackers = Trackers::joining(ctx.plan.scenario.senders as usize, |i| conv.senders[i].sent.get());
     let slot = &conv.slots[member as usize];
     let idx = ctx.conn_index(conv_idx, member);
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
@@ -260,7 +226,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             }
             Event::KeepAlive => {
                 pings_done = owed_pings();
-                let v = vars(ctx, conv, member);
+                let v = ctx.vars(conv, member);
                 let sent =
                     Box::pin(protocol::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
                         .await;
@@ -273,7 +239,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 // answered here and are not chat messages.
                 if let Some(auto) = protocol::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
                     drop(msg);
-                    let v = vars(ctx, conv, member);
+                    let v = ctx.vars(conv, member);
                     let sent = Box::pin(protocol::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
                     if let Err(e) = sent {
                         return write_failed(ctx, &e);
@@ -338,7 +304,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
 async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, trackers: &mut Trackers, ws: &mut Ws) {
     conv.open.set(conv.open.get() - 1);
     let left_ns = now_ns();
-    let senders = ctx.plan.senders as usize;
+    let senders = ctx.plan.scenario.senders as usize;
     let owed: Vec<u64> = conv.senders.iter().map(|s| s.sent.get()).collect();
     let complete = |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
     let _ = glommio::timer::timeout(LEAVE_LINGER, async {
@@ -402,7 +368,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
     let st = &conv.senders[member as usize];
     let Some(sched) = st.schedule.get() else { return Ok(()) };
     let p = &ctx.plan;
-    let v = vars(ctx, conv, member);
+    let v = ctx.vars(conv, member);
     let token = ctx.target.tokens.get(v.user);
     while st.sent.get() < st.due.get() {
         let seq = st.sent.get();
@@ -417,7 +383,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
         // Encoded in the core's buffers; the frame takes its own copy.
         let text = {
             let mut buf = ctx.marker_buf.borrow_mut();
-            m.encode_padded(p.size, &mut buf);
+            m.encode_padded(p.scenario.size, &mut buf);
             protocol::message(
                 &ctx.target.protocol,
                 &Fill { vars: v, token, seq, payload: buf.as_str() },
@@ -485,7 +451,7 @@ fn on_frame(
             stats.counters.error(ErrorKind::MarkerForeign);
             return;
         }
-        if m.conv != conv.id || m.sender >= ctx.plan.senders {
+        if m.conv != conv.id || m.sender >= ctx.plan.scenario.senders {
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
         }

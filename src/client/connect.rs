@@ -1,67 +1,24 @@
 //! Opening one client connection: a non-blocking TCP connect through socket2 (so a source address
 //! can be bound), the TLS handshake for wss:// (`crate::tls`), herd's own WebSocket upgrade, then
 //! a tungstenite stream over the socket and the protocol's join sequence. Each phase's time goes to
-//! the core's statistics (`stats::record_phase`).
+//! the core's statistics (`stats::record_phase`). [`member`] is one member's attempt, bounded by
+//! `--connect-timeout` and counted; the first connection and every reconnect go through it.
 
 use super::protocol;
+use super::state::{Conv, CoreCtx};
+use super::target::{Target, Ws};
 use crate::clock::now_ns;
 use crate::handshake::{self, ReadHeadError};
 use crate::net::Socket;
-use crate::protocol::{self as proto, tokens::Tokens};
 use crate::stats::{self, ConnectPhase, ErrorKind};
-use crate::template::{UrlTemplate, Vars};
+use crate::template::Vars;
 use crate::tls;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use socket2::{Domain, Protocol, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use tungstenite::protocol::{Role, WebSocketConfig};
-
-pub type Ws = WebSocketStream<tls::Stream<Socket>>;
-
-/// Where and how to connect; shared by every connection of a core.
-pub struct Target {
-    pub template: UrlTemplate,
-    /// The server's address (resolved once).
-    pub addr: SocketAddr,
-    pub ws_config: WebSocketConfig,
-    /// Templates, subprotocols, keep-alive settings (parsed once per run).
-    pub protocol: proto::Protocol,
-    /// `--tokens`, read once per run.
-    pub tokens: Tokens,
-    /// SO_SNDBUF / SO_RCVBUF for every connection (`--sndbuf`, `--rcvbuf`); `None`: the kernel's
-    /// autotuning.
-    pub sndbuf: Option<usize>,
-    pub rcvbuf: Option<usize>,
-    /// wss://: the TLS client every connection of the run shares.
-    pub tls: Option<std::sync::Arc<tls::Client>>,
-}
-
-impl Target {
-    pub fn new(template: UrlTemplate, max_frame: usize, read_buffer: usize) -> io::Result<Target> {
-        use std::net::ToSocketAddrs;
-        let addr = (template.host.as_str(), template.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(read_buffer)
-            .write_buffer_size(0)
-            .max_message_size(Some(max_frame))
-            .max_frame_size(Some(max_frame));
-        Ok(Target {
-            template,
-            addr,
-            ws_config,
-            protocol: proto::Protocol::default(),
-            tokens: Tokens::default(),
-            sndbuf: None,
-            rcvbuf: None,
-            tls: None,
-        })
-    }
-}
+use tungstenite::protocol::Role;
 
 /// Maps an I/O error while connecting to its category.
 pub fn connect_error_kind(e: &io::Error) -> ErrorKind {
@@ -152,6 +109,41 @@ pub async fn open(
     let ws = Box::pin(protocol::joined(ws, t, vars)).await?;
     stats::record_phase(ConnectPhase::Join, now_ns() - t0);
     Ok(ws)
+}
+
+/// One attempt of a member's connection, bounded by `--connect-timeout`: established or failed
+/// (with its error category), counted in the core's statistics either way.
+pub(super) async fn member(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
+    let p = &ctx.plan;
+    let vars = ctx.vars(conv, member);
+    let t0 = now_ns();
+    let mut path = String::new();
+    let seed = p.scenario.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let r = glommio::timer::timeout(p.scenario.connect_timeout, async {
+        let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
+        Ok(open(&ctx.target, &vars, seed, source, &mut path).await)
+    })
+    .await;
+    let mut st = ctx.stats.borrow_mut();
+    match r {
+        Ok(Ok(ws)) => {
+            st.counters.conns_established += 1;
+            st.record_connect(now_ns() - t0);
+            // On the heap, so the task's state machine holds a pointer rather than a copy per
+            // state.
+            Some(Box::new(ws))
+        }
+        Ok(Err(kind)) => {
+            st.counters.conns_failed += 1;
+            st.counters.error(kind);
+            None
+        }
+        Err(_) => {
+            st.counters.conns_failed += 1;
+            st.counters.error(ErrorKind::ConnectTimeout);
+            None
+        }
+    }
 }
 
 /// The TLS hook: wraps a connected socket of any kind, with a TLS handshake for wss://.

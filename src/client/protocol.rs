@@ -5,7 +5,7 @@
 //! Nothing here keeps state per connection: templates, patterns, tokens and the keep-alive ring
 //! belong to the run or the core, and are rendered into buffers that are reused.
 
-use super::connect::{Target, Ws};
+use super::target::{Target, Ws};
 use crate::handshake::{self, ResponseError};
 use crate::protocol::steps::{self, Automatic, Pattern, Step};
 use crate::protocol::Protocol;

@@ -11,8 +11,9 @@
 //! Every attempt counts in `conns_attempted` and then in `conns_established` or in
 //! `conns_failed` and its error category; a success also counts in `conns_reconnected`.
 
-use super::connect::Ws;
-use super::core::{Conv, CoreCtx, Slot};
+use super::connect;
+use super::state::{Conv, CoreCtx, Slot};
+use super::target::Ws;
 use crate::pacing::splitmix64;
 use futures_lite::future;
 use std::future::poll_fn;
@@ -89,7 +90,7 @@ pub async fn again(ctx: &CoreCtx, conv: &Conv, member: u32, backoff: &mut Backof
 /// A member that left (`--churn`, `--storm`) joins again: at `at` (clock ns; `None`: now), then
 /// with backoff until it is back or the run closes. A success counts in `conns_rejoined`.
 pub async fn rejoin(ctx: &CoreCtx, conv: &Conv, member: u32, at: Option<u64>) -> Option<Box<Ws>> {
-    let mut backoff = Backoff::new(ctx.plan.seed ^ conv.id ^ (member as u64) << 40);
+    let mut backoff = Backoff::new(ctx.plan.scenario.seed ^ conv.id ^ (member as u64) << 40);
     let wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())));
     let ws = retry(ctx, conv, member, &mut backoff, wait).await?;
     ctx.stats.borrow_mut().counters.conns_rejoined += 1;
@@ -130,7 +131,7 @@ async fn retry(
         }
         ctx.stats.borrow_mut().counters.conns_attempted += 1;
         ctx.connecting.set(ctx.connecting.get() + 1);
-        let attempt = future::or(async { Some(super::conn::connect(ctx, conv, member).await) }, async {
+        let attempt = future::or(async { Some(connect::member(ctx, conv, member).await) }, async {
             closing(ctx, slot).await;
             None
         })

@@ -1,93 +1,15 @@
-//! Load shapes on one core: stages that open and close whole conversations as the connection
-//! target moves (`--stage`), receivers leaving and joining again (`--churn`), and a reconnect
-//! storm (`--storm`).
+//! Load shapes on one core that make members leave mid-run: receivers leaving and joining again
+//! (`--churn`) and a reconnect storm (`--storm`). Stages that open and close whole conversations
+//! (`--stage`) are followed by `ramp.rs`.
 //!
 //! Leaving is exact for the accounting: a member that leaves stops being owed messages at once
 //! (so nothing sent afterwards is expected of it), then waits until everything sent to it before
 //! that moment has arrived (bounded by `conn::LEAVE_LINGER`), and only then closes.
 
-use super::core::{spawn_member, CoreCtx, Sched, Slot};
-use crate::clock::now_ns;
+use super::state::{CoreCtx, Slot};
 use crate::pacing::splitmix64;
 use crate::shape::Storm;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-/// How often a connection ramp looks at its target.
-const STEP: Duration = Duration::from_millis(10);
-
-/// During the send phase, holds this core's share of the stages' connection target: the
-/// conversations numbered below `ceil(target / members)`, opened at the connect rate and closed
-/// whole, newest first.
-pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
-    let Some(shape) = ctx.plan.shape.clone() else { return };
-    let members = ctx.plan.members as u64;
-    let per_conn_ns = (1e9 / ctx.plan.connect_rate.max(1e-3)) as u64;
-    let mut next_spawn = 0u64;
-    let mut active = 0usize;
-    loop {
-        if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
-            return;
-        }
-        let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
-        let now = now_ns();
-        if start == 0 || now < start || ctx.control.phase() < crate::phase::Phase::Sending {
-            glommio::timer::sleep(STEP).await;
-            continue;
-        }
-        // After the last stage the run drains: conversations stay as the last stage left them.
-        let t = (now - start).min(shape.total_ns());
-        let target = shape.connections_at(t).max(0.0).ceil() as u64;
-        let want_global = target.div_ceil(members).min(ctx.plan.all_conversations as u64);
-        let want = ctx.plan.convs.partition_point(|&id| id < want_global);
-        while active > want {
-            active -= 1;
-            close_conversation(ctx, active, now);
-        }
-        while active < want {
-            let conv = &ctx.convs[active];
-            if conv.tasks.get() > 0 {
-                break; // its members from an earlier opening are still leaving
-            }
-            conv.active.set(true);
-            for st in &conv.senders {
-                st.schedule.set(None);
-            }
-            for member in 0..ctx.plan.members {
-                let now = now_ns();
-                if next_spawn > now + 1_000_000 {
-                    glommio::timer::sleep(Duration::from_nanos(next_spawn - now)).await;
-                }
-                next_spawn = next_spawn.max(now_ns().saturating_sub(per_conn_ns)) + per_conn_ns;
-                spawn_member(ctx, tq, active, member);
-            }
-            active += 1;
-            glommio::yield_if_needed().await;
-        }
-        if now - start >= shape.total_ns() {
-            return;
-        }
-        glommio::timer::sleep(STEP).await;
-    }
-}
-
-/// A ramp down: the conversation's senders stop at `now`, and its members leave.
-fn close_conversation(ctx: &CoreCtx, ci: usize, now: u64) {
-    let conv = &ctx.convs[ci];
-    conv.active.set(false);
-    for st in &conv.senders {
-        if let Some(Sched::Shaped(mut sh)) = st.schedule.get() {
-            // Whatever is due by now still goes out (before the sender leaves); nothing later.
-            ctx.set_due(st, ctx.due_count(&Sched::Shaped(sh), now));
-            sh.end_ns = sh.end_ns.min(now);
-            st.schedule.set(Some(Sched::Shaped(sh)));
-        }
-    }
-    for s in &conv.slots {
-        s.wake();
-    }
-}
 
 /// Where in `[0, 1)` a member falls, for picking a fraction of them repeatably.
 fn draw(seed: u64, conv: u64, member: u32) -> f64 {
@@ -98,7 +20,7 @@ fn draw(seed: u64, conv: u64, member: u32) -> f64 {
 /// The storm: the chosen fraction of the open connections leave now, to come back at
 /// [`storm_return_ns`].
 pub fn storm(ctx: &CoreCtx, storm: &Storm) {
-    let seed = ctx.plan.seed ^ 0x5354_4f52_4d00;
+    let seed = ctx.plan.scenario.seed ^ 0x5354_4f52_4d00;
     for conv in &ctx.convs {
         for (m, slot) in conv.slots.iter().enumerate() {
             if slot.has(Slot::OPEN) && conv.active.get() && draw(seed, conv.id, m as u32) < storm.fraction {
@@ -112,7 +34,7 @@ pub fn storm(ctx: &CoreCtx, storm: &Storm) {
 /// When a member closed by the storm connects again: spread evenly over `OVER` after the storm.
 pub fn storm_return_ns(ctx: &CoreCtx, storm: &Storm, conv: u64, member: u32) -> u64 {
     let start = ctx.control.send_start_ns.load(Ordering::Relaxed) + storm.at.as_nanos() as u64;
-    let spread = draw(ctx.plan.seed ^ 0x4f56_4552, conv, member);
+    let spread = draw(ctx.plan.scenario.seed ^ 0x4f56_4552, conv, member);
     start + (storm.over.as_nanos() as f64 * spread) as u64
 }
 
@@ -151,7 +73,7 @@ impl Churn {
         // empty its conversations at once.
         let owed = ((now - next) / self.period_ns + 1).min(64);
         self.next_ns = Some(next + owed * self.period_ns);
-        let receivers = ctx.plan.members - ctx.plan.senders;
+        let receivers = ctx.plan.scenario.members - ctx.plan.scenario.senders;
         if receivers == 0 {
             return;
         }
@@ -160,7 +82,7 @@ impl Churn {
             for _ in 0..8 {
                 self.rng = splitmix64(self.rng);
                 let conv = &ctx.convs[(self.rng % ctx.convs.len() as u64) as usize];
-                let member = ctx.plan.senders + ((self.rng >> 32) % receivers as u64) as u32;
+                let member = ctx.plan.scenario.senders + ((self.rng >> 32) % receivers as u64) as u32;
                 let slot = &conv.slots[member as usize];
                 if conv.active.get() && slot.has(Slot::OPEN) && !slot.has(Slot::CHURN | Slot::STORM) {
                     slot.set(Slot::CHURN, true);

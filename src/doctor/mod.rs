@@ -41,27 +41,26 @@ fn count(text: &str) -> Result<u64, String> {
     }
 }
 
-/// Runs `herd doctor`: reads the host, prints the report on stdout and returns the exit code:
-/// 0 when the target is reachable (or none was given), 69 when some limit binds below it,
-/// 70 when a limit could not be read or the report could not be written.
-pub fn main(args: &DoctorArgs) -> i32 {
+/// Runs `herd doctor`: reads the host, prints the report on stdout and returns the exit code of
+/// its verdict: 0 when the target is reachable (or none was given), 69 when some limit binds
+/// below it, 70 when a limit could not be read. A report that cannot be written is an error
+/// (exit 70).
+pub fn main(args: &DoctorArgs) -> crate::error::Result<i32> {
+    use crate::error::Error;
     let host = HostLimits::read();
     let report = evaluate(&host, args.connections, args.source_ips);
     let out = if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(json) => json + "\n",
-            Err(e) => {
-                crate::errln!("herd doctor: cannot write the report as JSON: {e}");
-                return EXIT_SOFTWARE;
-            }
-        }
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Software(format!("herd doctor: cannot write the report as JSON: {e}")))?
+            + "\n"
     } else {
         text(&report)
     };
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()).is_err() {
-        return EXIT_SOFTWARE;
-    }
-    report.exit_code
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| Error::Software(format!("herd doctor: cannot write the report: {e}")))?;
+    Ok(report.exit_code)
 }

@@ -14,14 +14,16 @@ pub mod steps;
 pub mod tokens;
 
 use crate::error::{Error, Result};
-use crate::scenario::ScenarioFile;
+use crate::scenario_file::{pick, pick_list, pick_raw, pick_switch, JoinEntry, JoinSteps, ScenarioFile};
 use crate::template::{Text, UrlTemplate, Var};
 use crate::units;
 use clap::Args;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use std::path::PathBuf;
 use std::time::Duration;
 use steps::{Pattern, Reply, Step};
+
+pub use crate::scenario_file::{OneOrMany, Unmarked};
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ProtocolArgs {
@@ -88,47 +90,6 @@ pub struct ProtocolArgs {
     pub binary: bool,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Unmarked {
-    #[default]
-    Error,
-    Ignore,
-}
-
-/// A scenario file value given as one string or a list.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub fn list(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
-
-/// A join sequence in the scenario file: one frame, or a list of frames and `{ expect = "..." }`
-/// steps.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum JoinSteps {
-    One(String),
-    Many(Vec<JoinEntry>),
-}
-
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum JoinEntry {
-    Send(String),
-    Expect { expect: String },
-}
-
 /// One extra upgrade header; the value is a template.
 #[derive(Clone, Debug)]
 pub struct Header {
@@ -142,7 +103,7 @@ pub struct Protocol {
     /// The preset's name.
     pub target: &'static str,
     pub join: Vec<Step>,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "units::secs::serialize")]
     pub expect_timeout: Duration,
     pub replies: Vec<Reply>,
     pub pong_frame: Option<Pattern>,
@@ -153,7 +114,7 @@ pub struct Protocol {
     pub headers: Vec<Header>,
     pub tokens: Option<PathBuf>,
     pub subprotocols: Vec<String>,
-    #[serde(serialize_with = "opt_secs")]
+    #[serde(serialize_with = "units::secs::serialize_opt")]
     pub ping_interval: Option<Duration>,
     /// `None` with a ping interval: WebSocket pings.
     pub ping_frame: Option<Text>,
@@ -185,19 +146,8 @@ fn header_names<S: Serializer>(h: &[Header], s: S) -> std::result::Result<S::Ok,
     s.collect_seq(h.iter().map(|h| h.name.as_str()))
 }
 
-fn secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
 /// The longest wait of one `--expect` step unless set.
 pub const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
-}
 
 /// Upgrade headers herd writes itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -216,7 +166,7 @@ const RESERVED_HEADERS: &[&str] = &[
 /// any (without one, herd targets its embedded server).
 pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) -> Result<Protocol> {
     let usage = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
-    let target_name = a.target.clone().or_else(|| f.target.clone());
+    let target_name = pick_raw(&a.target, &f.target);
     let preset = match &target_name {
         Some(n) => presets::find(n).map_err(|e| usage("target", e))?,
         None => presets::herd(),
@@ -225,25 +175,14 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         return Err(usage("target", format!("'{}' needs --url, e.g. --url '{}'", preset.name, preset.url_example)));
     }
     let list = |flag: &[String], file: &Option<OneOrMany>, preset: &[&str]| -> Vec<String> {
-        if !flag.is_empty() {
-            flag.to_vec()
-        } else if let Some(v) = file {
-            v.list()
-        } else {
-            preset.iter().map(|s| s.to_string()).collect()
-        }
+        pick_list(flag, file).unwrap_or_else(|| preset.iter().map(|s| s.to_string()).collect())
     };
     let text = |flag: &str, s: &str, vars: &[Var]| Text::parse(s, vars).map_err(|e| usage(flag, format!("'{s}': {e}")));
 
     let join = join_steps(a, f, preset)?;
     let pattern = |flag: &str, s: &str| Pattern::parse(s).map_err(|e| usage(flag, e));
-    let expect_timeout = match (a.expect_timeout, &f.expect_timeout) {
-        (Some(d), _) => d,
-        (None, Some(v)) => {
-            units::parse_duration(&v.text()).map_err(|e| Error::Usage(format!("scenario key 'expect-timeout': {e}")))?
-        }
-        (None, None) => DEFAULT_EXPECT_TIMEOUT,
-    };
+    let expect_timeout = pick(a.expect_timeout, &f.expect_timeout, "expect-timeout", units::parse_duration)?
+        .unwrap_or(DEFAULT_EXPECT_TIMEOUT);
     if expect_timeout.is_zero() {
         return Err(usage("expect-timeout", "must be more than 0".into()));
     }
@@ -252,12 +191,11 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         .filter(|s| !s.is_empty())
         .map(|s| Reply::parse(s).map_err(|e| usage("reply", e)))
         .collect::<Result<Vec<_>>>()?;
-    let pong_frame = match a.pong_frame.clone().or_else(|| f.pong_frame.clone()).or(preset.pong_frame.map(String::from))
-    {
+    let pong_frame = match pick_raw(&a.pong_frame, &f.pong_frame).or(preset.pong_frame.map(String::from)) {
         Some(s) if !s.is_empty() => Some(pattern("pong-frame", &s)?),
         _ => None,
     };
-    let send = match a.send.clone().or_else(|| f.send.clone()).or(preset.send.map(String::from)) {
+    let send = match pick_raw(&a.send, &f.send).or(preset.send.map(String::from)) {
         Some(s) if !s.is_empty() => {
             let t = text("send", &s, Var::MESSAGE)?;
             if !t.uses(Var::Payload) {
@@ -272,7 +210,7 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         .filter(|s| !s.is_empty())
         .map(|h| parse_header(h).map_err(|e| usage("header", e)))
         .collect::<Result<Vec<_>>>()?;
-    if let Some(o) = a.origin.clone().or_else(|| f.origin.clone()).filter(|o| !o.is_empty()) {
+    if let Some(o) = pick_raw(&a.origin, &f.origin).filter(|o| !o.is_empty()) {
         if headers.iter().any(|h| h.name.eq_ignore_ascii_case("origin")) {
             return Err(usage("origin", "an Origin header is also given with --header; give one of them".into()));
         }
@@ -289,16 +227,10 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
             return Err(usage("subprotocol", format!("'{p}' is given twice")));
         }
     }
-    let ping_interval = match (a.ping_interval, &f.ping_interval) {
-        (Some(d), _) => Some(d),
-        (None, Some(v)) => Some(
-            units::parse_duration(&v.text()).map_err(|e| Error::Usage(format!("scenario key 'ping-interval': {e}")))?,
-        ),
-        (None, None) => preset.ping_interval,
-    }
-    .filter(|d| !d.is_zero());
-    let ping_frame = match a.ping_frame.clone().or_else(|| f.ping_frame.clone()).or(preset.ping_frame.map(String::from))
-    {
+    let ping_interval = pick(a.ping_interval, &f.ping_interval, "ping-interval", units::parse_duration)?
+        .or(preset.ping_interval)
+        .filter(|d| !d.is_zero());
+    let ping_frame = match pick_raw(&a.ping_frame, &f.ping_frame).or(preset.ping_frame.map(String::from)) {
         Some(s) if !s.is_empty() => Some(text("ping-frame", &s, Var::CONNECTION)?),
         _ => None,
     };
@@ -324,12 +256,12 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         pong_frame,
         send,
         headers,
-        tokens: a.tokens.clone().or_else(|| f.tokens.clone()),
+        tokens: pick_raw(&a.tokens, &f.tokens),
         subprotocols,
         ping_interval,
         ping_frame,
-        unmarked: a.unmarked.or(f.unmarked).unwrap_or(preset.unmarked),
-        binary: a.binary || f.binary.unwrap_or(false),
+        unmarked: pick_raw(&a.unmarked, &f.unmarked).unwrap_or(preset.unmarked),
+        binary: pick_switch(a.binary, f.binary),
     };
     if p.tokens.is_none() && (url.is_some_and(|u| u.uses(Var::Token)) || p.texts().any(|t| t.uses(Var::Token))) {
         return Err(usage("tokens", "a template uses {token}: give --tokens FILE (one token per line)".into()));

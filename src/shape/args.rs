@@ -2,7 +2,7 @@
 //! keys, resolved against the run's conversations.
 
 use super::{parse_stage, Shape};
-use crate::scenario::ScenarioFile;
+use crate::scenario_file::{pick, pick_list, pick_raw, ScenarioFile};
 use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
@@ -28,10 +28,10 @@ pub struct ShapeArgs {
 /// `--storm`: when, how many, and over how long the connections come back.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Storm {
-    #[serde(with = "crate::scenario::secs")]
+    #[serde(with = "crate::units::secs")]
     pub at: Duration,
     pub fraction: f64,
-    #[serde(with = "crate::scenario::secs")]
+    #[serde(with = "crate::units::secs")]
     pub over: Duration,
 }
 
@@ -67,8 +67,7 @@ pub struct Resolved {
 }
 
 pub fn resolve(a: &ShapeArgs, f: &ScenarioFile) -> Result<Resolved, String> {
-    let specs: Vec<String> =
-        if a.stages.is_empty() { f.stage.as_ref().map(|s| s.list()).unwrap_or_default() } else { a.stages.clone() };
+    let specs: Vec<String> = pick_list(&a.stages, &f.stage).unwrap_or_default();
     let shape = if specs.is_empty() {
         None
     } else {
@@ -76,15 +75,11 @@ pub fn resolve(a: &ShapeArgs, f: &ScenarioFile) -> Result<Resolved, String> {
             specs.iter().map(|s| parse_stage(s)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("--stage {e}"))?;
         Some(Shape::new(stages).map_err(|e| format!("--stage: {e}"))?)
     };
-    let churn = match (a.churn, &f.churn) {
-        (Some(c), _) => Some(c),
-        (None, Some(v)) => Some(crate::units::parse_rate(&v.text()).map_err(|e| format!("scenario key 'churn': {e}"))?),
-        (None, None) => None,
-    };
+    let churn = pick(a.churn, &f.churn, "churn", crate::units::parse_rate).map_err(|e| e.to_string())?;
     if churn.is_some_and(|c| c > 1e6) {
         return Err("--churn: at most 1000000 per second".into());
     }
-    let storm = match a.storm.as_ref().or(f.storm.as_ref()) {
+    let storm = match &pick_raw(&a.storm, &f.storm) {
         Some(s) => Some(parse_storm(s).map_err(|e| format!("--storm {e}"))?),
         None => None,
     };

@@ -29,7 +29,7 @@ pub const MAX_STAGES: usize = 1000;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
-    #[serde(with = "crate::scenario::secs")]
+    #[serde(with = "crate::units::secs")]
     pub duration: Duration,
     /// Connections to reach by the end of the stage; `None`: all of `-c x -k`, opened before
     /// sending.

@@ -1,7 +1,7 @@
 //! The TLS flags of `herd run` / `herd ceiling` and `herd serve`, and their resolved form.
 
 use crate::error::{Error, Result};
-use crate::scenario::ScenarioFile;
+use crate::scenario_file::{pick, pick_raw, pick_switch, ScenarioFile};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -60,23 +60,19 @@ pub struct ClientOptions {
 
 /// Flags over scenario-file keys (pure).
 pub fn resolve(a: &TlsArgs, f: &ScenarioFile) -> Result<ClientOptions> {
-    let version = match (a.tls_version, &f.tls_version) {
-        (Some(v), _) => Some(v),
-        (None, Some(s)) => Some(match s.as_str() {
-            "1.2" => Version::Tls12,
-            "1.3" => Version::Tls13,
-            _ => return Err(Error::Usage(format!("scenario key 'tls-version': \"1.2\" or \"1.3\", got \"{s}\""))),
-        }),
-        (None, None) => None,
-    };
+    let version = pick(a.tls_version, &f.tls_version, "tls-version", |s| match s {
+        "1.2" => Ok(Version::Tls12),
+        "1.3" => Ok(Version::Tls13),
+        _ => Err(format!("\"1.2\" or \"1.3\", got \"{s}\"")),
+    })?;
     let o = ClientOptions {
-        ca: a.ca.clone().or_else(|| f.ca.clone()),
-        insecure: a.insecure || f.insecure.unwrap_or(false),
-        client_cert: a.client_cert.clone().or_else(|| f.client_cert.clone()),
-        client_key: a.client_key.clone().or_else(|| f.client_key.clone()),
-        resume: !(a.no_tls_resume || f.no_tls_resume.unwrap_or(false)),
+        ca: pick_raw(&a.ca, &f.ca),
+        insecure: pick_switch(a.insecure, f.insecure),
+        client_cert: pick_raw(&a.client_cert, &f.client_cert),
+        client_key: pick_raw(&a.client_key, &f.client_key),
+        resume: !pick_switch(a.no_tls_resume, f.no_tls_resume),
         version,
-        embedded_tls: a.embedded_tls || f.embedded_tls.unwrap_or(false),
+        embedded_tls: pick_switch(a.embedded_tls, f.embedded_tls),
     };
     if o.client_cert.is_some() != o.client_key.is_some() {
         return Err(Error::Usage("--client-cert and --client-key go together".into()));
