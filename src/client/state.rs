@@ -18,7 +18,7 @@ use std::task::Waker;
 /// A connection's doorbell: the scheduler and the core ring it; the connection's task waits on it.
 #[derive(Default)]
 pub struct Slot {
-    waker: RefCell<Option<Waker>>,
+    waker: crate::net::waker::WakerSlot,
     /// [`Slot::OPEN`], and what the core asks of the connection ([`Slot::CHURN`], [`Slot::STORM`]).
     pub flags: Cell<u8>,
 }
@@ -41,17 +41,11 @@ impl Slot {
     }
 
     pub fn register(&self, w: &Waker) {
-        let mut s = self.waker.borrow_mut();
-        match &*s {
-            Some(old) if old.will_wake(w) => {}
-            _ => *s = Some(w.clone()),
-        }
+        self.waker.register(w);
     }
 
     pub fn wake(&self) {
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
+        self.waker.wake();
     }
 }
 

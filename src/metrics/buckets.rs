@@ -1,6 +1,8 @@
 //! Prometheus histogram buckets computed exactly from an HDR histogram of microseconds.
 
 use hdrhistogram::Histogram;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Bucket, Histogram as HistogramProto, Metric, MetricFamily, MetricType};
 
 /// Default bucket upper bounds in seconds, 25 µs to 60 s.
 ///
@@ -71,6 +73,60 @@ pub fn hdr_buckets(h: &Histogram<u64>, bounds_seconds: &[f64]) -> (Vec<u64>, f64
         })
         .collect();
     (cumulative, sum_us as f64 / 1e6, h.len())
+}
+
+/// Histogram families computed elsewhere, registered as one collector.
+#[derive(Default)]
+pub struct Precomputed {
+    descs: Vec<Desc>,
+    families: Vec<MetricFamily>,
+}
+
+impl Precomputed {
+    pub fn add(
+        &mut self,
+        name: &str,
+        help: &str,
+        h: &hdrhistogram::Histogram<u64>,
+        bounds: &[f64],
+    ) -> prometheus::Result<()> {
+        let desc = Desc::new(name.to_string(), help.to_string(), vec![], Default::default())?;
+        let (cumulative, sum, count) = hdr_buckets(h, bounds);
+        let buckets = bounds
+            .iter()
+            .zip(cumulative)
+            .map(|(&le, n)| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(n);
+                b
+            })
+            .collect();
+        let mut hp = HistogramProto::default();
+        hp.set_bucket(buckets);
+        hp.set_sample_count(count);
+        hp.set_sample_sum(sum);
+        let mut m = Metric::default();
+        m.set_histogram(hp);
+        let mut mf = MetricFamily::default();
+        mf.set_name(name.to_string());
+        mf.set_help(help.to_string());
+        mf.set_field_type(MetricType::HISTOGRAM);
+        mf.set_metric(vec![m]);
+        self.descs.push(desc);
+        self.families.push(mf);
+        Ok(())
+    }
+}
+
+impl Collector for Precomputed {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.families.clone()
+    }
 }
 
 #[cfg(test)]

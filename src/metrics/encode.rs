@@ -34,40 +34,16 @@
 //! the run goes on it is exported as the `herd_messages_pending` gauge; what is still pending
 //! when the run is done is the missed count.
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Bucket, Histogram as HistogramProto, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder as _, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use serde::Serialize;
 
 pub use crate::phase::Phase;
 
-use super::buckets::{hdr_buckets, DEFAULT_BOUNDS_SECONDS};
+use super::buckets::{Precomputed, DEFAULT_BOUNDS_SECONDS};
+pub use super::labels::RunInfo;
+use super::labels::{run_info_labels, sanitize_prefix};
 use crate::stats::{ErrorKind, Merged};
-
-/// The scenario of a run, exported as the labels of `herd_run_info`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RunInfo {
-    pub run_id: String,
-    /// The target WebSocket URL.
-    pub target: String,
-    pub conversations: u64,
-    /// Members per conversation.
-    pub members: u64,
-    /// Senders per conversation.
-    pub senders: u64,
-    /// Messages per second of each sender.
-    pub rate: f64,
-    /// Message size in bytes.
-    pub size: u64,
-    /// Executor threads.
-    pub threads: u64,
-    /// More labels. Names are made valid (other characters become `_`); a name that is reserved
-    /// (`job`, `instance`, `le`, `quantile`, `__*`) or already a label of `herd_run_info` gets an
-    /// `extra_` prefix; later duplicates are dropped.
-    pub extra: Vec<(String, String)>,
-}
 
 /// Exported quantiles, and their `quantile` label values.
 const QUANTILES: [(f64, &str); 5] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999"), (1.0, "1")];
@@ -260,110 +236,6 @@ fn try_encode(
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// Histogram families computed elsewhere, registered as one collector.
-#[derive(Default)]
-struct Precomputed {
-    descs: Vec<Desc>,
-    families: Vec<MetricFamily>,
-}
-
-impl Precomputed {
-    fn add(
-        &mut self,
-        name: &str,
-        help: &str,
-        h: &hdrhistogram::Histogram<u64>,
-        bounds: &[f64],
-    ) -> prometheus::Result<()> {
-        let desc = Desc::new(name.to_string(), help.to_string(), vec![], Default::default())?;
-        let (cumulative, sum, count) = hdr_buckets(h, bounds);
-        let buckets = bounds
-            .iter()
-            .zip(cumulative)
-            .map(|(&le, n)| {
-                let mut b = Bucket::default();
-                b.set_upper_bound(le);
-                b.set_cumulative_count(n);
-                b
-            })
-            .collect();
-        let mut hp = HistogramProto::default();
-        hp.set_bucket(buckets);
-        hp.set_sample_count(count);
-        hp.set_sample_sum(sum);
-        let mut m = Metric::default();
-        m.set_histogram(hp);
-        let mut mf = MetricFamily::default();
-        mf.set_name(name.to_string());
-        mf.set_help(help.to_string());
-        mf.set_field_type(MetricType::HISTOGRAM);
-        mf.set_metric(vec![m]);
-        self.descs.push(desc);
-        self.families.push(mf);
-        Ok(())
-    }
-}
-
-impl Collector for Precomputed {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        self.families.clone()
-    }
-}
-
-/// A valid metric-name prefix: other characters become `_`, a leading digit gets a `_` before it,
-/// trailing `_` are dropped.
-fn sanitize_prefix(prefix: &str) -> String {
-    let p = prefix.trim_end_matches('_');
-    let mut out: String =
-        p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-const FIXED_LABELS: [&str; 9] =
-    ["run_id", "target", "conversations", "members", "senders", "rate", "size", "threads", "version"];
-const RESERVED_LABELS: [&str; 4] = ["job", "instance", "le", "quantile"];
-
-fn sanitize_label_name(name: &str) -> String {
-    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    if out.starts_with("__") || RESERVED_LABELS.contains(&out.as_str()) || FIXED_LABELS.contains(&out.as_str()) {
-        out = format!("extra_{}", out.trim_start_matches('_'));
-    }
-    out
-}
-
-fn run_info_labels(run: &RunInfo) -> (Vec<String>, Vec<String>) {
-    let mut names: Vec<String> = FIXED_LABELS.iter().map(|s| s.to_string()).collect();
-    let mut values = vec![
-        run.run_id.clone(),
-        run.target.clone(),
-        run.conversations.to_string(),
-        run.members.to_string(),
-        run.senders.to_string(),
-        run.rate.to_string(),
-        run.size.to_string(),
-        run.threads.to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    ];
-    for (k, v) in &run.extra {
-        let k = sanitize_label_name(k);
-        if !names.contains(&k) {
-            names.push(k);
-            values.push(v.clone());
-        }
-    }
-    (names, values)
 }
 
 #[cfg(test)]

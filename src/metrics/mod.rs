@@ -11,6 +11,10 @@
 //! 3. [`Pusher::finish`] pushes the final text (with a few retries), deletes the group if asked
 //!    to, and returns a [`PushReport`] for the results file.
 //!
+//! Files: `encode.rs` the exposition, `buckets.rs` HDR histograms as Prometheus buckets (and
+//! the collector that registers them), `labels.rs` `herd_run_info`'s labels and valid names,
+//! `grouping.rs` the Pushgateway grouping key, `pusher.rs` the pushing thread, `args.rs` flags.
+//!
 //! Every metric name starts with a prefix (`herd` by default, so `herd_delivery_latency_seconds`).
 //! The dashboards in `dashboards/` expect the default prefix.
 
@@ -18,6 +22,7 @@ mod args;
 mod buckets;
 mod encode;
 mod grouping;
+mod labels;
 mod pusher;
 
 pub use args::{default_instance, hostname, MetricsArgs};

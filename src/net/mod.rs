@@ -3,13 +3,14 @@
 //!
 //! Layout: `reactor.rs` the per-core epoll set and its driver task, `socket.rs` a connection
 //! (`AsyncRead`/`AsyncWrite`, kernel receive timestamps), `listener.rs` accepting, `inbox.rs`
-//! messages from other cores.
+//! messages from other cores, `waker.rs` the one waker slot every waiting task uses.
 
 pub mod inbox;
 pub mod listener;
 pub mod reactor;
 pub mod socket;
 pub mod ticker;
+pub mod waker;
 
 pub use listener::Listener;
 pub use reactor::Reactor;

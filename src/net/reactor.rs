@@ -180,7 +180,7 @@ impl Reactor {
 
     pub fn wait_read(&self, token: u32, w: &Waker) {
         if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
-            set(&mut e.read, w);
+            super::waker::store(&mut e.read, w);
         }
     }
 
@@ -198,7 +198,7 @@ impl Reactor {
 
     pub fn wait_write(&self, token: u32, w: &Waker) {
         if let Some(e) = self.entries.borrow_mut().get_mut(token as usize) {
-            set(&mut e.write, w);
+            super::waker::store(&mut e.write, w);
         }
     }
 
@@ -281,13 +281,6 @@ impl Reactor {
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
-    }
-}
-
-fn set(slot: &mut Option<Waker>, w: &Waker) {
-    match slot {
-        Some(old) if old.will_wake(w) => {}
-        _ => *slot = Some(w.clone()),
     }
 }
 

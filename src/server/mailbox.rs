@@ -20,7 +20,7 @@ pub struct Mailbox {
     cap: usize,
     overflowed: Cell<bool>,
     close_requested: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
+    waker: crate::net::waker::WakerSlot,
 }
 
 /// Result of offering a frame to a mailbox.
@@ -41,7 +41,7 @@ impl Mailbox {
             cap: cap.max(1),
             overflowed: Cell::new(false),
             close_requested: Cell::new(false),
-            waker: RefCell::new(None),
+            waker: Default::default(),
         }
     }
 
@@ -94,17 +94,11 @@ impl Mailbox {
     }
 
     pub fn register(&self, w: &Waker) {
-        let mut slot = self.waker.borrow_mut();
-        match &*slot {
-            Some(old) if old.will_wake(w) => {}
-            _ => *slot = Some(w.clone()),
-        }
+        self.waker.register(w);
     }
 
     fn wake(&self) {
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
+        self.waker.wake();
     }
 }
 
