@@ -33,6 +33,26 @@ pub fn instant_of(ns: u64) -> Instant {
     origin() + Duration::from_nanos(ns)
 }
 
+/// Waits up to `limit` (`std::time::Duration::MAX`: for ever) for `done`; returns whether it became true.
+/// Looks again after 1 ms, then backs off to every 50 ms: a quick answer when the condition is
+/// about to hold (a phase acknowledgement), few wake-ups over a long wait (an idle hold).
+pub fn wait_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now().checked_add(limit);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if end.is_some_and(|e| now >= e) {
+            return false;
+        }
+        let left = end.map_or(pause, |e| e - now);
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

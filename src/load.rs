@@ -4,6 +4,7 @@
 
 use crate::client::{self, Control, CorePlan, Phase, Target};
 use crate::clock::now_ns;
+pub use crate::clock::wait_until;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::metrics;
@@ -317,26 +318,6 @@ fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration, ab
         crate::errln!("herd: core {i} did not stop within {grace:?}; using its last snapshot");
     }
     stuck
-}
-
-/// Waits up to `limit` (`Duration::MAX`: for ever) for `done`; returns whether it became true.
-/// Looks again after 1 ms, then backs off to every 50 ms: a quick answer when the condition is
-/// about to hold (a phase acknowledgement), few wake-ups over a long wait (an idle hold).
-pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now().checked_add(limit);
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if done() {
-            return true;
-        }
-        let now = Instant::now();
-        if end.is_some_and(|e| now >= e) {
-            return false;
-        }
-        let left = end.map_or(pause, |e| e - now);
-        std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! A run's results: the JSON document written with `--out` and the summary table on stdout.
 //! Both are built from the merged statistics by pure functions.
 
+pub use crate::latency::{latency, Latency, LatencyPair};
 use crate::scenario::Scenario;
 use crate::server::metrics::ServerTotals;
 use crate::stats::{ConnectPhase, Counters, ErrorKind, Merged};
@@ -55,7 +56,7 @@ pub struct RunResult {
     /// When sending started against `--start-at` (absent without it).
     pub start: Option<crate::shard::StartReport>,
     /// The latency and connect histograms, serialized, for `herd merge`.
-    pub histograms: crate::merge::EncodedHistos,
+    pub histograms: crate::histcodec::EncodedHistos,
     /// Verdict, thresholds and the run over time (see [`crate::thresholds::Judged`]).
     #[serde(flatten)]
     pub judged: crate::thresholds::Judged,
@@ -99,25 +100,6 @@ pub struct Messages {
     /// Holes the loss trackers gave up (more than 64 per stream): later receipts of those
     /// messages count as late deliveries (reordered), at most this many.
     pub holes_evicted: u64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    pub mean_ms: f64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-pub struct LatencyPair {
-    pub corrected: Latency,
-    pub uncorrected: Latency,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -165,23 +147,6 @@ pub struct ProcessCost {
     pub rss_per_connection_bytes: Option<f64>,
     /// cpu_send_drain_s / delivered, in microseconds. Only with --url, as above.
     pub cpu_per_delivery_us: Option<f64>,
-}
-
-/// Latency figures from a histogram of microseconds.
-pub fn latency(h: &Histogram<u64>) -> Latency {
-    if h.is_empty() {
-        return Latency::default();
-    }
-    let ms = |us: u64| us as f64 / 1000.0;
-    Latency {
-        count: h.len(),
-        p50_ms: ms(h.value_at_quantile(0.5)),
-        p90_ms: ms(h.value_at_quantile(0.9)),
-        p99_ms: ms(h.value_at_quantile(0.99)),
-        p999_ms: ms(h.value_at_quantile(0.999)),
-        max_ms: ms(h.max()),
-        mean_ms: h.mean() / 1000.0,
-    }
 }
 
 pub fn connect_times(h: &Histogram<u64>) -> ConnectTimes {
@@ -238,7 +203,7 @@ pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
     }
     r.errors = errors(&m.counters);
     r.websocket = m.counters.wire.clone();
-    r.histograms = crate::merge::encode_histograms(&m.total);
+    r.histograms = crate::histcodec::encode(&m.total);
 }
 
 /// The summary table printed on stdout at the end of a run.

@@ -8,14 +8,19 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Latency and connect histograms record microseconds, from 1 µs to one hour, 3 significant
-/// digits (0.1% resolution).
-pub const HIST_LOW_US: u64 = 1;
-pub const HIST_HIGH_US: u64 = 3_600_000_000;
-pub const HIST_SIGFIG: u8 = 3;
+pub use crate::latency::{new_histogram, HIST_HIGH_US, HIST_LOW_US, HIST_SIGFIG};
 
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG).expect("constant histogram bounds are valid")
+/// Maps an I/O error while connecting to its category.
+pub fn connect_error_kind(e: &std::io::Error) -> ErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        std::io::ErrorKind::AddrNotAvailable => ErrorKind::AddrNotAvailable,
+        std::io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => ErrorKind::Reset,
+        _ => ErrorKind::ConnectOther,
+    }
 }
 
 /// Categories of per-connection errors. Each is counted; none ends a run.

@@ -13,7 +13,7 @@
 //! Cores keep cumulative counters and the histograms recorded since their last snapshot (taken
 //! then, so a core holds histograms only for the stages it is receiving now).
 
-use crate::stats::new_histogram;
+use crate::latency::new_histogram;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -257,7 +257,7 @@ pub struct StageResult {
     pub duplicated: u64,
     /// Deliveries of this stage's messages per second of the stage.
     pub deliveries_per_s: f64,
-    pub latency: crate::results::LatencyPair,
+    pub latency: crate::latency::LatencyPair,
 }
 
 /// One outage in the results.

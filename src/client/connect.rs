@@ -20,18 +20,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tungstenite::protocol::Role;
 
-/// Maps an I/O error while connecting to its category.
-pub fn connect_error_kind(e: &io::Error) -> ErrorKind {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
-        io::ErrorKind::AddrNotAvailable => ErrorKind::AddrNotAvailable,
-        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-            ErrorKind::Reset
-        }
-        _ => ErrorKind::ConnectOther,
-    }
-}
+pub use crate::stats::connect_error_kind;
 
 /// Starts a non-blocking connect, bound to `source` if given (with IP_BIND_ADDRESS_NO_PORT so the
 /// kernel picks the port per destination, not per source address).

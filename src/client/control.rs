@@ -101,7 +101,7 @@ impl Control {
     /// applied it; returns the cores that had not.
     pub fn change_phase(&self, p: Phase, limit: Duration, give_up: impl Fn() -> bool) -> Vec<usize> {
         self.set_phase(p);
-        crate::load::wait_until(limit, || give_up() || self.not_acked(p).is_empty());
+        crate::clock::wait_until(limit, || give_up() || self.not_acked(p).is_empty());
         self.not_acked(p)
     }
 

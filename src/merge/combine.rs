@@ -148,7 +148,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
     let mut notes = vec![];
     for i in inputs {
         sum.add(&counters(i)?);
-        let h = super::histos::decode(&i.doc.histograms).map_err(|e| format!("{}: {e}", i.name))?;
+        let h = crate::histcodec::decode(&i.doc.histograms).map_err(|e| format!("{}: {e}", i.name))?;
         histos.add(&h);
         // Shards peak at about the same time when they start together; the sum is an upper bound.
         peak_open += i.doc.connections.peak_open;
@@ -235,8 +235,9 @@ pub fn shard_lines(inputs: &[Input]) -> String {
     let mut s = String::new();
     for i in sorted {
         let (c, m) = (&i.doc.connections, &i.doc.messages);
-        let p99 =
-            super::histos::decode(&i.doc.histograms).map(|h| results::latency(&h.corrected).p99_ms).unwrap_or(f64::NAN);
+        let p99 = crate::histcodec::decode(&i.doc.histograms)
+            .map(|h| results::latency(&h.corrected).p99_ms)
+            .unwrap_or(f64::NAN);
         let late = i.doc.start.as_ref().filter(|s| s.late_s > 0.0).map(|s| format!("  late {:.3}s", s.late_s));
         s.push_str(&format!(
             "shard {:<7} {}  run {}  established {}  sent {}  expected {}  delivered {}  missed {}  p99 {:.3} ms  {}{}\n",

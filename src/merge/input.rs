@@ -1,7 +1,7 @@
 //! One worker's results file as `herd merge` reads it: the parts that merge, checked to be
 //! herd's results.
 
-use super::histos::EncodedHistos;
+use crate::histcodec::EncodedHistos;
 use crate::results::{Connections, Messages, Phases, ProcessCost};
 use crate::shard::{Shard, StartReport};
 use crate::wire::WireCounters;

@@ -5,15 +5,14 @@
 //! file carries, `combine.rs` checks the files are the shards of one scenario and adds them up.
 
 mod combine;
-mod histos;
 mod input;
 mod shapes;
 
-pub use combine::{check, combine, shard_lines};
-pub use histos::{
+pub use crate::histcodec::{
     decode as decode_histograms, decode_one as decode_histogram, encode as encode_histograms,
     encode_one as encode_histogram, EncodedHistos, ENCODING,
 };
+pub use combine::{check, combine, shard_lines};
 pub use input::{parse, Input};
 
 use crate::error::{Error, Result};

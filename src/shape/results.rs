@@ -2,8 +2,8 @@
 //! `--reconnect`), churn; and their lines in the summary.
 
 use super::{Shape, Storm};
-use crate::merge::encode_histogram as encode_one;
-use crate::results::{latency, LatencyPair};
+use crate::histcodec::encode_one;
+use crate::latency::{latency, LatencyPair};
 use crate::stats::Merged;
 use crate::windows::{OutageResult, StageResult};
 use hdrhistogram::Histogram;

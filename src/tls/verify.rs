@@ -47,7 +47,7 @@ pub fn classify_io(e: &io::Error) -> ErrorKind {
     }
     match e.kind() {
         io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => ErrorKind::TlsHandshake,
-        _ => crate::client::connect::connect_error_kind(e),
+        _ => crate::stats::connect_error_kind(e),
     }
 }
 
