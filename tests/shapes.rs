@@ -355,3 +355,49 @@ fn shards_of_a_staged_run_merge_per_stage_exactly() {
     assert_eq!(sn(&m, 1, "sent"), 100);
     assert_eq!(u(&m, "shape.left"), 0);
 }
+
+#[test]
+fn shapes_stay_exact_with_executors_past_the_core_count() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 generator executors on this host's cores: stages open and close conversations on every
+    // executor.
+    let (_, v) = run_herd(
+        dir.path(),
+        &["--threads", "16", "--server-threads", "2", "-k", "3", "--stage", "1s:60:5", "--stage", "1s:60:5"],
+    );
+    assert_eq!(u(&v, "connections.established"), 60);
+    assert_eq!(sn(&v, 1, "sent"), 100, "20 conversations at 5/s for 1 s");
+    assert_stages_exact(&v, 3);
+    // 70 executors, each with a tiny share of the churn and of the storm: the shares still add
+    // up and every owed delivery arrives.
+    let (_, v) = run_herd(
+        dir.path(),
+        &[
+            "--threads",
+            "70",
+            "--server-threads",
+            "4",
+            "-c",
+            "140",
+            "-k",
+            "3",
+            "--rate",
+            "2",
+            "-d",
+            "3s",
+            "--storm",
+            "1s:0.5:500ms",
+            "--churn",
+            "20",
+            "--seed",
+            "11",
+        ],
+    );
+    assert_eq!(u(&v, "messages.missed"), 0, "{}", v["messages"]);
+    assert_eq!(u(&v, "messages.expected"), u(&v, "messages.delivered"));
+    let storm_lost = v["shape"]["outages"][0]["connections_lost"].as_u64().unwrap();
+    assert!((140..=280).contains(&storm_lost), "about half of 420: {storm_lost}");
+    let churned = u(&v, "shape.left") - storm_lost;
+    assert!(churned >= 20, "20/s for 3 s over 70 executors: {churned}");
+    assert_eq!(u(&v, "shape.rejoined"), u(&v, "shape.left"));
+}
