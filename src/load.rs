@@ -58,7 +58,7 @@ pub struct Load {
     /// RSS just before the cores started connecting.
     pub rss_start: u64,
     server: Option<Server>,
-    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    handles: Vec<crate::executor::Executor<()>>,
     reporter: std::thread::JoinHandle<Report>,
     info: metrics::RunInfo,
     pusher: Option<(Arc<metrics::Pusher>, String)>,
@@ -283,7 +283,7 @@ const ABORT_POLL: Duration = Duration::from_millis(50);
 /// Joins every core, waiting at most `grace` in all (and calling `abort`, which tells the cores
 /// to stop at once, every [`ABORT_POLL`]); returns the cores that had not stopped (or had
 /// failed).
-fn join_cores(handles: Vec<glommio::ExecutorJoinHandle<()>>, grace: Duration, abort: &dyn Fn() -> bool) -> Vec<usize> {
+fn join_cores(handles: Vec<crate::executor::Executor<()>>, grace: Duration, abort: &dyn Fn() -> bool) -> Vec<usize> {
     let (tx, rx) = std::sync::mpsc::channel();
     let n = handles.len();
     for (i, h) in handles.into_iter().enumerate() {

@@ -3,8 +3,8 @@
 //! makes its `io_uring_enter` return (EINTR) so that it looks at its rings and timers again.
 //!
 //! Why: with many executors per CPU (70 executors on 2 cores), an executor was seen asleep in
-//! io_uring for seconds with a timer due and its epoll set readable (a lost wake-up below herd,
-//! in glommio's sleep path). A late heartbeat is also what shows a stalled core; `kicks` counts
+//! io_uring for seconds with a timer due and its epoll set readable, or with its first task never
+//! run (a lost wake-up below herd, in glommio's scheduler: see `executor.rs`). A late heartbeat is also what shows a stalled core; `kicks` counts
 //! how often one had to be woken. A core whose heartbeat stays silent for [`STALLED`] (kicks
 //! did not help: it is stuck, not asleep) is recorded as stalled, with when; the run's driver
 //! ends the run on it instead of waiting for ever.
@@ -40,7 +40,7 @@ impl Heartbeats {
         })
     }
 
-    /// Called once on the executor's thread.
+    /// Called once on the executor's thread, before its first task runs (`executor.rs`).
     pub fn register(&self, idx: usize) {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };

@@ -100,7 +100,6 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     let mut storm = ctx.plan.scenario.storm;
     let mut churn = shaping::Churn::new(ctx.plan.churn, ctx.plan.scenario.seed ^ idx as u64);
 
-    ctx.control.heartbeats.register(idx);
     let ticker = match crate::net::ticker::Ticker::new() {
         Ok(t) => Some(t),
         Err(e) => {

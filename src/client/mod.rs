@@ -46,13 +46,15 @@ pub fn start(
     target: Arc<Target>,
     control: Arc<Control>,
     tx: Sender<Snapshot>,
-) -> Result<Vec<glommio::ExecutorJoinHandle<()>>> {
+) -> Result<Vec<crate::executor::Executor<()>>> {
     let mut handles = Vec::with_capacity(plans.len());
     for plan in plans {
         let (target, control, tx) = (target.clone(), control.clone(), tx.clone());
         let name = format!("herd-core-{}", plan.idx);
-        let cpu = plan.cpu;
-        handles.push(crate::executor::spawn_pinned(&name, cpu, move || core::run_core(plan, target, control, tx))?);
+        let (cpu, watched) = (plan.cpu, (control.heartbeats.clone(), plan.idx));
+        handles.push(crate::executor::spawn_pinned(&name, cpu, watched, move || {
+            core::run_core(plan, target, control, tx)
+        })?);
     }
     Ok(handles)
 }

@@ -19,7 +19,6 @@ mod worker;
 use crate::error::{Error, Result};
 use crate::units;
 use clap::Args;
-use glommio::ExecutorJoinHandle;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -180,7 +179,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
-    threads: Vec<ExecutorJoinHandle<()>>,
+    threads: Vec<crate::executor::Executor<()>>,
 }
 
 impl Server {
@@ -231,7 +230,8 @@ impl Server {
             let shared = server.shared.clone();
             let ready = ready_tx.clone();
             let ml = if idx == 0 { metrics_listener.take() } else { None };
-            let h = crate::executor::spawn_pinned(&format!("herd-serve-{idx}"), cpu, move || {
+            let watched = (server.shared.heartbeats.clone(), idx);
+            let h = crate::executor::spawn_pinned(&format!("herd-serve-{idx}"), cpu, watched, move || {
                 worker::run_core(idx, addr, shared, ml, ready)
             })?;
             server.threads.push(h);

@@ -53,7 +53,6 @@ pub async fn run_core(
     let core = Rc::new(Core::new(idx, shared.clone()));
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
     // The heartbeat the watchdog watches, on the core's own timerfd.
-    shared.heartbeats.register(idx);
     if let Ok(ticker) = crate::net::ticker::Ticker::new() {
         let core = core.clone();
         glommio::spawn_local(async move {
