@@ -64,7 +64,7 @@ where
             })?;
             let (hb, idx) = heartbeats;
             hb.register(idx);
-            Ok(ex.run(async move { fut_gen().await }))
+            Ok(ex.run(crate::net::idle::Tracked::new(async move { fut_gen().await })))
         })
         .map(Executor)
         .map_err(|e| Error::Unavailable(format!("cannot start a thread for executor {name}: {e}")))

@@ -307,7 +307,7 @@ async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, tra
     let senders = ctx.plan.scenario.senders as usize;
     let owed: Vec<u64> = conv.senders.iter().map(|s| s.sent.get()).collect();
     let complete = |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
-    let _ = glommio::timer::timeout(LEAVE_LINGER, async {
+    let _ = crate::net::idle::timeout(LEAVE_LINGER, async {
         while !complete(trackers) && !ctx.closing.get() {
             let Some(Ok(msg)) = ws.next().await else { break };
             let now = rx_time(ws);
@@ -336,7 +336,7 @@ fn rx_time(ws: &Ws) -> u64 {
 /// end of the TCP connection; a server that never answers or never hangs up is not waited for
 /// long. (An aborted run does not wait at all: its cores stop without waiting for these.)
 async fn close(ws: &mut Ws) {
-    let _ = glommio::timer::timeout(Duration::from_secs(2), async {
+    let _ = crate::net::idle::timeout(Duration::from_secs(2), async {
         let _ = ws.close(Some(protocol::normal_close())).await;
         while let Some(Ok(_)) = ws.next().await {}
         Ok(())
@@ -347,7 +347,7 @@ async fn close(ws: &mut Ws) {
 /// After the peer's close frame: sends herd's echo (tungstenite queued it) and reads until the
 /// peer ends the TCP connection, for at most [`PEER_CLOSE_LINGER`].
 async fn linger(ws: &mut Ws) {
-    let _ = glommio::timer::timeout(PEER_CLOSE_LINGER, async {
+    let _ = crate::net::idle::timeout(PEER_CLOSE_LINGER, async {
         let _ = ws.flush().await;
         while let Some(Ok(_)) = ws.next().await {}
         Ok(())

@@ -108,7 +108,7 @@ pub(super) async fn member(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Bo
     let t0 = now_ns();
     let mut path = String::new();
     let seed = p.scenario.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let r = glommio::timer::timeout(p.scenario.connect_timeout, async {
+    let r = crate::net::idle::timeout(p.scenario.connect_timeout, async {
         let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
         Ok(open(&ctx.target, &vars, seed, source, &mut path).await)
     })

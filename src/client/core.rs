@@ -86,7 +86,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     // stages open and close conversations during the send phase instead.
     {
         let ctx = ctx.clone();
-        glommio::spawn_local(async move {
+        crate::net::idle::spawn(async move {
             if ctx.plan.scenario.shape.as_ref().is_some_and(|s| s.ramps_connections()) {
                 ctx.ramp_over.set(true);
                 ramp::follow_stages(&ctx, conn_tq).await;
@@ -209,7 +209,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         if wait > 0 {
             match &ticker {
                 Some(t) => t.sleep(Duration::from_nanos(wait)).await,
-                None => glommio::timer::sleep(Duration::from_nanos(wait)).await,
+                None => crate::net::idle::sleep(Duration::from_nanos(wait)).await,
             }
         } else {
             glommio::yield_if_needed().await;

@@ -69,7 +69,7 @@ pub async fn joined(mut ws: Ws, t: &Target, vars: &Vars) -> Result<Ws, ErrorKind
             }
             Step::Expect(p) => {
                 ws.flush().await.map_err(|_| ErrorKind::SendFailed)?;
-                let waited = glommio::timer::timeout(t.protocol.expect_timeout, async {
+                let waited = crate::net::idle::timeout(t.protocol.expect_timeout, async {
                     Ok(expect(&mut ws, t, &fill, p).await)
                 })
                 .await;
@@ -255,7 +255,7 @@ pub async fn fail(ws: &mut Ws, code: u16) {
         _ => "protocol error",
     };
     let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-    let _ = glommio::timer::timeout(FAIL_LINGER, async {
+    let _ = crate::net::idle::timeout(FAIL_LINGER, async {
         if ws.close(Some(frame)).await.is_ok() {
             let mut buf = vec![0u8; 4096];
             while let Ok(n) = ws.get_mut().read(&mut buf).await {

@@ -18,7 +18,7 @@ pub fn spawn_member(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle, ci: usize, 
     let conv = &ctx.convs[ci];
     conv.tasks.set(conv.tasks.get() + 1);
     let fut = conn::run(ctx.clone(), ci, member);
-    match glommio::spawn_local_into(fut, tq) {
+    match crate::net::idle::spawn_into(fut, tq) {
         Ok(t) => {
             t.detach();
         }
@@ -47,14 +47,14 @@ pub async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
                 if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
                     return;
                 }
-                glommio::timer::sleep(Duration::from_millis(5)).await;
+                crate::net::idle::sleep(Duration::from_millis(5)).await;
                 // The connect rate counts from the moment the gate opens.
                 start = now_ns().saturating_sub(i * per_conn_ns);
             }
             let due = start + i * per_conn_ns;
             let now = now_ns();
             if due > now + 1_000_000 {
-                glommio::timer::sleep(Duration::from_nanos(due - now)).await;
+                crate::net::idle::sleep(Duration::from_nanos(due - now)).await;
             }
             i += 1;
             spawn_member(ctx, tq, ci, member);
@@ -84,7 +84,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
         let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
         let now = now_ns();
         if start == 0 || now < start || ctx.control.phase() < crate::phase::Phase::Sending {
-            glommio::timer::sleep(STEP).await;
+            crate::net::idle::sleep(STEP).await;
             continue;
         }
         // After the last stage the run drains: conversations stay as the last stage left them.
@@ -108,7 +108,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
             for member in 0..ctx.plan.scenario.members {
                 let now = now_ns();
                 if next_spawn > now + 1_000_000 {
-                    glommio::timer::sleep(Duration::from_nanos(next_spawn - now)).await;
+                    crate::net::idle::sleep(Duration::from_nanos(next_spawn - now)).await;
                 }
                 next_spawn = next_spawn.max(now_ns().saturating_sub(per_conn_ns)) + per_conn_ns;
                 spawn_member(ctx, tq, active, member);
@@ -119,7 +119,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
         if now - start >= shape.total_ns() {
             return;
         }
-        glommio::timer::sleep(STEP).await;
+        crate::net::idle::sleep(STEP).await;
     }
 }
 

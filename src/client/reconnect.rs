@@ -113,7 +113,7 @@ async fn retry(
         if let Some(delay) = wait.filter(|d| !d.is_zero()) {
             let waited = future::or(
                 async {
-                    glommio::timer::sleep(delay).await;
+                    crate::net::idle::sleep(delay).await;
                     true
                 },
                 async {

@@ -5,6 +5,7 @@
 //! (`AsyncRead`/`AsyncWrite`, kernel receive timestamps), `listener.rs` accepting, `inbox.rs`
 //! messages from other cores, `waker.rs` the one waker slot every waiting task uses.
 
+pub mod idle;
 pub mod inbox;
 pub mod listener;
 pub mod reactor;

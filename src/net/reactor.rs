@@ -24,6 +24,13 @@ const BATCH: usize = 1024;
 const DATA_TOKEN: u64 = u64::MAX;
 /// Longest a readable socket waits for the scheduler's next wake rather than waking the core.
 pub const DEFER: std::time::Duration = std::time::Duration::from_millis(2);
+/// Longest the driver waits in the kernel at a time: a safety net, since every wake-up a core
+/// needs reaches its epoll set or is a noted timer.
+const BLOCK_CAP: u64 = 50_000_000;
+/// A glommio timer due this soon is left to glommio's sleep, which fires it.
+const TIMER_MARGIN: std::time::Duration = std::time::Duration::from_micros(500);
+/// Turns the driver yields to runnable tasks before it waits through glommio instead.
+const RUNNABLE_YIELDS: u32 = 3;
 
 struct Entry {
     read: Option<Waker>,
@@ -105,7 +112,7 @@ impl Reactor {
         }
         CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
         let driver = r.clone();
-        glommio::spawn_local(async move { driver.drive().await }).detach();
+        crate::net::idle::spawn(async move { driver.drive().await }).detach();
         Ok(r)
     }
 
@@ -204,7 +211,13 @@ impl Reactor {
 
     /// Takes what is ready in both sets and wakes its tasks; returns how many events there were.
     fn poll_once(&self) -> usize {
-        self.poll_set(self.ctl_epfd.as_raw_fd()) + self.poll_set(self.epfd.as_raw_fd())
+        let ctl = self.poll_set(self.ctl_epfd.as_raw_fd());
+        // While the socket set's entry is armed, a ready socket shows in the control set (and
+        // disarms the entry): no need to look at the socket set itself.
+        if self.data_armed.get() {
+            return ctl;
+        }
+        ctl + self.poll_set(self.epfd.as_raw_fd())
     }
 
     /// Arms (or disarms) the socket set's one-shot entry in the control set.
@@ -259,28 +272,58 @@ impl Reactor {
         n
     }
 
-    /// The driver: drain the epoll set, let the woken tasks run, and when nothing is ready wait
-    /// for the epoll fd to become readable (one io_uring poll for the whole core).
+    /// The driver: drain the epoll set and let the woken tasks run. When nothing is ready and
+    /// no task is runnable, wait on the epoll set in the kernel (see `idle.rs`); when a glommio
+    /// timer is near, or tasks stay runnable, wait for the epoll fd through the executor's
+    /// io_uring instead (one poll for the whole core), so that glommio's sleep fires the timer.
     async fn drive(self: Rc<Self>) {
+        // glommio polls a task it spawns at once, inside its spawner's poll: return to the
+        // spawner before ever blocking.
+        futures_lite::future::yield_now().await;
+        let mut yields = 0;
         while !self.stopped.get() {
             let n = self.poll_once();
             if n > 0 {
                 // Let the woken tasks run before looking again; more may be ready by then.
-                futures_lite::future::yield_now().await;
+                yields = 0;
+                glommio::executor().yield_task_queue_now().await;
                 continue;
             }
+            let now = crate::clock::now_ns();
             let next = self.next_wake.get();
-            let defer = next != 0 && next.saturating_sub(crate::clock::now_ns()) <= DEFER.as_nanos() as u64;
+            let defer = next != 0 && next.saturating_sub(now) <= DEFER.as_nanos() as u64;
             // The socket set sits inside the control set, one-shot: armed only when not deferring,
-            // so the executor always waits on one fd (one io_uring poll, nothing to cancel).
+            // so the core always waits on one fd.
             if defer == self.data_armed.get() && self.arm_data(!defer).is_ok() {
                 self.data_armed.set(!defer);
             }
+            let runnable = super::idle::runnable();
+            if runnable > 0 && yields < RUNNABLE_YIELDS {
+                // Tasks woken by each other run first; look again after them.
+                yields += 1;
+                glommio::executor().yield_task_queue_now().await;
+                continue;
+            }
+            yields = 0;
+            let margin = TIMER_MARGIN.as_nanos() as u64;
+            if let Some(ns) = super::idle::block_for(runnable, super::idle::next_deadline(), now, margin, BLOCK_CAP) {
+                self.block(ns);
+                continue;
+            }
             if wait_readable(self.ctl_epfd.as_raw_fd()).await.is_err() {
                 // Cannot watch the fd (out of fds): look again shortly rather than stop.
-                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                super::idle::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
+    }
+
+    /// Waits up to `ns` for the control set (which holds the socket set) to become readable.
+    /// Returns early on a signal (the watchdog's wake-up).
+    fn block(&self, ns: u64) {
+        let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
+        let mut pfd = libc::pollfd { fd: self.ctl_epfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd and timespec; no signal mask change.
+        unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
     }
 }
 

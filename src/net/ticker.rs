@@ -44,7 +44,7 @@ impl Ticker {
         // SAFETY: a valid timerfd and spec; re-arming replaces any earlier expiry.
         if unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
             // Cannot arm: fall back on glommio's timer rather than not sleeping.
-            glommio::timer::sleep(d).await;
+            crate::net::idle::sleep(d).await;
             return;
         }
         std::future::poll_fn(|cx| {

@@ -75,7 +75,7 @@ async fn secure(core: &Core, socket: Socket) -> Option<Stream> {
     let timeout = core.shared.cfg.handshake_timeout;
     // Boxed: a handshake in flight should not grow every connection's future.
     let accepted =
-        glommio::timer::timeout(timeout, async { Ok(Box::pin(crate::tls::server::accept(cfg, socket)).await) });
+        crate::net::idle::timeout(timeout, async { Ok(Box::pin(crate::tls::server::accept(cfg, socket)).await) });
     accepted.await.ok().and_then(|r| r.ok())
 }
 
@@ -87,7 +87,7 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
         return;
     };
     let timeout = core.shared.cfg.handshake_timeout;
-    let head = glommio::timer::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
+    let head = crate::net::idle::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
     let (buf, end) = match head {
         Ok(Ok(h)) => h,
         Ok(Err(ReadHeadError::TooLarge)) => {
@@ -176,7 +176,7 @@ async fn serve_ws(
     mailbox: &Mailbox,
     mut ws: WebSocketStream<Stream>,
 ) {
-    let mut delay_timer: Option<glommio::timer::Timer> = None;
+    let mut delay_timer: Option<crate::net::idle::Delay> = None;
     loop {
         let ev = poll_fn(|cx| {
             if mailbox.close_requested() {
@@ -195,7 +195,7 @@ async fn serve_ws(
                     return Poll::Ready(Event::Write);
                 }
                 let t = delay_timer
-                    .get_or_insert_with(|| glommio::timer::Timer::new(std::time::Duration::from_nanos(due - now)));
+                    .get_or_insert_with(|| crate::net::idle::Delay::new(std::time::Duration::from_nanos(due - now)));
                 if Pin::new(t).poll(cx).is_ready() {
                     delay_timer = None;
                     return Poll::Ready(Event::Write);
@@ -278,7 +278,7 @@ async fn serve_ws(
 /// Sends a close frame and waits briefly for the client's answer.
 async fn close(ws: &mut WebSocketStream<Stream>, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame { code, reason: reason.into() };
-    let _ = glommio::timer::timeout(std::time::Duration::from_secs(1), async {
+    let _ = crate::net::idle::timeout(std::time::Duration::from_secs(1), async {
         if ws.close(Some(frame)).await.is_ok() {
             while let Some(Ok(_)) = ws.next().await {}
         }
@@ -299,13 +299,13 @@ pub async fn serve_metrics_only(core: Rc<Core>, listener: Listener) {
             None => return,
             Some(Ok(s)) => s,
             Some(Err(_)) => {
-                glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                crate::net::idle::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             }
         };
         let core = core.clone();
-        glommio::spawn_local(async move {
-            if let Ok(Ok((buf, end))) = glommio::timer::timeout(core.shared.cfg.handshake_timeout, async {
+        crate::net::idle::spawn(async move {
+            if let Ok(Ok((buf, end))) = crate::net::idle::timeout(core.shared.cfg.handshake_timeout, async {
                 Ok(handshake::read_head(&mut s).await)
             })
             .await

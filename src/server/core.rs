@@ -143,7 +143,7 @@ impl Core {
             // The peer is behind: wait for room rather than drop (the sender's reads slow down,
             // and TCP pushes back on it).
             loop {
-                glommio::timer::sleep(Duration::from_micros(200)).await;
+                crate::net::idle::sleep(Duration::from_micros(200)).await;
                 match self.shared.inboxes[peer].push(m) {
                     Ok(()) => break,
                     Err(back) => m = back,
