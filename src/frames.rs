@@ -87,6 +87,26 @@ impl FrameTracker {
                         self.state = State::First;
                     }
                 }
+                State::First if bytes.len() - i >= 10 && bytes[i] & 0x0f != OP_CLOSE && bytes[i + 1] & 0x80 == 0 => {
+                    // The common case: a whole unmasked data or ping frame header in this read,
+                    // taken at once (at most 10 bytes: no mask key).
+                    let opcode = bytes[i] & 0x0f;
+                    let (len, head) = match bytes[i + 1] {
+                        126 => (u64::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])), 4),
+                        127 => (u64::from_be_bytes(bytes[i + 2..i + 10].try_into().expect("8 bytes")), 10),
+                        n => (u64::from(n), 2),
+                    };
+                    i += head;
+                    let here = (bytes.len() - i) as u64;
+                    if len <= here {
+                        i += len as usize;
+                    } else {
+                        self.opcode = opcode;
+                        self.left = len - here;
+                        self.state = State::Payload;
+                        i = bytes.len();
+                    }
+                }
                 State::First => {
                     self.opcode = bytes[i] & 0x0f;
                     self.state = State::Second;
