@@ -148,6 +148,17 @@ fn frames(c: &mut Criterion) {
             black_box((header.opcode, seen))
         })
     });
+    // The close-code tracker under tungstenite (`herd::frames`): one read holding 64 such frames,
+    // fed as the socket returned it.
+    let read: Vec<u8> = wire.iter().copied().cycle().take(wire.len() * 64).collect();
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("track_64_text_128", |b| {
+        let mut t = herd::frames::FrameTracker::default();
+        b.iter(|| {
+            t.feed(black_box(&read));
+            black_box(t.close())
+        })
+    });
     g.finish();
 }
 

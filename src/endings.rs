@@ -24,7 +24,7 @@ pub fn close_code_meaning(code: u16) -> &'static str {
         1014 => "bad gateway",
         3000..=3999 => "registered by a library or framework",
         4000..=4999 => "application-defined",
-        _ => "unknown",
+        _ => "not allowed on the wire",
     }
 }
 
@@ -69,8 +69,13 @@ pub fn notes(r: &RunResult, pending_at_drain_end: u64) -> Vec<String> {
             .iter()
             .map(|(code, n)| format!("{code} ({}) x{n}", close_code_meaning(*code)))
             .collect();
+        // Said here too: a 1005 or 1006 the server sent would otherwise read like herd's own.
+        let invalid = match r.websocket.invalid_close_codes {
+            0 => String::new(),
+            n => format!("; {n} invalid"),
+        };
         out.push(format!(
-            "most connections were closed by the peer: {} of {} established{}",
+            "most connections were closed by the peer: {} of {} established{}{invalid}",
             c.closed_by_peer,
             c.established,
             if codes.is_empty() { String::new() } else { format!("; close codes {}", codes.join(", ")) }
@@ -158,6 +163,11 @@ mod tests {
         let n = notes(&r, 0);
         assert!(n[0].contains("3000 of 4000"), "{n:?}");
         assert!(n[0].contains("1008 (policy violation) x1") && n[0].contains("4001 (application-defined) x1"), "{n:?}");
+        assert!(!n[0].contains("invalid"), "{n:?}");
+        let code = r.websocket.close_frame(Some(crate::frames::CloseSeen::Code(999)), 1002, "Protocol violation");
+        r.websocket.close_received(code);
+        let n = notes(&r, 0);
+        assert!(n[0].contains("999 (not allowed on the wire) x1") && n[0].ends_with("; 1 invalid"), "{n:?}");
         r.connections.closed_by_peer = 2000;
         assert!(notes(&r, 0).is_empty(), "half is not most");
     }

@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod endings;
 pub mod error;
 pub mod executor;
+pub mod frames;
 pub mod handshake;
 pub mod headline;
 pub mod histcodec;

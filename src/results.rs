@@ -345,6 +345,7 @@ fn websocket_line(w: &WireCounters) -> String {
         ("pongs missed", w.pongs_missed),
         ("pongs sent", w.pongs_sent),
         ("unmarked frames", w.unmarked_frames),
+        ("invalid close codes", w.invalid_close_codes),
     ] {
         if n > 0 {
             parts.push(format!("{name} {n}"));
@@ -400,6 +401,14 @@ mod tests {
         assert_eq!(
             websocket_line(&w),
             "pings received 12, pongs missed 1, closed by server 4001 x2, failed by herd 1009 x1"
+        );
+        let mut bad = w.clone();
+        let code = bad.close_frame(Some(crate::frames::CloseSeen::Code(999)), 1002, "Protocol violation");
+        bad.close_received(code);
+        assert_eq!(
+            websocket_line(&bad),
+            "pings received 12, pongs missed 1, invalid close codes 1, closed by server 999 x1 4001 x2, \
+             failed by herd 1009 x1"
         );
         w.pongs_sent = 12;
         w.close_reason(4001, "room full");

@@ -249,10 +249,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 }
                 // When the frame's last bytes reached this host (the kernel's stamp), not when
                 // this task got to it.
-                let now = match ws.get_ref().get_ref().rx_ns() {
-                    0 => now_ns(),
-                    t => t,
-                };
+                let now = rx_time(ws);
                 match &msg {
                     Message::Text(t) => {
                         on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, t.as_bytes(), now)
@@ -270,8 +267,9 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                         ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
                     }
                     Message::Close(f) => {
-                        let code = f.as_ref().map_or(wire::NO_STATUS, |f| f.code.into());
-                        ctx.stats.borrow_mut().counters.wire.close_received(code);
+                        let w = &mut ctx.stats.borrow_mut().counters.wire;
+                        let code = protocol::peer_close(w, ws, f.as_ref());
+                        w.close_received(code);
                         return Ended::ClosedByPeer(None);
                     }
                     Message::Frame(_) => {}
@@ -283,6 +281,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             }
             Event::Frame(Some(Err(e))) => {
                 let (kind, code) = protocol::failure(&e);
+                ctx.stats.borrow_mut().counters.wire.close_failed(ws.get_ref().close());
                 match code {
                     Some(code) => {
                         // Boxed: the failure path should not grow every connection's future.
@@ -326,7 +325,7 @@ async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, tra
 
 /// When the last frame's bytes reached this host (the kernel's stamp), or now.
 fn rx_time(ws: &Ws) -> u64 {
-    match ws.get_ref().get_ref().rx_ns() {
+    match ws.get_ref().get_ref().get_ref().rx_ns() {
         0 => now_ns(),
         t => t,
     }

@@ -8,6 +8,7 @@ use super::protocol;
 use super::state::{Conv, CoreCtx};
 use super::target::{Target, Ws};
 use crate::clock::now_ns;
+use crate::frames::CloseWatch;
 use crate::handshake::{self, ReadHeadError};
 use crate::net::Socket;
 use crate::stats::{self, ConnectPhase, ErrorKind};
@@ -153,7 +154,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     key_seed: u64,
     path_buf: &mut String,
     mut stream: S,
-) -> Result<WebSocketStream<S>, ErrorKind> {
+) -> Result<WebSocketStream<CloseWatch<S>>, ErrorKind> {
     let t0 = now_ns();
     let key = handshake::client_key(key_seed);
     let req = protocol::upgrade_request(t, vars, &key, path_buf);
@@ -168,6 +169,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     protocol::check_answer(t, &buf[..end], &buf[end..], &key)?;
     let leftover = buf[end..].to_vec();
     drop(buf);
+    let stream = CloseWatch::new(stream, &leftover);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await;
     stats::record_phase(ConnectPhase::Upgrade, now_ns() - t0);
     Ok(ws)

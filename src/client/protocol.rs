@@ -11,6 +11,7 @@ use crate::protocol::steps::{self, Automatic, Pattern, Step};
 use crate::protocol::Protocol;
 use crate::stats::{self, CoreStats, ErrorKind};
 use crate::template::{Fill, Vars};
+use crate::wire::WireCounters;
 use futures_lite::AsyncReadExt;
 use futures_util::{SinkExt, StreamExt};
 use std::cell::{Cell, RefCell};
@@ -101,15 +102,16 @@ async fn expect(ws: &mut Ws, t: &Target, fill: &Fill<'_>, p: &Pattern) -> Result
                 }
             }
             Some(Ok(Message::Close(f))) => {
-                let (code, reason) = close_of(f.as_ref());
-                stats::record_wire(|w| w.close_reason(code, reason));
-                peer_close = Some(code);
+                stats::record_wire(|w| peer_close = Some(self::peer_close(w, ws, f.as_ref())));
             }
             Some(Ok(Message::Ping(_))) => stats::record_wire(|w| w.pings_received += 1),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 let kind = failure(&e).0;
-                stats::record_wire(|w| w.close_received(peer_close.unwrap_or(crate::wire::ABNORMAL)));
+                stats::record_wire(|w| {
+                    w.close_failed(ws.get_ref().close());
+                    w.close_received(peer_close.unwrap_or(crate::wire::ABNORMAL));
+                });
                 return Err(kind);
             }
             None => {
@@ -120,15 +122,18 @@ async fn expect(ws: &mut Ws, t: &Target, fill: &Fill<'_>, p: &Pattern) -> Result
     }
 }
 
-/// A close frame's code (1005 without one) and reason.
-fn close_of(f: Option<&CloseFrame>) -> (u16, &str) {
-    f.map_or((crate::wire::NO_STATUS, ""), |f| (f.code.into(), f.reason.as_str()))
+/// A close frame from the server: counts its reason and whether its code is invalid, and
+/// returns the code the server sent (1005 without one), which tungstenite does not report when
+/// RFC 6455 does not allow it (see [`crate::frames`]).
+pub fn peer_close(w: &mut WireCounters, ws: &Ws, f: Option<&CloseFrame>) -> u16 {
+    let (code, reason) = f.map_or((crate::wire::NO_STATUS, ""), |f| (f.code.into(), f.reason.as_str()));
+    w.close_frame(ws.get_ref().close(), code, reason)
 }
 
 /// The automatic part of the protocol, for a frame that arrived on an established connection:
 /// a pong to herd's `--ping-frame` (counted, and the keep-alive no longer awaits it), a ping to
 /// answer (`--reply`: counted; [`answer`] sends the response), or neither (`None`: the frame is
-/// an ordinary one). A close frame's reason is counted here too.
+/// an ordinary one).
 pub fn automatic(t: &Target, msg: &Message, awaiting_pong: &mut bool, stats: &RefCell<CoreStats>) -> Option<Automatic> {
     let p = &t.protocol;
     match msg {
@@ -146,11 +151,6 @@ pub fn automatic(t: &Target, msg: &Message, awaiting_pong: &mut bool, stats: &Re
                 }
             }
             Some(a)
-        }
-        Message::Close(f) => {
-            let (code, reason) = close_of(f.as_ref());
-            stats.borrow_mut().counters.wire.close_reason(code, reason);
-            None
         }
         _ => None,
     }

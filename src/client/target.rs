@@ -1,6 +1,7 @@
 //! Where and how a run's connections connect ([`Target`], shared by every connection of a
 //! core), and the stream type of an open connection ([`Ws`]).
 
+use crate::frames::CloseWatch;
 use crate::net::Socket;
 use crate::protocol::{self as proto, tokens::Tokens};
 use crate::template::UrlTemplate;
@@ -10,7 +11,9 @@ use std::io;
 use std::net::SocketAddr;
 use tungstenite::protocol::WebSocketConfig;
 
-pub type Ws = WebSocketStream<tls::Stream<Socket>>;
+/// The server's close codes are read off the plaintext stream (`CloseWatch`), since tungstenite
+/// reports a code not allowed on the wire as 1002.
+pub type Ws = WebSocketStream<CloseWatch<tls::Stream<Socket>>>;
 
 /// Where and how to connect; shared by every connection of a core.
 pub struct Target {

@@ -23,6 +23,8 @@
 //! | `herd_messages_missed_total` | counter | expected − delivered once the run is [`Phase::Done`]; 0 before |
 //! | `herd_errors_total{category}` | counter | every [`crate::stats::ErrorKind`] name, zeros included |
 //! | `herd_handshake_rejected_total{status}` | counter | refused upgrades (`handshake_rejected`) by the HTTP status the server answered |
+//! | `herd_close_codes_received_total{code}` | counter | connections the server ended, by the close code it sent (1005: none; 1006: no close frame) |
+//! | `herd_invalid_close_codes_total` | counter | close frames from the server with a code RFC 6455 does not allow on the wire |
 //! | `herd_run_phase{phase}` | gauge | the phase's number (0 starting … 5 done); the `phase` label names it |
 //! | `herd_run_info{run_id,target,conversations,members,senders,rate,size,threads,version,...}` | gauge | always 1; the scenario as labels |
 //!
@@ -130,6 +132,11 @@ fn try_encode(
         ),
         ("messages_echoed_total", "Senders receiving their own message back.", c.msgs_echoed),
         (
+            "invalid_close_codes_total",
+            "Close frames from the server with a code RFC 6455 does not allow on the wire.",
+            c.wire.invalid_close_codes,
+        ),
+        (
             "messages_missed_total",
             "Deliveries still owed when the run was done (0 until then).",
             if phase == Phase::Done { c.pending() } else { 0 },
@@ -176,6 +183,15 @@ fn try_encode(
         rejected.with_label_values(&[status.to_string()]).inc_by(*n);
     }
     reg.register(Box::new(rejected))?;
+
+    let closes = IntCounterVec::new(
+        Opts::new(name("close_codes_received_total"), "Connections the server ended, by the close code it sent."),
+        &["code"],
+    )?;
+    for (code, n) in &c.wire.close_codes_received {
+        closes.with_label_values(&[code.to_string()]).inc_by(*n);
+    }
+    reg.register(Box::new(closes))?;
 
     let phase_gauge = IntGaugeVec::new(
         Opts::new(
@@ -256,6 +272,9 @@ mod tests {
         a.counters.error(ErrorKind::ConnectRefused);
         a.counters.error(ErrorKind::HandshakeRejected);
         a.counters.wire.handshake_rejected(403, b"Forbidden");
+        let code = a.counters.wire.close_frame(Some(crate::frames::CloseSeen::Code(999)), 1002, "Protocol violation");
+        a.counters.wire.close_received(code);
+        a.counters.wire.close_received(4001);
         for i in 0..290u64 {
             a.record_delivery(200_000 + i * 1_000, 150_000 + i * 1_000);
         }
@@ -305,6 +324,9 @@ mod tests {
         assert_eq!(value(&t, "herd_messages_missed_total"), 0.0);
         assert_eq!(value(&t, "herd_errors_total{category=\"connect_refused\"}"), 2.0);
         assert_eq!(value(&t, "herd_handshake_rejected_total{status=\"403\"}"), 1.0);
+        assert_eq!(value(&t, "herd_close_codes_received_total{code=\"999\"}"), 1.0);
+        assert_eq!(value(&t, "herd_close_codes_received_total{code=\"4001\"}"), 1.0);
+        assert_eq!(value(&t, "herd_invalid_close_codes_total"), 1.0);
         for k in ErrorKind::ALL {
             assert!(t.contains(&format!("herd_errors_total{{category=\"{}\"}}", k.name())));
         }

@@ -18,6 +18,10 @@
 //! - `linger`: sends each receiver a close frame (4321) right after its handshake, then holds
 //!   the TCP connection open without reading: no FIN, ever.
 //! - `silent`: accepts TCP and never answers the upgrade.
+//! - `close-CODE` (e.g. `close-999`): right after its handshake, sends each receiver, in one
+//!   write, a ping and a 300-byte text frame without a marker (both carrying bytes that look like
+//!   a close frame), then a close frame with CODE, whatever RFC 6455 says of it; `close-half`
+//!   sends a close frame whose payload is a single byte instead.
 
 use super::raw::{self, BINARY, CLOSE, TEXT};
 use std::collections::HashMap;
@@ -145,8 +149,17 @@ fn handle(mut s: TcpStream, st: Arc<State>, stop: Arc<AtomicBool>) {
         }
         room.receivers.push((member, me.clone(), 0));
     }
-    let closed_by_us = member > 0 && (mode == "storm" || (mode == "mix" && conv == 5));
-    if closed_by_us {
+    let close_with = mode.strip_prefix("close-").filter(|_| member > 0);
+    let closed_by_us = member > 0 && (mode == "storm" || (mode == "mix" && conv == 5)) || close_with.is_some();
+    if let Some(code) = close_with {
+        let mut out = raw::frame(raw::PING, b"\x88\x02\x03\xe7", false);
+        out.extend(raw::frame(TEXT, "\u{88}\u{2}\u{3}".repeat(75).as_bytes(), false));
+        match code.parse::<u16>() {
+            Ok(code) => out.extend(raw::frame(CLOSE, &raw::close_payload(code, "closing"), false)),
+            Err(_) => out.extend(raw::frame(CLOSE, b"\x03", false)),
+        }
+        let _ = me.lock().unwrap().write_all(&out);
+    } else if closed_by_us {
         send(&me, CLOSE, &raw::close_payload(1000, "storm"));
     }
     if mode == "deaf" {
