@@ -281,11 +281,15 @@ impl Reactor {
         // spawner before ever blocking.
         futures_lite::future::yield_now().await;
         let mut yields = 0;
+        // Whether the sets were drained just before the woken tasks ran: then a wait that
+        // finds them ready returns at once, with no need to look first.
+        let mut drained = false;
         while !self.stopped.get() {
-            let n = self.poll_once();
+            let n = if std::mem::take(&mut drained) { 0 } else { self.poll_once() };
             if n > 0 {
                 // Let the woken tasks run before looking again; more may be ready by then.
                 yields = 0;
+                drained = true;
                 glommio::executor().yield_task_queue_now().await;
                 continue;
             }

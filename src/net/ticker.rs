@@ -11,6 +11,9 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
+/// A sleep shorter than this may be over by its first poll: read the timerfd at once.
+const FIRST_READ_BELOW: Duration = Duration::from_micros(50);
+
 pub struct Ticker {
     fd: OwnedFd,
     token: u32,
@@ -47,7 +50,14 @@ impl Ticker {
             crate::net::idle::sleep(d).await;
             return;
         }
+        // Just armed: the first look needs no read (an expiry from now on is an edge in the
+        // epoll set, which wakes the waker registered here).
+        let mut first = true;
         std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) && d > FIRST_READ_BELOW {
+                self.reactor.wait_read(self.token, cx.waker());
+                return Poll::Pending;
+            }
             let mut n = 0u64;
             // SAFETY: reading the 8-byte expiry count of a non-blocking timerfd.
             let r = unsafe { libc::read(self.fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
