@@ -18,18 +18,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 thread_local! {
-    /// This thread's tasks that were woken and not polled since.
-    static RUNNABLE: OnceCell<Arc<AtomicUsize>> = const { OnceCell::new() };
+    /// This thread's tasks that were woken and not polled since (one counter per thread for the
+    /// process's life, so that a task's state holds a plain reference to it).
+    static RUNNABLE: OnceCell<&'static AtomicUsize> = const { OnceCell::new() };
     /// Deadlines (clock ns) of this thread's glommio timers, with how many share each.
     static DEADLINES: RefCell<BTreeMap<u64, u32>> = const { RefCell::new(BTreeMap::new()) };
 }
 
-fn runnable_counter() -> Arc<AtomicUsize> {
-    RUNNABLE.with(|r| r.get_or_init(|| Arc::new(AtomicUsize::new(0))).clone())
+fn runnable_counter() -> &'static AtomicUsize {
+    RUNNABLE.with(|r| *r.get_or_init(|| Box::leak(Box::new(AtomicUsize::new(0)))))
 }
 
 /// Tasks of this thread woken and not yet polled.
@@ -55,23 +56,20 @@ pub fn block_for(runnable: usize, next_deadline: Option<u64>, now: u64, margin: 
     }
 }
 
-/// A task's wake-up state: woken since its last poll, and the executor's own waker.
+/// A task's wake-up state: woken since its last poll, and the executor's own waker. Kept small:
+/// every connection's task has one.
 struct State {
     woken: AtomicBool,
-    runnable: Arc<AtomicUsize>,
+    runnable: &'static AtomicUsize,
     inner: OnceLock<Waker>,
 }
 
-impl Wake for State {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::AcqRel) {
-            self.runnable.fetch_add(1, Ordering::AcqRel);
+impl futures_util::task::ArcWake for State {
+    fn wake_by_ref(this: &Arc<Self>) {
+        if !this.woken.swap(true, Ordering::AcqRel) {
+            this.runnable.fetch_add(1, Ordering::AcqRel);
         }
-        if let Some(w) = self.inner.get() {
+        if let Some(w) = this.inner.get() {
             w.wake_by_ref();
         }
     }
@@ -83,7 +81,6 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         state: Arc<State>,
-        waker: Waker,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
@@ -102,8 +99,7 @@ impl<F: Future> Tracked<F> {
         let runnable = runnable_counter();
         runnable.fetch_add(1, Ordering::AcqRel);
         let state = Arc::new(State { woken: AtomicBool::new(true), runnable, inner: OnceLock::new() });
-        let waker = Waker::from(state.clone());
-        Tracked { fut, state, waker }
+        Tracked { fut, state }
     }
 }
 
@@ -117,7 +113,8 @@ impl<F: Future> Future for Tracked<F> {
         }
         // A glommio task's waker stays the same for the task's life.
         let _ = this.state.inner.get_or_init(|| cx.waker().clone());
-        this.fut.poll(&mut Context::from_waker(this.waker))
+        let waker = futures_util::task::waker_ref(this.state);
+        this.fut.poll(&mut Context::from_waker(&waker))
     }
 }
 
@@ -226,7 +223,7 @@ mod tests {
         // It wakes itself while polled: still runnable after, once.
         assert!(t.as_mut().poll(&mut cx).is_pending());
         assert_eq!(runnable(), before + 1);
-        t.waker.wake_by_ref();
+        futures_util::task::waker_ref(&t.state).wake_by_ref();
         assert_eq!(runnable(), before + 1, "a second wake before the poll counts once");
         drop(t);
         assert_eq!(runnable(), before, "a dropped task is no longer runnable");
@@ -239,7 +236,7 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(t.as_mut().poll(&mut cx).is_pending());
         assert_eq!(runnable(), before);
-        t.waker.wake_by_ref();
+        futures_util::task::waker_ref(&t.state).wake_by_ref();
         assert_eq!(runnable(), before + 1);
         assert!(t.as_mut().poll(&mut cx).is_pending());
         assert_eq!(runnable(), before);

@@ -3,7 +3,8 @@
 //!
 //! Layout: `reactor.rs` the per-core epoll set and its driver task, `socket.rs` a connection
 //! (`AsyncRead`/`AsyncWrite`, kernel receive timestamps), `listener.rs` accepting, `inbox.rs`
-//! messages from other cores, `waker.rs` the one waker slot every waiting task uses.
+//! messages from other cores, `waker.rs` the one waker slot every waiting task uses, `idle.rs`
+//! what lets the driver wait in the kernel (tracked tasks, timers' deadlines).
 
 pub mod idle;
 pub mod inbox;

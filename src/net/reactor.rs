@@ -1,6 +1,7 @@
 //! One readiness source per executor: every socket of a core sits in the core's epoll set
-//! (edge-triggered, registered once for its whole life), and the executor watches that one epoll
-//! fd through a single io_uring poll.
+//! (edge-triggered, registered once for its whole life). When the core has nothing else to do,
+//! the driver waits on that set in the kernel (`idle.rs` says when it may); otherwise the
+//! executor watches it through a single io_uring poll.
 //!
 //! Why not one io_uring poll per socket (glommio's own streams): every pending poll sits in the
 //! ring's cancel hash table (at most 256 buckets), and glommio cancels a timeout on that ring on
