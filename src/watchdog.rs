@@ -16,7 +16,7 @@ use std::time::Duration;
 /// A heartbeat older than this gets its executor a wake-up signal.
 pub const LATE: Duration = Duration::from_millis(250);
 /// How often the watchdog looks.
-const EVERY: Duration = Duration::from_millis(50);
+const EVERY: Duration = Duration::from_millis(100);
 /// A heartbeat silent this long marks its core stalled (a core beats at least every 50 ms).
 pub const STALLED: Duration = Duration::from_secs(5);
 

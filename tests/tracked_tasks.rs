@@ -1,6 +1,6 @@
 //! The core's reactor waits in the kernel only when no task is runnable and no timer is near
 //! (`src/net/idle.rs`). A task spawned, or a timer set, straight through glommio would be
-//! invisible to it: such a task could wait up to 50 ms for a wake-up, such a timer fire late. So
+//! invisible to it: such a task could wait for the core's next look (50 ms), such a timer fire late. So
 //! every spawn and timer in herd's code goes through `net::idle`.
 
 use std::path::Path;

@@ -211,7 +211,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
         .await;
         match ev {
             Event::Close => {
-                Box::pin(close(ws)).await;
+                Box::pin(close_bounded(ctx, ws)).await;
                 return Ended::ByUs;
             }
             Event::Leave(why) => {
@@ -329,6 +329,18 @@ fn rx_time(ws: &Ws) -> u64 {
         0 => now_ns(),
         t => t,
     }
+}
+
+/// Closing handshakes in flight at once per core. Every connection closes at the end of a run,
+/// and each handshake holds a timer and read buffers until the server answers: unbounded, that
+/// was the run's peak memory (about 500 B per connection over what connections hold).
+pub const CLOSING_AT_ONCE: u64 = 1024;
+
+/// [`close`], once one of the core's [`CLOSING_AT_ONCE`] slots is free. Only this small future
+/// waits for a slot; the handshake's own state is allocated once it has one.
+async fn close_bounded(ctx: &CoreCtx, ws: &mut Ws) {
+    let _slot = ctx.closing_slots.acquire_permit(1).await;
+    Box::pin(close(ws)).await;
 }
 
 /// herd's own close at the end of a run (1000), then reading until the server's answer and its

@@ -77,6 +77,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         scratch: RefCell::new(String::new()),
         joining: RefCell::new(Vec::new()),
         away: Cell::new(0),
+        closing_slots: glommio::sync::Semaphore::new(super::conn::CLOSING_AT_ONCE),
     });
     ctx.stats.borrow_mut().windows =
         crate::windows::CoreWindows::new(ctx.plan.scenario.shape.as_ref().map_or(0, |s| s.stages().len()));

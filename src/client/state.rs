@@ -111,6 +111,8 @@ pub struct CoreCtx {
     pub joining: RefCell<Vec<(u32, u32, u64)>>,
     /// Connections away to come back (lost under `--reconnect`, or closed by a storm).
     pub away: Cell<u64>,
+    /// Closing handshakes waiting for the server's answer at once (see `conn::close`).
+    pub closing_slots: glommio::sync::Semaphore,
 }
 
 impl CoreCtx {

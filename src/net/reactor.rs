@@ -26,8 +26,9 @@ const DATA_TOKEN: u64 = u64::MAX;
 /// Longest a readable socket waits for the scheduler's next wake rather than waking the core.
 pub const DEFER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Longest the driver waits in the kernel at a time: a safety net, since every wake-up a core
-/// needs reaches its epoll set or is a noted timer.
-const BLOCK_CAP: u64 = 50_000_000;
+/// needs reaches its epoll set or is a noted timer (and both kinds of core look at their control
+/// state on their own timerfd at least every 50 ms).
+const BLOCK_CAP: u64 = 250_000_000;
 /// A glommio timer due this soon is left to glommio's sleep, which fires it.
 const TIMER_MARGIN: std::time::Duration = std::time::Duration::from_micros(500);
 /// Turns the driver yields to runnable tasks before it waits through glommio instead.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a server core beats its heartbeat.
-const HEARTBEAT: Duration = Duration::from_millis(20);
+const HEARTBEAT: Duration = Duration::from_millis(50);
 
 /// The body of one server executor.
 pub async fn run_core(
