@@ -87,7 +87,9 @@ fn reconnects_resume_tls_sessions_unless_disabled() {
     let (handshakes, reconnected) = (n(&v, "tls.handshakes"), n(&v, "connections.reconnected"));
     assert!(reconnected >= 10, "each connection is dropped at least once: {v}");
     assert_eq!(handshakes, n(&v, "connections.established"));
-    assert!(n(&v, "tls.resumed") > 0 && n(&v, "tls.resumed") <= reconnected, "{}", v["tls"]);
+    // Sessions resume whenever a ticket is at hand (README): on reconnects, and on a first
+    // connection that starts after another one got its ticket. The very first handshake cannot.
+    assert!(n(&v, "tls.resumed") > 0 && n(&v, "tls.resumed") < handshakes, "{}", v["tls"]);
     assert_eq!(v["tls"]["resumption"], json!(true));
 
     let v = run(&["--no-tls-resume"]);
