@@ -164,6 +164,7 @@ mod tests {
             msgs_delivered: delivered,
             ..Default::default()
         };
+        let interval = Some(Box::new(interval));
         Snapshot { core, at_ns: 0, last: false, counters, interval, windows: Default::default() }
     }
 

@@ -368,20 +368,35 @@ pub fn record_wire(f: impl FnOnce(&mut crate::wire::WireCounters)) {
 
 impl Histos {
     pub fn add(&mut self, o: &Histos) {
-        // Same bounds everywhere, so addition cannot fail.
-        let _ = self.corrected.add(&o.corrected);
-        let _ = self.uncorrected.add(&o.uncorrected);
-        let _ = self.connect.add(&o.connect);
-        for (a, b) in self.phases.iter_mut().zip(o.phases.iter()) {
-            let _ = a.add(b);
+        // Same bounds everywhere, so addition cannot fail. An empty histogram adds nothing, and
+        // adding would still scan all its counts.
+        for (a, b) in self.all_mut().into_iter().zip(o.all()) {
+            if !b.is_empty() {
+                let _ = a.add(b);
+            }
         }
     }
 
+    /// Empties every histogram; an empty one is left alone (resetting writes all its counts).
     pub fn reset(&mut self) {
-        self.corrected.reset();
-        self.uncorrected.reset();
-        self.connect.reset();
-        self.phases.iter_mut().for_each(|h| h.reset());
+        self.all_mut().into_iter().filter(|h| !h.is_empty()).for_each(|h| h.reset());
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.all().iter().all(|h| h.is_empty())
+    }
+
+    fn all(&self) -> Vec<&Histogram<u64>> {
+        let mut v = vec![&self.corrected, &self.uncorrected, &self.connect];
+        v.extend(self.phases.iter());
+        v
+    }
+
+    fn all_mut(&mut self) -> Vec<&mut Histogram<u64>> {
+        let mut v = vec![&mut self.corrected, &mut self.uncorrected, &mut self.connect];
+        v.extend(self.phases.iter_mut());
+        v
     }
 }
 
@@ -421,8 +436,12 @@ impl CoreStats {
     /// Takes a snapshot and starts a new interval.
     pub fn snapshot(&mut self, core: usize, at_ns: u64, last: bool) -> Snapshot {
         self.take_phase_log();
-        let interval = self.interval.clone();
-        self.interval.reset();
+        // An idle core records nothing: no copy of its (large, empty) histograms.
+        let interval = (!self.interval.is_empty()).then(|| {
+            let h = Box::new(self.interval.clone());
+            self.interval.reset();
+            h
+        });
         Snapshot { core, at_ns, last, counters: self.counters.clone(), interval, windows: self.windows.take() }
     }
 }
@@ -436,8 +455,8 @@ pub struct Snapshot {
     pub last: bool,
     /// Cumulative since the start of the run.
     pub counters: Counters,
-    /// Recorded since the core's previous snapshot.
-    pub interval: Histos,
+    /// Recorded since the core's previous snapshot; `None` when nothing was.
+    pub interval: Option<Box<Histos>>,
     pub windows: crate::windows::CoreWindows,
 }
 
@@ -474,8 +493,10 @@ impl Merged {
             sum.add(c);
         }
         self.counters = sum;
-        self.total.add(&s.interval);
-        self.interval.add(&s.interval);
+        if let Some(h) = &s.interval {
+            self.total.add(h);
+            self.interval.add(h);
+        }
         self.windows.fold(s.core, &s.windows);
     }
 
@@ -550,13 +571,14 @@ mod tests {
             record_tls_handshake(true);
             record_tls_handshake(false);
             let s = a.snapshot(0, 1, false);
-            assert_eq!(s.interval.phases[ConnectPhase::Tcp as usize].len(), 1);
-            assert_eq!(s.interval.phases[ConnectPhase::Tls as usize].len(), 2);
-            assert_eq!(s.interval.phases[ConnectPhase::Upgrade as usize].len(), 0);
+            let h = s.interval.as_ref().expect("phases were recorded");
+            assert_eq!(h.phases[ConnectPhase::Tcp as usize].len(), 1);
+            assert_eq!(h.phases[ConnectPhase::Tls as usize].len(), 2);
+            assert_eq!(h.phases[ConnectPhase::Upgrade as usize].len(), 0);
             assert_eq!((s.counters.tls_handshakes, s.counters.tls_resumed), (2, 1));
             // Taken once: the next snapshot has only what came since.
             let s = a.snapshot(0, 2, false);
-            assert_eq!(s.interval.phases[ConnectPhase::Tls as usize].len(), 0);
+            assert!(s.interval.is_none(), "nothing recorded since: no histograms sent");
             assert_eq!(s.counters.tls_handshakes, 2, "counters stay cumulative");
         })
         .join()
