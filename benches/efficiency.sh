@@ -26,19 +26,7 @@ mkdir -p "$OUT"
 # The machine's own limits: 15,000 connections each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-NCHAN_DIR=$(mktemp -d)
-python3 tests/peers/nchan.py --port 0 --dir "$NCHAN_DIR" --workers 1 --worker-connections 40000 \
-  --log-level error > "$OUT/nchan.out" 2> "$OUT/nchan.err" &
-NCHAN=$!
-cleanup() {
-  kill "$NCHAN" 2>/dev/null || true
-  wait "$NCHAN" 2>/dev/null || true
-  rm -rf "$NCHAN_DIR"
-}
-trap cleanup EXIT
-for _ in $(seq 300); do grep -q LISTENING "$OUT/nchan.out" && break; sleep 0.05; done
-ADDR=$(sed -n 's/^LISTENING //p' "$OUT/nchan.out")
-[ -n "$ADDR" ] || { echo "nchan did not start: $(cat "$OUT/nchan.err")" >&2; exit 1; }
+. benches/nchan-up.sh
 URL="ws://$ADDR/conv/{conv}"
 echo "herd: $($HERD --version 2>/dev/null || echo "$HERD"); target nginx+nchan at $ADDR; $(nproc) cores"
 

@@ -16,19 +16,7 @@ mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v perf > /dev/null || { echo "perf is needed" >&2; exit 1; }
 
-NCHAN_DIR=$(mktemp -d)
-python3 tests/peers/nchan.py --port 0 --dir "$NCHAN_DIR" --workers 1 --worker-connections 40000 \
-  --log-level error > "$OUT/nchan.out" 2> "$OUT/nchan.err" &
-NCHAN=$!
-cleanup() {
-  kill "$NCHAN" 2>/dev/null || true
-  wait "$NCHAN" 2>/dev/null || true
-  rm -rf "$NCHAN_DIR"
-}
-trap cleanup EXIT
-for _ in $(seq 300); do grep -q LISTENING "$OUT/nchan.out" && break; sleep 0.05; done
-ADDR=$(sed -n 's/^LISTENING //p' "$OUT/nchan.out")
-[ -n "$ADDR" ] || { echo "nchan did not start: $(cat "$OUT/nchan.err")" >&2; exit 1; }
+. benches/nchan-up.sh
 
 $HERD run --url "ws://$ADDR/conv/{conv}" --target nchan -c 1500 -k 10 --senders 1 --rate 1 --size 64 \
   --duration "$DURATION" --drain 3s --connect-rate 5000 --quiet --out "$OUT/B.json" > /dev/null &
