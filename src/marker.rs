@@ -46,6 +46,15 @@ impl Marker {
         }
     }
 
+    /// Delivery latency of this message received at `rx_ns`: (corrected, uncorrected).
+    /// Uncorrected counts from the send; corrected from the intended time, so that a sender that
+    /// fell behind its schedule shows its lag (coordinated omission). A message sent before its
+    /// intended time (`--send-window`) counts from its send in both: never from a later moment
+    /// than the bytes left.
+    pub fn latencies(&self, rx_ns: u64) -> (u64, u64) {
+        (rx_ns.saturating_sub(self.intended_ns.min(self.sent_ns)), rx_ns.saturating_sub(self.sent_ns))
+    }
+
     pub fn encode(&self) -> String {
         let mut s = String::with_capacity(MAX_LEN);
         self.encode_padded(0, &mut s);
@@ -167,6 +176,18 @@ mod tests {
         let (d, len) = decode_at(s.as_bytes()).unwrap();
         assert_eq!(d, m);
         assert_eq!(len, m.encode().len());
+    }
+
+    #[test]
+    fn latency_counts_from_the_intended_time_or_an_earlier_send() {
+        // Late: corrected includes the lag behind the schedule.
+        let late = Marker { intended_ns: 1_000, sent_ns: 1_300, ..sample() };
+        assert_eq!(late.latencies(2_000), (1_000, 700));
+        // Early (within the send window): both count from the send.
+        let early = Marker { intended_ns: 1_300, sent_ns: 1_000, ..sample() };
+        assert_eq!(early.latencies(2_000), (1_000, 1_000));
+        // A receive time before the send (clocks of another host) never goes negative.
+        assert_eq!(late.latencies(500), (0, 0));
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub mod defaults {
     pub const CONNECT_RATE: f64 = 10_000.0;
     pub const DURATION_S: u64 = 20;
     pub const DRAIN_S: u64 = 5;
+    /// `--send-window`, in microseconds.
+    pub const SEND_WINDOW_US: u64 = 1000;
+    /// Largest accepted `--send-window`, in milliseconds.
+    pub const MAX_SEND_WINDOW_MS: u64 = 100;
     pub const CONNECT_TIMEOUT_S: u64 = 10;
     /// Largest accepted `--size`.
     pub const MAX_SIZE: usize = 1 << 20;
@@ -80,6 +84,11 @@ pub struct RunArgs {
     /// Limit on TCP connect plus WebSocket handshake per connection [default: 10s]
     #[arg(long, value_parser = units::parse_duration)]
     pub connect_timeout: Option<Duration>,
+    /// A core that wakes to send also sends the messages due within this much after, so one
+    /// wake serves several; such a message goes out early and its latency counts from when it
+    /// was sent. 0s: every message is sent at its own time [default: 1ms]
+    #[arg(long, value_parser = units::parse_duration)]
+    pub send_window: Option<Duration>,
     /// Source addresses to spread connections over (round-robin), e.g. 127.0.0.2-127.0.0.50,
     /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
     #[arg(long, value_name = "LIST|RANGE|CIDR")]
@@ -153,6 +162,9 @@ pub struct Scenario {
     pub drain: Duration,
     #[serde(with = "units::secs")]
     pub connect_timeout: Duration,
+    /// Messages due this soon after a send go out with it (see `client::core`).
+    #[serde(with = "units::secs")]
+    pub send_window: Duration,
     /// Source addresses, used round-robin; empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
     /// Socket buffer sizes (`None`: the kernel's autotuning).
@@ -216,6 +228,8 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
     let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
         .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
+    let send_window = pick(a.send_window, &f.send_window, "send-window", units::parse_duration)?
+        .unwrap_or(Duration::from_micros(defaults::SEND_WINDOW_US));
     let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
     let cores_text = if a.threads.is_some() { a.cores.clone() } else { pick_raw(&a.cores, &f.cores) };
 
@@ -251,6 +265,9 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
     }
     if connect_timeout.is_zero() {
         return Err(bad("connect-timeout", "must be positive".into()));
+    }
+    if send_window > Duration::from_millis(defaults::MAX_SEND_WINDOW_MS) {
+        return Err(bad("send-window", format!("at most {}ms, got {send_window:?}", defaults::MAX_SEND_WINDOW_MS)));
     }
     let min_frame = size.max(crate::marker::MAX_LEN as u64);
     if max_frame < min_frame || max_frame > 1 << 30 {
@@ -347,6 +364,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         duration,
         drain,
         connect_timeout,
+        send_window,
         source_ips,
         sndbuf,
         rcvbuf,
@@ -444,6 +462,9 @@ mod tests {
         assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }, "").contains("--threads"));
         assert!(e(RunArgs::default(), "server-threads = \"4g\"").contains("server-threads"));
         assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }, "").contains("--max-frame"));
+        let wide = RunArgs { send_window: Some(Duration::from_millis(101)), ..Default::default() };
+        assert!(e(wide, "").contains("--send-window"));
+        assert!(e(RunArgs::default(), "send-window = \"1x\"").contains("send-window"));
         let huge = RunArgs { conversations: Some(2_147_549_185), members: Some(4_294_836_226), ..Default::default() };
         assert!(e(huge, "").contains("more than one process can open"));
         let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();

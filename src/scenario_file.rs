@@ -26,6 +26,7 @@ pub struct ScenarioFile {
     pub duration: Option<Value>,
     pub drain: Option<Value>,
     pub connect_timeout: Option<Value>,
+    pub send_window: Option<Value>,
     pub source_ip: Option<String>,
     pub sndbuf: Option<Value>,
     pub rcvbuf: Option<Value>,

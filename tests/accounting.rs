@@ -70,6 +70,27 @@ fn injected_delay_shows_up_as_latency() {
 }
 
 #[test]
+fn messages_sent_early_in_a_wide_send_window_are_timed_from_their_send() {
+    // At 5/s per sender (200 ms apart) an 80 ms window sends many messages up to 80 ms before
+    // their intended time. Timed from the intended time they would show less than the server's
+    // 20 ms delay; every latency must still include it, and the accounting stays exact.
+    let srv = ServeProc::start(&["--delay", "20ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, v) = run_herd(
+        dir.path(),
+        &["--url", &srv.url(), "-c", "20", "-k", "3", "--rate", "5", "-d", "3s", "--send-window", "80ms"],
+    );
+    assert_eq!(f(&v, "scenario.send_window"), 0.08);
+    let sent = u(&v, "messages.sent");
+    assert_eq!(sent, 20 * 5 * 3);
+    assert_eq!(u(&v, "messages.delivered"), sent * 2);
+    assert_eq!(u(&v, "messages.missed"), 0);
+    let (p50, raw) = (f(&v, "latency.corrected.p50_ms"), f(&v, "latency.uncorrected.p50_ms"));
+    assert!((20.0..25.0).contains(&p50), "corrected p50 {p50} ms for a 20 ms delay");
+    assert!((20.0..25.0).contains(&raw), "uncorrected p50 {raw} ms for a 20 ms delay");
+}
+
+#[test]
 fn embedded_server_run_accounts_exactly_and_reports_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let (_, v) = run_herd(dir.path(), &["-c", "30", "-k", "4", "--rate", "4", "-d", "2s"]);

@@ -495,7 +495,7 @@ fn on_frame(
                     stats.counters.msgs_reordered += 1;
                 }
                 stats.counters.msgs_delivered += 1;
-                let (corrected, uncorrected) = (now.saturating_sub(m.intended_ns), now.saturating_sub(m.sent_ns));
+                let (corrected, uncorrected) = m.latencies(now);
                 stats.record_delivery(corrected, uncorrected);
                 if let Some(w) = stats.windows.stages.get_mut(stage) {
                     w.record_delivery(corrected, uncorrected);

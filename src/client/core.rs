@@ -109,6 +109,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         }
     };
     let interval_ns = ctx.plan.interval.as_nanos() as u64;
+    let window_ns = ctx.plan.scenario.send_window.as_nanos() as u64;
     let mut next_snapshot = now_ns() + interval_ns;
     let mut ramp_reported = false;
     let mut heap: Heap = BinaryHeap::new();
@@ -151,15 +152,18 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             churn.tick(&ctx, now);
         }
         // Ring the senders whose next message is due.
+        // Messages due within the send window go out on this wake too (early, and timed from
+        // their send): one timer wake per window rather than one per message.
+        let horizon = now.saturating_add(window_ns);
         while let Some(&Reverse((due, c, s))) = heap.peek() {
-            if due > now {
+            if due > horizon {
                 break;
             }
             heap.pop();
             let conv = &ctx.convs[c as usize];
             let st = &conv.senders[s as usize];
             let Some(sched) = st.schedule.get() else { continue };
-            let count = ctx.due_count(&sched, now);
+            let count = ctx.due_count(&sched, horizon);
             ctx.set_due(st, count);
             conv.slots[s as usize].wake();
             if let Some(next) = ctx.next_due_ns(&sched, count) {
