@@ -213,6 +213,9 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         let wait = wake_at.saturating_sub(now_ns());
         if wait > 0 {
             match &ticker {
+                // Reads may wait for this wake (they take the kernel's receive time), unless a
+                // handshake is under way: connect times are taken when their reads run.
+                Some(t) if ctx.connecting.get() == 0 => t.sleep_deferring_reads(Duration::from_nanos(wait)).await,
                 Some(t) => t.sleep(Duration::from_nanos(wait)).await,
                 None => crate::net::idle::sleep(Duration::from_nanos(wait)).await,
             }

@@ -76,6 +76,8 @@ pub struct Reactor {
     /// Wakers taken from the entries, woken after the borrow ends (kept to reuse its memory).
     to_wake: RefCell<Vec<Waker>>,
     stopped: Cell<bool>,
+    /// The kernel has no `epoll_pwait2` (before 5.11): block with `ppoll`.
+    no_pwait2: Cell<bool>,
 }
 
 thread_local! {
@@ -105,6 +107,7 @@ impl Reactor {
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; BATCH]),
             to_wake: RefCell::new(Vec::new()),
             stopped: Cell::new(false),
+            no_pwait2: Cell::new(false),
         });
         // The socket set inside the control set, one-shot (see `drive`).
         let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: DATA_TOKEN };
@@ -212,14 +215,15 @@ impl Reactor {
     }
 
     /// Takes what is ready in both sets and wakes its tasks; returns how many events there were.
-    fn poll_once(&self) -> usize {
-        let ctl = self.poll_set(self.ctl_epfd.as_raw_fd());
+    /// With `wait_ns`, waits up to that long for the control set first.
+    fn poll_once(&self, wait_ns: Option<u64>) -> io::Result<usize> {
+        let ctl = self.poll_set(self.ctl_epfd.as_raw_fd(), wait_ns)?;
         // While the socket set's entry is armed, a ready socket shows in the control set (and
         // disarms the entry): no need to look at the socket set itself.
         if self.data_armed.get() {
-            return ctl;
+            return Ok(ctl);
         }
-        ctl + self.poll_set(self.epfd.as_raw_fd())
+        Ok(ctl + self.poll_set(self.epfd.as_raw_fd(), None)?)
     }
 
     /// Arms (or disarms) the socket set's one-shot entry in the control set.
@@ -235,14 +239,16 @@ impl Reactor {
         Ok(())
     }
 
-    fn poll_set(&self, epfd: RawFd) -> usize {
+    /// Takes the ready events of one set (waiting up to `wait_ns` for them) and wakes their tasks.
+    fn poll_set(&self, epfd: RawFd, wait_ns: Option<u64>) -> io::Result<usize> {
         let mut events = self.events.borrow_mut();
-        // SAFETY: the buffer holds BATCH events.
-        let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), BATCH as i32, 0) };
-        if n <= 0 {
-            return 0;
+        let n = match wait_ns {
+            None => super::sys::epoll_poll(epfd, &mut events)?,
+            Some(ns) => super::sys::epoll_wait_ns(epfd, &mut events, ns)?,
+        };
+        if n == 0 {
+            return Ok(0);
         }
-        let n = n as usize;
         let mut to_wake = std::mem::take(&mut *self.to_wake.borrow_mut());
         {
             let mut entries = self.entries.borrow_mut();
@@ -271,7 +277,7 @@ impl Reactor {
             w.wake();
         }
         *self.to_wake.borrow_mut() = to_wake;
-        n
+        Ok(n)
     }
 
     /// The driver: drain the epoll set and let the woken tasks run. When nothing is ready and
@@ -287,7 +293,7 @@ impl Reactor {
         // finds them ready returns at once, with no need to look first.
         let mut drained = false;
         while !self.stopped.get() {
-            let n = if std::mem::take(&mut drained) { 0 } else { self.poll_once() };
+            let n = if std::mem::take(&mut drained) { 0 } else { self.poll_once(None).unwrap_or(0) };
             if n > 0 {
                 // Let the woken tasks run before looking again; more may be ready by then.
                 yields = 0;
@@ -313,7 +319,11 @@ impl Reactor {
             yields = 0;
             let margin = TIMER_MARGIN.as_nanos() as u64;
             if let Some(ns) = super::idle::block_for(runnable, super::idle::next_deadline(), now, margin, BLOCK_CAP) {
-                self.block(ns);
+                if self.block(ns) > 0 {
+                    yields = 0;
+                    drained = true;
+                    glommio::executor().yield_task_queue_now().await;
+                }
                 continue;
             }
             if wait_readable(self.ctl_epfd.as_raw_fd()).await.is_err() {
@@ -323,13 +333,23 @@ impl Reactor {
         }
     }
 
-    /// Waits up to `ns` for the control set (which holds the socket set) to become readable.
-    /// Returns early on a signal (the watchdog's wake-up).
-    fn block(&self, ns: u64) {
+    /// Waits up to `ns` for the control set (which holds the socket set) and takes what became
+    /// ready, in one `epoll_pwait2`; returns how many events there were. Returns early on a
+    /// signal (the watchdog's wake-up).
+    fn block(&self, ns: u64) -> usize {
+        if !self.no_pwait2.get() {
+            match self.poll_once(Some(ns)) {
+                Ok(n) => return n,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.no_pwait2.set(true),
+                Err(_) => return 0,
+            }
+        }
+        // Before Linux 5.11: wait with ppoll, and look on the next turn.
         let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
         let mut pfd = libc::pollfd { fd: self.ctl_epfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd and timespec; no signal mask change.
         unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        0
     }
 }
 

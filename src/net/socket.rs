@@ -89,14 +89,7 @@ impl Socket {
                     n
                 })
             } else {
-                // SAFETY: buf is valid for its length.
-                let n =
-                    unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                super::sys::recv(self.fd.as_raw_fd(), buf, libc::MSG_DONTWAIT)
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -108,14 +101,10 @@ impl Socket {
 
     fn try_write(&self, buf: &[u8]) -> Option<io::Result<usize>> {
         loop {
-            // SAFETY: buf is valid for its length.
-            let n = unsafe {
-                libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            let e = match super::sys::send(self.fd.as_raw_fd(), buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+                Ok(n) => return Some(Ok(n)),
+                Err(e) => e,
             };
-            if n >= 0 {
-                return Some(Ok(n as usize));
-            }
-            let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock => return None,
@@ -181,11 +170,7 @@ fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: msg describes valid buffers.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let n = super::sys::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT)?;
     let mut ts = None;
     // SAFETY: walking the control buffer the kernel filled, with the libc CMSG helpers.
     unsafe {
@@ -200,5 +185,5 @@ fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok((n as usize, ts))
+    Ok((n, ts))
 }

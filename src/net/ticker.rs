@@ -34,11 +34,24 @@ impl Ticker {
         Ok(Ticker { fd, token, reactor })
     }
 
-    /// Sleeps for `d` (at least 1 µs); sockets' reads may wait for this wake (see
-    /// [`Reactor::defer_until`]).
+    /// Sleeps for `d` (at least 1 µs).
     pub async fn sleep(&self, d: Duration) {
+        self.sleep_with(d, false).await
+    }
+
+    /// Sleeps for `d`; sockets that become readable meanwhile may wait for this wake rather than
+    /// wake the core (see [`Reactor::defer_until`]). Only for a caller whose reads all take the
+    /// kernel's receive time: a read that takes `now` instead (a handshake, a relaying server)
+    /// would count the wait.
+    pub async fn sleep_deferring_reads(&self, d: Duration) {
+        self.sleep_with(d, true).await
+    }
+
+    async fn sleep_with(&self, d: Duration, defer: bool) {
         let d = d.max(Duration::from_micros(1));
-        self.reactor.defer_until(crate::clock::now_ns() + d.as_nanos() as u64);
+        if defer {
+            self.reactor.defer_until(crate::clock::now_ns() + d.as_nanos() as u64);
+        }
         let _awake = Awake(&self.reactor);
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
