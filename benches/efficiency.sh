@@ -8,13 +8,17 @@
 # both 13,500 deliveries/s (9 receivers per message; nchan's echo to the sender is not counted).
 # Prints generator CPU µs per delivered message for both and their ratio (B/A), idle CPU per
 # 10,000 held connections, peak memory per connection on one executor, and the top symbols of a
-# `perf record` of run B.
+# `perf record` of one more run B.
 #
-#   benches/efficiency.sh                       # defaults below
-#   DURATION=60s PERF=0 benches/efficiency.sh   # longer, no profile
+# A and B run REPEAT times each, alternating, and the figures are their medians: on a shared
+# machine one run's CPU per message varies by a quarter either way.
+#
+#   benches/efficiency.sh                                # defaults below
+#   DURATION=60s REPEAT=5 PERF=0 benches/efficiency.sh   # longer, more runs, no profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-30s}
+DURATION=${DURATION:-20s}
+REPEAT=${REPEAT:-3}               # runs of A and of B, alternating; medians are reported
 IDLE_HOLD=${IDLE_HOLD:-30}        # seconds the idle connections are held
 SIZE=${SIZE:-64}
 PERF=${PERF:-1}                   # 1: profile run B with perf record -g
@@ -56,14 +60,21 @@ print(f"{sys.argv[2]}: {d['connections']['established']} connections, delivered 
 PY
 }
 
-echo "== A: 150 x 10 at 10 msg/s"
-run A 150 10
-echo "== B: 1500 x 10 at 1 msg/s"
-run B 1500 1 "$PERF"
-python3 - "$OUT/A.json" "$OUT/B.json" <<'PY'
-import json, sys
-a, b = (json.load(open(f))["process"]["cpu_per_delivery_us"] for f in sys.argv[1:3])
-print(f"CPU per delivered message: A {a:.2f} us, B {b:.2f} us, ratio B/A {b/a:.2f}")
+for i in $(seq "$REPEAT"); do
+  echo "== A$i: 150 x 10 at 10 msg/s"
+  run "A$i" 150 10
+  echo "== B$i: 1500 x 10 at 1 msg/s"
+  run "B$i" 1500 1
+done
+python3 - "$OUT" "$REPEAT" <<'PY'
+import json, statistics, sys
+out, n = sys.argv[1], int(sys.argv[2])
+cpu = lambda name: json.load(open(f"{out}/{name}.json"))["process"]["cpu_per_delivery_us"]
+a = [cpu(f"A{i}") for i in range(1, n + 1)]
+b = [cpu(f"B{i}") for i in range(1, n + 1)]
+ma, mb = statistics.median(a), statistics.median(b)
+fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)
+print(f"CPU per delivered message, median of {n}: A {ma:.2f} us ({fmt(a)}), B {mb:.2f} us ({fmt(b)}), ratio B/A {mb/ma:.2f}")
 PY
 
 echo "== idle: 1500 x 10 held for ${IDLE_HOLD}s"
@@ -89,8 +100,10 @@ p1=$(peak 100)
 p15=$(peak 1500)
 python3 -c "p1, p15 = $p1, $p15; print(f'peak RSS 1k {p1/1048576:.1f} MiB, 15k {p15/1048576:.1f} MiB -> {(p15 - p1) / 14000:.0f} B per connection at peak')"
 
-if [ "$PERF" = 1 ] && [ -f "$OUT/B.perf.data" ]; then
+if [ "$PERF" = 1 ] && command -v perf > /dev/null; then
+  echo "== perf: one more run B, profiled for 10 s"
+  run Bperf 1500 1 1
   echo "== perf: top symbols of run B (self time)"
-  perf report -i "$OUT/B.perf.data" --no-children --sort sym --stdio 2>/dev/null \
+  perf report -i "$OUT/Bperf.perf.data" --no-children --sort sym --stdio 2>/dev/null \
     | grep -E '^ +[0-9.]+%' | head -15
 fi

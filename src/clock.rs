@@ -34,7 +34,7 @@ pub fn instant_of(ns: u64) -> Instant {
 }
 
 /// Waits up to `limit` (`std::time::Duration::MAX`: for ever) for `done`; returns whether it became true.
-/// Looks again after 1 ms, then backs off to every 50 ms: a quick answer when the condition is
+/// Looks again after 1 ms, then backs off to every 100 ms: a quick answer when the condition is
 /// about to hold (a phase acknowledgement), few wake-ups over a long wait (an idle hold).
 pub fn wait_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now().checked_add(limit);
@@ -49,7 +49,7 @@ pub fn wait_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) ->
         }
         let left = end.map_or(pause, |e| e - now);
         std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
 }
 

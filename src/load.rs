@@ -79,7 +79,7 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.armed {
-            self.control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.control.set_abort();
             self.control.set_phase(Phase::Closing);
             self.control.heartbeats.stop();
         }
@@ -244,7 +244,7 @@ impl Load {
         let abort_now = move || {
             let a = abort();
             if a {
-                control.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+                control.set_abort();
             }
             a
         };

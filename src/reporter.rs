@@ -11,6 +11,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// Longest the reporter waits for a snapshot before it looks whether it was abandoned.
+const ABANDON_LOOK: Duration = Duration::from_millis(250);
+
 /// Called once per interval (and once at the end, with `Phase::Done`) with the merged view.
 pub type Observer = Box<dyn FnMut(&Merged, Phase) + Send>;
 
@@ -66,7 +69,10 @@ pub fn spawn(
                 None => None,
             };
             while !finished.iter().all(|&f| f) {
-                match rx.recv_timeout(Duration::from_millis(50)) {
+                // Until the next progress line, looking at `abandoned` at least every 250 ms.
+                let wait =
+                    cfg.interval.saturating_sub(last_tick.elapsed()).clamp(Duration::from_millis(1), ABANDON_LOOK);
+                match rx.recv_timeout(wait) {
                     Ok(s) => {
                         if s.core < finished.len() {
                             finished[s.core] |= s.last;

@@ -52,7 +52,7 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
         None
     })
     .await;
-    ctx.connecting.set(ctx.connecting.get() - 1);
+    ctx.connect_settled();
     let mut ws = first.unwrap_or_else(|| {
         ctx.stats.borrow_mut().counters.conns_attempted -= 1;
         None
@@ -84,6 +84,9 @@ pub async fn run(ctx: Rc<CoreCtx>, conv_idx: usize, member: u32) {
     }
     ctx.live.set(ctx.live.get() - 1);
     conv.tasks.set(conv.tasks.get() - 1);
+    if ctx.live.get() == 0 {
+        ctx.nudge();
+    }
 }
 
 /// One established connection, from open to close: membership, serving, and how it ended.
@@ -100,6 +103,7 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -
         if ctx.plan.scenario.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
             // A shaped sender's schedule starts once it is connected (the scheduler starts it).
             ctx.joining.borrow_mut().push((conv_idx as u32, member, now_ns()));
+            ctx.nudge();
         }
     }
     let established_ns = now_ns();

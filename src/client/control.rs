@@ -2,6 +2,7 @@
 //! counts, the connection allowance of gated runs (the ceiling), abort and abandonment.
 
 use crate::phase::Phase;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,17 @@ pub struct Control {
     /// steps; a plain run allows everything at once), and how many the run has in all.
     allowed: AtomicU64,
     all_conns: AtomicU64,
+    /// Per core: an eventfd rung on every phase change (and by the core's own tasks on news its
+    /// scheduler waits for), so that a core between control looks wakes at once. `None` where
+    /// the kernel gave none: that core looks every 50 ms instead.
+    bells: Vec<Option<OwnedFd>>,
+}
+
+fn eventfd() -> Option<OwnedFd> {
+    // SAFETY: eventfd has no preconditions.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    // SAFETY: a fresh fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl Control {
@@ -51,7 +63,26 @@ impl Control {
             heartbeats: crate::watchdog::Heartbeats::new(cores),
             allowed: AtomicU64::new(0),
             all_conns: AtomicU64::new(1),
+            bells: (0..cores).map(|_| eventfd()).collect(),
         }
+    }
+
+    /// Core `core`'s bell (open for the life of this `Control`).
+    pub fn bell(&self, core: usize) -> Option<RawFd> {
+        self.bells.get(core)?.as_ref().map(|b| b.as_raw_fd())
+    }
+
+    /// Wakes core `core`'s scheduler.
+    pub fn ring(&self, core: usize) {
+        if let Some(fd) = self.bell(core) {
+            let one = 1u64;
+            // SAFETY: an 8-byte write to an eventfd this Control owns.
+            let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    fn ring_all(&self) {
+        (0..self.bells.len()).for_each(|c| self.ring(c));
     }
 
     /// Lets the cores attempt up to `n` connections in all.
@@ -85,6 +116,13 @@ impl Control {
 
     pub fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::SeqCst);
+        self.ring_all();
+    }
+
+    /// Stop at once (see `abort`).
+    pub fn set_abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.ring_all();
     }
 
     /// A core has applied `p` and published its counters for it.

@@ -22,8 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How often an otherwise idle core looks at the run's phase and publishes its counts. Idle
-/// connections cost nothing between these wakes, so this sets an idle core's CPU.
-const CONTROL_POLL: Duration = Duration::from_millis(50);
+/// connections cost nothing between these wakes, so this sets an idle core's CPU. Phase changes
+/// and the core's own news (ramp done, a sender joined, every connection closed) ring its bell
+/// and wake it at once; within the watchdog's `LATE` (the look is also the heartbeat).
+const CONTROL_POLL: Duration = Duration::from_millis(150);
+/// The same for a core without a bell (no eventfd to be had): it looks often instead.
+const CONTROL_POLL_NO_BELL: Duration = Duration::from_millis(50);
 
 pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
@@ -90,10 +94,12 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         crate::net::idle::spawn(async move {
             if ctx.plan.scenario.shape.as_ref().is_some_and(|s| s.ramps_connections()) {
                 ctx.ramp_over.set(true);
+                ctx.nudge();
                 ramp::follow_stages(&ctx, conn_tq).await;
             } else {
                 ramp::ramp(&ctx, conn_tq).await;
                 ctx.ramp_over.set(true);
+                ctx.nudge();
             }
         })
         .detach();
@@ -101,7 +107,9 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     let mut storm = ctx.plan.scenario.storm;
     let mut churn = shaping::Churn::new(ctx.plan.churn, ctx.plan.scenario.seed ^ idx as u64);
 
-    let ticker = match crate::net::ticker::Ticker::new() {
+    let belled = ctx.control.bell(idx).and_then(|b| crate::net::ticker::Ticker::with_bell(b).ok());
+    let control_poll = if belled.is_some() { CONTROL_POLL } else { CONTROL_POLL_NO_BELL };
+    let ticker = match belled.map_or_else(crate::net::ticker::Ticker::new, Ok) {
         Ok(t) => Some(t),
         Err(e) => {
             crate::errln!("herd: core {idx}: no timerfd ({e}); sleeping on glommio timers");
@@ -200,7 +208,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             break;
         }
         // Sleep until the next due message, snapshot or control check, whichever is first.
-        let mut wake_at = next_snapshot.min(now + CONTROL_POLL.as_nanos() as u64);
+        let mut wake_at = next_snapshot.min(now + control_poll.as_nanos() as u64);
         if let Some(next) = churn.next_ns().filter(|_| sending_started) {
             wake_at = wake_at.min(next);
         }

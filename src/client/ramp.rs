@@ -24,7 +24,7 @@ pub fn spawn_member(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle, ci: usize, 
         }
         Err(_) => {
             ctx.stats.borrow_mut().counters.conns_attempted -= 1;
-            ctx.connecting.set(ctx.connecting.get() - 1);
+            ctx.connect_settled();
             ctx.live.set(ctx.live.get() - 1);
             conv.tasks.set(conv.tasks.get() - 1);
         }

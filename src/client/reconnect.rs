@@ -136,7 +136,7 @@ async fn retry(
             None
         })
         .await;
-        ctx.connecting.set(ctx.connecting.get() - 1);
+        ctx.connect_settled();
         match attempt {
             Some(Some(ws)) => return Some(ws),
             // Counted as failed by `connect`: back off and try again.

@@ -116,6 +116,19 @@ pub struct CoreCtx {
 }
 
 impl CoreCtx {
+    /// Wakes this core's scheduler for news it waits for (see `core::CONTROL_POLL`).
+    pub fn nudge(&self) {
+        self.control.ring(self.plan.idx);
+    }
+
+    /// A connection attempt ended: the ramp may be over.
+    pub fn connect_settled(&self) {
+        self.connecting.set(self.connecting.get() - 1);
+        if self.connecting.get() == 0 && self.ramp_over.get() {
+            self.nudge();
+        }
+    }
+
     /// Raises a sender's due count, keeping the core's backlog in step.
     pub(super) fn set_due(&self, st: &SenderState, due: u64) {
         let old = st.due.get();

@@ -2,11 +2,11 @@
 //! rather than on a glommio timer, so that the executor's one wake-up path (the io_uring poll of
 //! the epoll set) also serves the scheduler, and every wake also fires any glommio timer that is
 //! due. Seen with many executors per CPU: an executor asleep in io_uring whose glommio timer
-//! never woke it, while its epoll set still did.
+//! never woke it, while its epoll set still did. A bell (an eventfd) can end a sleep early.
 
 use super::reactor::Reactor;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -18,9 +18,37 @@ pub struct Ticker {
     fd: OwnedFd,
     token: u32,
     reactor: Rc<Reactor>,
+    /// An eventfd that ends a sleep early when written (see [`Ticker::with_bell`]): its fd
+    /// (owned elsewhere) and its token in the core's control set.
+    bell: Option<(RawFd, u32)>,
 }
 
 impl Ticker {
+    /// A ticker whose sleeps also end when `bell` (an eventfd that outlives the ticker) is
+    /// written: a core can sleep long between looks at its control state and still answer a
+    /// phase change at once.
+    pub fn with_bell(bell: RawFd) -> io::Result<Ticker> {
+        let mut t = Ticker::new()?;
+        let token = t.reactor.register_control(bell)?;
+        t.bell = Some((bell, token));
+        Ok(t)
+    }
+
+    /// Whether the bell rang since the last look (and takes the ring).
+    fn rung(&self) -> bool {
+        let Some((fd, token)) = self.bell else { return false };
+        if !self.reactor.readable(token) {
+            return false;
+        }
+        let mut n = 0u64;
+        // SAFETY: reading the 8-byte counter of a non-blocking eventfd.
+        if unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) } == 8 {
+            return true;
+        }
+        self.reactor.drained(token);
+        false
+    }
+
     pub fn new() -> io::Result<Ticker> {
         // SAFETY: timerfd_create has no preconditions.
         let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
@@ -31,7 +59,7 @@ impl Ticker {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let reactor = Reactor::current()?;
         let token = reactor.register_control(fd.as_raw_fd())?;
-        Ok(Ticker { fd, token, reactor })
+        Ok(Ticker { fd, token, reactor, bell: None })
     }
 
     /// Sleeps for `d` (at least 1 µs).
@@ -67,6 +95,12 @@ impl Ticker {
         // epoll set, which wakes the waker registered here).
         let mut first = true;
         std::future::poll_fn(|cx| {
+            if let Some((_, bell)) = self.bell {
+                if self.rung() {
+                    return Poll::Ready(());
+                }
+                self.reactor.wait_read(bell, cx.waker());
+            }
             if std::mem::take(&mut first) && d > FIRST_READ_BELOW {
                 self.reactor.wait_read(self.token, cx.waker());
                 return Poll::Pending;
@@ -96,5 +130,48 @@ impl Drop for Awake<'_> {
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.reactor.deregister(self.token);
+        if let Some((fd, token)) = self.bell {
+            // The bell stays open: take it out of the set.
+            let _ = self.reactor.remove_control(fd);
+            self.reactor.deregister(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A sleep ends when its bell is written from another thread, long before its own timer.
+    #[test]
+    fn a_bell_ends_a_sleep_early() {
+        // SAFETY: eventfd has no preconditions; the fd is owned below.
+        let bell = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) };
+        let fd = bell.as_raw_fd();
+        let ringer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let one = 1u64;
+            // SAFETY: an 8-byte write to the eventfd, which outlives this thread (joined below).
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        });
+        let hb = crate::watchdog::Heartbeats::new(1);
+        let ex = crate::executor::spawn_pinned("ticker-test", 0, (hb, 0), move || async move {
+            let reactor = Reactor::install().unwrap();
+            let t = Ticker::with_bell(fd).unwrap();
+            let start = Instant::now();
+            t.sleep(Duration::from_secs(60)).await;
+            let rung = start.elapsed();
+            // The ring was taken: the next short sleep runs to its own timer.
+            t.sleep(Duration::from_millis(1)).await;
+            drop(t);
+            reactor.stop();
+            rung
+        })
+        .unwrap();
+        let rung = ex.join().unwrap();
+        ringer.join().unwrap();
+        assert!(rung < Duration::from_secs(30), "the sleep lasted {rung:?}: the bell did not end it");
+        drop(bell);
     }
 }
