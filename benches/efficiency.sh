@@ -90,15 +90,22 @@ print(f"idle: {n} connections held {hold:.1f} s, CPU {p['cpu_send_drain_s']:.3f}
       f"{share * 10000 / max(n, 1):.2f} % of one core per 10,000 connections")
 PY
 
-echo "== peak memory: one executor, --connect-rate 20000, 1k and 15k idle connections"
+echo "== peak memory: one executor, --connect-rate 20000, 1k and 15k idle connections ($REPEAT times)"
 peak() {
   $HERD run --url "$URL" --target nchan -c "$1" -k 10 --rate 0 --duration 2s --drain 0s --threads 1 \
     --connect-rate 20000 --quiet --out "$OUT/peak$1.json" > /dev/null
   field "$OUT/peak$1.json" "['process']['rss_peak_bytes']"
 }
-p1=$(peak 100)
-p15=$(peak 1500)
-python3 -c "p1, p15 = $p1, $p15; print(f'peak RSS 1k {p1/1048576:.1f} MiB, 15k {p15/1048576:.1f} MiB -> {(p15 - p1) / 14000:.0f} B per connection at peak')"
+# REPEAT pairs of steps, median reported: the peak depends on how many handshakes are in flight
+# at once, so on how quickly the server answers at that moment.
+per_conn=()
+for i in $(seq "$REPEAT"); do
+  p1=$(peak 100)
+  p15=$(peak 1500)
+  per_conn+=("$(python3 -c "print(($p15 - $p1) / 14000)")")
+  python3 -c "p1, p15 = $p1, $p15; print(f'peak RSS 1k {p1/1048576:.1f} MiB, 15k {p15/1048576:.1f} MiB -> {(p15 - p1) / 14000:.0f} B per connection at peak')"
+done
+python3 -c "import statistics, sys; xs = [float(x) for x in sys.argv[1:]]; print(f'peak per connection, median of {len(xs)}: {statistics.median(xs):.0f} B')" "${per_conn[@]}"
 
 if [ "$PERF" = 1 ] && command -v perf > /dev/null; then
   echo "== perf: one more run B, profiled for 10 s"
