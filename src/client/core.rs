@@ -64,6 +64,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         })
         .collect();
     let ping = target.protocol.ping_interval.and_then(|every| PingRing::new(every, now_ns(), plan.total_conns()));
+    let stages_ramp = plan.scenario.shape.as_ref().is_some_and(|s| s.ramps_connections());
     let ctx = Rc::new(CoreCtx {
         plan,
         target,
@@ -77,6 +78,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         live: Cell::new(0),
         connecting: Cell::new(0),
         ramp_over: Cell::new(false),
+        stages_over: Cell::new(!stages_ramp),
         ping,
         scratch: RefCell::new(String::new()),
         joining: RefCell::new(Vec::new()),
@@ -96,6 +98,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
                 ctx.ramp_over.set(true);
                 ctx.nudge();
                 ramp::follow_stages(&ctx, conn_tq).await;
+                ctx.stages_over.set(true);
+                ctx.nudge();
             } else {
                 ramp::ramp(&ctx, conn_tq).await;
                 ctx.ramp_over.set(true);
@@ -194,8 +198,10 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             ctx.control.attempted[idx].store(c.conns_attempted, Ordering::Relaxed);
             ctx.control.settled[idx].store(c.conns_established + c.conns_failed, Ordering::Relaxed);
         }
-        // After the counts above: a driver that sees this reads counts of this phase.
-        ctx.control.ack(idx, phase);
+        // After the counts above: a driver that sees this reads counts of this phase. The drain
+        // (and what follows) waits for the last connection stage's closes.
+        let applied = if phase >= Phase::Draining && !ctx.stages_over.get() { Phase::Sending } else { phase };
+        ctx.control.ack(idx, applied);
         if now >= next_snapshot {
             next_snapshot = now + interval_ns;
             publish(&ctx, &tx, false);

@@ -78,12 +78,15 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
     let mut next_spawn = 0u64;
     let mut active = 0usize;
     loop {
-        if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
+        let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
+        let phase = ctx.control.phase();
+        // A run that ends before sending (interrupted while connecting) has no stages to apply.
+        let never_sent = start == 0 && phase >= crate::phase::Phase::Draining;
+        if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) || never_sent {
             return;
         }
-        let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
         let now = now_ns();
-        if start == 0 || now < start || ctx.control.phase() < crate::phase::Phase::Sending {
+        if start == 0 || now < start || phase < crate::phase::Phase::Sending {
             crate::net::idle::sleep(STEP).await;
             continue;
         }

@@ -101,6 +101,10 @@ pub struct CoreCtx {
     pub connecting: Cell<u64>,
     /// The ramp has attempted every connection, or given up because the run is closing.
     pub ramp_over: Cell<bool>,
+    /// Connection stages (`--stage` with connection counts) have applied their last step: the
+    /// conversations the last stage closes have left. Until then the core does not acknowledge
+    /// the drain, so the run cannot close them first. True from the start without such stages.
+    pub stages_over: Cell<bool>,
     /// The keep-alive ticker (`--ping-interval`), advanced by the scheduler below.
     pub ping: Option<PingRing>,
     /// A buffer for rendering frames; never held across an await.
