@@ -76,7 +76,8 @@ pub struct Reactor {
     /// Wakers taken from the entries, woken after the borrow ends (kept to reuse its memory).
     to_wake: RefCell<Vec<Waker>>,
     stopped: Cell<bool>,
-    /// The kernel has no `epoll_pwait2` (before 5.11): block with `ppoll`.
+    /// `epoll_pwait2` failed (a kernel before 5.11, or a seccomp profile without it): block with
+    /// `ppoll`.
     no_pwait2: Cell<bool>,
 }
 
@@ -215,15 +216,18 @@ impl Reactor {
     }
 
     /// Takes what is ready in both sets and wakes its tasks; returns how many events there were.
-    /// With `wait_ns`, waits up to that long for the control set first.
-    fn poll_once(&self, wait_ns: Option<u64>) -> io::Result<usize> {
-        let ctl = self.poll_set(self.ctl_epfd.as_raw_fd(), wait_ns)?;
-        // While the socket set's entry is armed, a ready socket shows in the control set (and
-        // disarms the entry): no need to look at the socket set itself.
+    fn poll_once(&self) -> usize {
+        let ctl = self.poll_set(self.ctl_epfd.as_raw_fd(), None).unwrap_or(0);
+        ctl + self.poll_data()
+    }
+
+    /// Takes what is ready in the socket set, unless its entry in the control set is armed: then
+    /// a ready socket shows in the control set (and disarms the entry), so there is no need to look.
+    fn poll_data(&self) -> usize {
         if self.data_armed.get() {
-            return Ok(ctl);
+            return 0;
         }
-        Ok(ctl + self.poll_set(self.epfd.as_raw_fd(), None)?)
+        self.poll_set(self.epfd.as_raw_fd(), None).unwrap_or(0)
     }
 
     /// Arms (or disarms) the socket set's one-shot entry in the control set.
@@ -293,7 +297,7 @@ impl Reactor {
         // finds them ready returns at once, with no need to look first.
         let mut drained = false;
         while !self.stopped.get() {
-            let n = if std::mem::take(&mut drained) { 0 } else { self.poll_once(None).unwrap_or(0) };
+            let n = if std::mem::take(&mut drained) { 0 } else { self.poll_once() };
             if n > 0 {
                 // Let the woken tasks run before looking again; more may be ready by then.
                 yields = 0;
@@ -338,13 +342,16 @@ impl Reactor {
     /// signal (the watchdog's wake-up).
     fn block(&self, ns: u64) -> usize {
         if !self.no_pwait2.get() {
-            match self.poll_once(Some(ns)) {
-                Ok(n) => return n,
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.no_pwait2.set(true),
-                Err(_) => return 0,
+            match self.poll_set(self.ctl_epfd.as_raw_fd(), Some(ns)) {
+                Ok(n) => return n + self.poll_data(),
+                // The watchdog's wake-up.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return 0,
+                // ENOSYS before Linux 5.11, EPERM under a seccomp profile that predates it:
+                // from now on wait with ppoll (a failing wait must not turn into a busy loop).
+                Err(_) => self.no_pwait2.set(true),
             }
         }
-        // Before Linux 5.11: wait with ppoll, and look on the next turn.
+        // Without epoll_pwait2: wait with ppoll, and look on the next turn.
         let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
         let mut pfd = libc::pollfd { fd: self.ctl_epfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd and timespec; no signal mask change.
