@@ -103,7 +103,6 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -
         if ctx.plan.scenario.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
             // A shaped sender's schedule starts once it is connected (the scheduler starts it).
             ctx.joining.borrow_mut().push((conv_idx as u32, member, now_ns()));
-            ctx.nudge();
         }
     }
     let established_ns = now_ns();

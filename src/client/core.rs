@@ -23,11 +23,13 @@ use std::time::Duration;
 
 /// How often an otherwise idle core looks at the run's phase and publishes its counts. Idle
 /// connections cost nothing between these wakes, so this sets an idle core's CPU. Phase changes
-/// and the core's own news (ramp done, a sender joined, every connection closed) ring its bell
-/// and wake it at once; within the watchdog's `LATE` (the look is also the heartbeat).
+/// and the core's own news (ramp done, every connection closed) ring its bell and wake it at
+/// once; within the watchdog's `LATE` (the look is also the heartbeat).
 const CONTROL_POLL: Duration = Duration::from_millis(150);
-/// The same for a core without a bell (no eventfd to be had): it looks often instead.
-const CONTROL_POLL_NO_BELL: Duration = Duration::from_millis(50);
+/// The same for a core without a bell (no eventfd to be had), and while connection stages run:
+/// a shaped sender that joins starts at the next look, by when the rest of its conversation
+/// (opened with it) has usually connected too.
+const CONTROL_POLL_OFTEN: Duration = Duration::from_millis(50);
 
 pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
@@ -112,7 +114,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     let mut churn = shaping::Churn::new(ctx.plan.churn, ctx.plan.scenario.seed ^ idx as u64);
 
     let belled = ctx.control.bell(idx).and_then(|b| crate::net::ticker::Ticker::with_bell(b).ok());
-    let control_poll = if belled.is_some() { CONTROL_POLL } else { CONTROL_POLL_NO_BELL };
+    let belled_poll = if belled.is_some() { CONTROL_POLL } else { CONTROL_POLL_OFTEN };
     let ticker = match belled.map_or_else(crate::net::ticker::Ticker::new, Ok) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -214,6 +216,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
             break;
         }
         // Sleep until the next due message, snapshot or control check, whichever is first.
+        let control_poll = if ctx.stages_over.get() { belled_poll } else { CONTROL_POLL_OFTEN };
         let mut wake_at = next_snapshot.min(now + control_poll.as_nanos() as u64);
         if let Some(next) = churn.next_ns().filter(|_| sending_started) {
             wake_at = wake_at.min(next);
