@@ -2,7 +2,7 @@
 //! counts, the connection allowance of gated runs (the ceiling), abort and abandonment.
 
 use crate::phase::Phase;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,13 +40,6 @@ pub struct Control {
     bells: Vec<Option<OwnedFd>>,
 }
 
-fn eventfd() -> Option<OwnedFd> {
-    // SAFETY: eventfd has no preconditions.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    // SAFETY: a fresh fd we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 impl Control {
     pub fn new(cores: usize) -> Control {
         Control {
@@ -63,7 +56,7 @@ impl Control {
             heartbeats: crate::watchdog::Heartbeats::new(cores),
             allowed: AtomicU64::new(0),
             all_conns: AtomicU64::new(1),
-            bells: (0..cores).map(|_| eventfd()).collect(),
+            bells: (0..cores).map(|_| crate::net::sys::eventfd().ok()).collect(),
         }
     }
 
@@ -75,9 +68,7 @@ impl Control {
     /// Wakes core `core`'s scheduler.
     pub fn ring(&self, core: usize) {
         if let Some(fd) = self.bell(core) {
-            let one = 1u64;
-            // SAFETY: an 8-byte write to an eventfd this Control owns.
-            let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            crate::net::sys::ring(fd);
         }
     }
 

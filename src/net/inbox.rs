@@ -7,7 +7,7 @@
 
 use super::reactor::Reactor;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,18 +24,8 @@ pub struct Inbox<T> {
 impl<T: Send> Inbox<T> {
     /// An inbox that holds at most `cap` messages not yet taken.
     pub fn new(cap: usize) -> io::Result<Arc<Inbox<T>>> {
-        // SAFETY: eventfd has no preconditions.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Arc::new(Inbox {
-            queue: Mutex::new(Vec::new()),
-            cap: cap.max(1),
-            rung: AtomicBool::new(false),
-            // SAFETY: a fresh fd we own.
-            efd: unsafe { OwnedFd::from_raw_fd(fd) },
-        }))
+        let efd = super::sys::eventfd()?;
+        Ok(Arc::new(Inbox { queue: Mutex::new(Vec::new()), cap: cap.max(1), rung: AtomicBool::new(false), efd }))
     }
 
     /// Queues a message from any thread; gives it back when the inbox is full (the caller
@@ -63,9 +53,7 @@ impl<T: Send> Inbox<T> {
     }
 
     fn ring(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes to an eventfd. EAGAIN (counter full) still leaves it readable.
-        unsafe { libc::write(self.efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        super::sys::ring(self.efd.as_raw_fd());
     }
 
     /// Wakes the receiver without a message (it then sees whatever else changed, e.g. a stop).
@@ -105,9 +93,7 @@ impl<T: Send> Receiver<T> {
                 return Poll::Ready(n);
             }
             // Clear the counter, then look once more: a message queued in between rang again.
-            let mut buf = 0u64;
-            // SAFETY: reading 8 bytes from a non-blocking eventfd into a u64.
-            unsafe { libc::read(self.inbox.efd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+            super::sys::take_count(self.inbox.efd.as_raw_fd());
             let n = self.inbox.take(out);
             if n > 0 {
                 return Poll::Ready(n);

@@ -352,7 +352,7 @@ impl Reactor {
             }
         }
         // Without epoll_pwait2: wait with ppoll, and look on the next turn.
-        let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
+        let ts = super::sys::timespec(ns);
         let mut pfd = libc::pollfd { fd: self.ctl_epfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd and timespec; no signal mask change.
         unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };

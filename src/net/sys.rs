@@ -4,9 +4,12 @@
 //! `benches/efficiency.sh` (`__pthread_enable_asynccancel` and its pair in `perf report`).
 //! herd never cancels threads. The generic syscalls (`epoll_pwait`, `recvfrom`, `sendto`) exist
 //! on every Linux architecture.
+//!
+//! Also the few fd helpers a core's wake-ups share: eventfds (the inbox, the bells), their
+//! 8-byte counts (and a timerfd's), timeouts as `timespec`.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 fn check(r: libc::c_long) -> io::Result<usize> {
     if r < 0 {
@@ -36,6 +39,37 @@ pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     check(unsafe { libc::syscall(libc::SYS_sendto, fd, buf.as_ptr(), buf.len(), flags, none, 0usize) })
 }
 
+/// A non-blocking, close-on-exec eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd has no preconditions.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's count, which wakes whoever watches it. EAGAIN (count full) still
+/// leaves it readable.
+pub fn ring(fd: RawFd) {
+    let one = 1u64;
+    // SAFETY: an 8-byte write from a live u64.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Takes the 8-byte count of a non-blocking eventfd or timerfd: whether there was one.
+pub fn take_count(fd: RawFd) -> bool {
+    let mut n = 0u64;
+    // SAFETY: an 8-byte read into a live u64.
+    unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) == 8 }
+}
+
+/// `ns` nanoseconds as a `timespec`.
+pub fn timespec(ns: u64) -> libc::timespec {
+    libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ }
+}
+
 /// Takes the ready events of `epfd` into `events` without waiting.
 pub fn epoll_poll(epfd: RawFd, events: &mut [libc::epoll_event]) -> io::Result<usize> {
     let max = events.len().min(i32::MAX as usize) as libc::c_int;
@@ -48,7 +82,7 @@ pub fn epoll_poll(epfd: RawFd, events: &mut [libc::epoll_event]) -> io::Result<u
 /// milliseconds). `ENOSYS` on older kernels.
 pub fn epoll_wait_ns(epfd: RawFd, events: &mut [libc::epoll_event], ns: u64) -> io::Result<usize> {
     let max = events.len().min(i32::MAX as usize) as libc::c_int;
-    let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
+    let ts = timespec(ns);
     let no_mask = std::ptr::null::<libc::sigset_t>();
     // SAFETY: events is valid for `max` entries, ts lives across the call, null mask as above.
     check(unsafe {
@@ -92,5 +126,17 @@ mod tests {
         }
         // SAFETY: closing the epoll fd made above.
         unsafe { libc::close(ep) };
+    }
+
+    #[test]
+    fn an_eventfd_counts_rings_until_taken() {
+        let e = eventfd().unwrap();
+        assert!(!take_count(e.as_raw_fd()));
+        ring(e.as_raw_fd());
+        ring(e.as_raw_fd());
+        assert!(take_count(e.as_raw_fd()));
+        assert!(!take_count(e.as_raw_fd()), "one read takes every ring");
+        let t = timespec(2_500_000_001);
+        assert_eq!((t.tv_sec, t.tv_nsec), (2, 500_000_001));
     }
 }

@@ -40,9 +40,7 @@ impl Ticker {
         if !self.reactor.readable(token) {
             return false;
         }
-        let mut n = 0u64;
-        // SAFETY: reading the 8-byte counter of a non-blocking eventfd.
-        if unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) } == 8 {
+        if super::sys::take_count(fd) {
             return true;
         }
         self.reactor.drained(token);
@@ -105,10 +103,7 @@ impl Ticker {
                 self.reactor.wait_read(self.token, cx.waker());
                 return Poll::Pending;
             }
-            let mut n = 0u64;
-            // SAFETY: reading the 8-byte expiry count of a non-blocking timerfd.
-            let r = unsafe { libc::read(self.fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
-            if r == 8 {
+            if super::sys::take_count(self.fd.as_raw_fd()) {
                 return Poll::Ready(());
             }
             self.reactor.wait_read(self.token, cx.waker());
@@ -146,14 +141,12 @@ mod tests {
     /// A sleep ends when its bell is written from another thread, long before its own timer.
     #[test]
     fn a_bell_ends_a_sleep_early() {
-        // SAFETY: eventfd has no preconditions; the fd is owned below.
-        let bell = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) };
+        let bell = crate::net::sys::eventfd().unwrap();
         let fd = bell.as_raw_fd();
+        // The eventfd outlives this thread (joined below).
         let ringer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            let one = 1u64;
-            // SAFETY: an 8-byte write to the eventfd, which outlives this thread (joined below).
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            crate::net::sys::ring(fd);
         });
         let hb = crate::watchdog::Heartbeats::new(1);
         let ex = crate::executor::spawn_pinned("ticker-test", 0, (hb, 0), move || async move {
