@@ -18,14 +18,42 @@ pub fn now_ns() -> u64 {
     origin().elapsed().as_nanos() as u64
 }
 
+/// How long one reading of the offset between CLOCK_REALTIME and this clock serves a thread's
+/// conversions: a receiving core converts a kernel stamp per frame, and one clock read instead
+/// of two per frame is measurable. NTP slews the realtime clock by at most 500 ppm, under 1 µs
+/// over this span; a step shows in the conversions at most this long after it happens.
+const OFFSET_TTL_NS: u64 = 1_000_000;
+
+thread_local! {
+    /// (clock ns when read, CLOCK_REALTIME ns minus clock ns then).
+    static REAL_OFFSET: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 /// A CLOCK_REALTIME reading (ns since the epoch, as the kernel stamps received packets) on this
-/// clock, never later than now. The offset between the two clocks is read at the call, so clock
-/// steps between the stamp and the call shift the result by the step.
+/// clock, never later than now. The offset between the two clocks is read at most
+/// [`OFFSET_TTL_NS`] before the call, so a clock step shifts results for at most that long.
 pub fn from_realtime_ns(real_ns: u64) -> u64 {
     let now = now_ns();
-    let real_now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    now.saturating_sub(real_now.saturating_sub(real_ns))
+    let offset = REAL_OFFSET.with(|c| {
+        let (at, offset) = c.get();
+        if at != 0 && now.saturating_sub(at) < OFFSET_TTL_NS {
+            return offset;
+        }
+        let real_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let offset = real_now.saturating_sub(now);
+        c.set((now.max(1), offset));
+        offset
+    });
+    map_realtime(real_ns, offset, now)
+}
+
+/// A realtime stamp on this clock, given the clocks' offset (realtime minus clock) and now:
+/// clamped to [0, now]. Pure.
+pub fn map_realtime(real_ns: u64, offset: u64, now: u64) -> u64 {
+    real_ns.saturating_sub(offset).min(now)
 }
 
 /// The `Instant` that corresponds to a clock reading.
@@ -83,5 +111,18 @@ mod tests {
         );
         // A stamp from the future (a clock step) is clamped to now.
         assert!(from_realtime_ns(real(Duration::ZERO) + 10_000_000_000) <= now_ns());
+        // Within the offset's life the same reading serves: a stamp 3 ms old still maps 3 ms back.
+        let again = from_realtime_ns(real(Duration::from_millis(3)));
+        assert!(again + 4_000_000 >= before && again <= now_ns(), "{before} {again}");
+    }
+
+    #[test]
+    fn realtime_mapping_clamps_to_the_clock_range() {
+        // Offset 1,000: realtime 5,000 is clock 4,000.
+        assert_eq!(map_realtime(5_000, 1_000, 10_000), 4_000);
+        // From before the clock's origin: 0.
+        assert_eq!(map_realtime(500, 1_000, 10_000), 0);
+        // From the future (a step): now.
+        assert_eq!(map_realtime(50_000, 1_000, 10_000), 10_000);
     }
 }
