@@ -52,12 +52,27 @@ pub struct FrameTracker {
     code_bytes: u8,
     code: u16,
     seen: Option<CloseSeen>,
+    /// A fragmented data message is open: its last data frame had FIN clear.
+    in_message: bool,
 }
 
 impl FrameTracker {
     /// The first close frame of the stream, once its header (and status code) went by.
     pub fn close(&self) -> Option<CloseSeen> {
         self.seen
+    }
+
+    /// At a frame boundary with no fragmented message open: a reader that has taken every whole
+    /// frame fed so far holds nothing of the stream.
+    pub fn between_messages(&self) -> bool {
+        self.state == State::First && !self.in_message
+    }
+
+    /// A frame's first byte: a data or continuation frame opens or ends a message.
+    fn first_byte(&mut self, b: u8) {
+        if b & 0x0f < 0x8 {
+            self.in_message = b & 0x80 == 0;
+        }
     }
 
     /// Takes in the next bytes of the stream.
@@ -91,6 +106,7 @@ impl FrameTracker {
                     // The common case: a whole unmasked data or ping frame header in this read,
                     // taken at once (at most 10 bytes: no mask key).
                     let opcode = bytes[i] & 0x0f;
+                    self.first_byte(bytes[i]);
                     let (len, head) = match bytes[i + 1] {
                         126 => (u64::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])), 4),
                         127 => (u64::from_be_bytes(bytes[i + 2..i + 10].try_into().expect("8 bytes")), 10),
@@ -109,6 +125,7 @@ impl FrameTracker {
                 }
                 State::First => {
                     self.opcode = bytes[i] & 0x0f;
+                    self.first_byte(bytes[i]);
                     self.state = State::Second;
                     i += 1;
                 }
@@ -162,9 +179,18 @@ impl FrameTracker {
 }
 
 /// A client connection's plaintext stream, with the server's frames followed as they are read.
+///
+/// It also lets the connection read data frames past tungstenite (`client/direct.rs`): what such
+/// a read took but cannot use goes back here ([`CloseWatch::hand_over`]) and is what tungstenite
+/// reads next, from a frame boundary, followed like any other read.
 pub struct CloseWatch<S> {
     inner: S,
     frames: FrameTracker,
+    /// Bytes read past tungstenite that it is still to read, before the stream's own.
+    replay: Vec<u8>,
+    /// How a read past tungstenite ended (the end of the stream, or an error), for tungstenite
+    /// to read after `replay`.
+    end: Option<io::Result<()>>,
 }
 
 impl<S> CloseWatch<S> {
@@ -172,7 +198,45 @@ impl<S> CloseWatch<S> {
     pub fn new(inner: S, already: &[u8]) -> CloseWatch<S> {
         let mut frames = FrameTracker::default();
         frames.feed(already);
-        CloseWatch { inner, frames }
+        CloseWatch { inner, frames, replay: Vec::new(), end: None }
+    }
+
+    /// Whether tungstenite holds nothing of the stream, given that its last read found no whole
+    /// frame to return: every byte it read formed whole frames, and no fragmented message is open.
+    /// Then the stream may be read past it.
+    pub fn between_messages(&self) -> bool {
+        self.replay.is_empty() && self.end.is_none() && self.frames.between_messages()
+    }
+
+    /// Gives tungstenite bytes read past it, from a frame boundary on.
+    pub fn hand_over(&mut self, bytes: &[u8]) {
+        self.replay.extend_from_slice(bytes);
+    }
+
+    /// Reads the stream past tungstenite. Bytes read are the caller's (whole data frames it takes,
+    /// and the rest it hands over); the end of the stream or an error is kept for tungstenite,
+    /// which reads it next, and is answered `Ready(Ok(0))`.
+    pub fn poll_read_past(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<usize>
+    where
+        S: AsyncRead + Unpin,
+    {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(n)) if n > 0 => Poll::Ready(n),
+            Poll::Ready(Ok(_)) => {
+                self.end = Some(Ok(()));
+                Poll::Ready(0)
+            }
+            // Not how an async stream says "not yet", but if one does: look again soon.
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => {
+                self.end = Some(Err(e));
+                Poll::Ready(0)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     pub fn get_ref(&self) -> &S {
@@ -188,6 +252,20 @@ impl<S> CloseWatch<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for CloseWatch<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
+        if !me.replay.is_empty() {
+            let n = me.replay.len().min(buf.len());
+            buf[..n].copy_from_slice(&me.replay[..n]);
+            me.replay.drain(..n);
+            if me.replay.is_empty() {
+                // Usually a few bytes for one frame: not kept for the connection's life.
+                me.replay = Vec::new();
+            }
+            me.frames.feed(&buf[..n]);
+            return Poll::Ready(Ok(n));
+        }
+        if let Some(end) = me.end.take() {
+            return Poll::Ready(end.map(|()| 0));
+        }
         let r = Pin::new(&mut me.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             me.frames.feed(&buf[..n]);

@@ -232,3 +232,54 @@ fn the_watch_sees_what_was_read_before_it_and_through_it() {
     assert_eq!(w.close(), Some(CloseSeen::Code(999)));
     assert_eq!(w.get_ref().get_ref().len(), rest.len());
 }
+
+#[test]
+fn a_fragmented_message_is_open_until_its_final_frame() {
+    let mut t = FrameTracker::default();
+    assert!(t.between_messages());
+    t.feed(&frame_with(false, TEXT, b"he", Len::Short));
+    assert!(!t.between_messages());
+    // A control frame between fragments does not end the message.
+    t.feed(&frame_with(true, PING, b"", Len::Short));
+    assert!(!t.between_messages());
+    t.feed(&frame_with(false, CONT, b"ll", Len::Short));
+    assert!(!t.between_messages());
+    let last = frame_with(true, CONT, b"o", Len::Bits16);
+    // Mid-frame is not between messages either.
+    t.feed(&last[..3]);
+    assert!(!t.between_messages());
+    t.feed(&last[3..]);
+    assert!(t.between_messages());
+    t.feed(&frame_with(true, BINARY, b"x", Len::Short));
+    assert!(t.between_messages());
+}
+
+#[test]
+fn bytes_handed_back_are_read_first_then_how_the_read_past_ended() {
+    use futures_lite::AsyncReadExt;
+    let s = conversation(&close(1000, ""));
+    // A read past tungstenite took the stream's first bytes and hit its end; it hands them back.
+    let mut w = CloseWatch::new(futures_lite::io::Cursor::new(s.clone()), &[]);
+    assert!(w.between_messages());
+    let mut past = vec![0u8; s.len() + 8];
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(w.poll_read_past(&mut cx, &mut past), Poll::Ready(s.len()));
+    assert_eq!(w.poll_read_past(&mut cx, &mut past), Poll::Ready(0));
+    w.hand_over(&past[..s.len()]);
+    assert!(!w.between_messages());
+    // tungstenite reads them in small pieces, then the end, and the close code is followed.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 7];
+    futures_lite::future::block_on(async {
+        loop {
+            let n = w.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    });
+    assert_eq!(got, s);
+    assert_eq!(w.close(), Some(CloseSeen::Code(1000)));
+}

@@ -14,6 +14,7 @@
 //! gets the connection failed with the matching close code (see `protocol::failure`).
 
 use super::connect;
+use super::direct;
 use super::protocol;
 use super::reconnect::{self, Backoff};
 use super::shaping;
@@ -35,6 +36,8 @@ use tungstenite::{Error as WsError, Message};
 
 enum Event {
     Frame(Option<Result<Message, WsError>>),
+    /// This many bytes read past tungstenite are in the core's `read_buf` (`direct.rs`).
+    Direct(usize),
     Send,
     Leave(Leave),
     KeepAlive,
@@ -182,6 +185,11 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
     let mut pings_done = owed_pings();
     let mut awaiting_pong = false;
+    // Reading data frames past tungstenite (`direct.rs`): from tungstenite's first wait with
+    // nothing of the stream left in it.
+    let mut direct = false;
+    let max_frame = ctx.target.ws_config.max_frame_size.unwrap_or(usize::MAX);
+    let max_frame = max_frame.min(ctx.target.ws_config.max_message_size.unwrap_or(usize::MAX));
     loop {
         let ev = poll_fn(|cx| {
             if ctx.closing.get() {
@@ -205,8 +213,19 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             if owed_pings() > pings_done {
                 return Poll::Ready(Event::KeepAlive);
             }
-            if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
-                return Poll::Ready(Event::Frame(f));
+            if direct {
+                match direct::poll_read(ws, cx, &ctx.read_buf) {
+                    Poll::Ready(0) => direct = false,
+                    Poll::Ready(n) => return Poll::Ready(Event::Direct(n)),
+                    Poll::Pending => {}
+                }
+            }
+            if !direct {
+                if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Frame(f));
+                }
+                // tungstenite found no whole frame and waits for the stream.
+                direct = ws.get_ref().between_messages();
             }
             slot.register(cx.waker());
             Poll::Pending
@@ -235,6 +254,28 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                         .await;
                 if let Err(e) = sent {
                     return write_failed(ctx, &e);
+                }
+            }
+            Event::Direct(n) => {
+                // When the read's last bytes reached this host (the kernel's stamp).
+                let now = rx_time(ws);
+                let buf = ctx.read_buf.borrow();
+                let p = &ctx.target.protocol;
+                let taken = direct::take_data_frames(&buf[..n], max_frame, |binary, payload| {
+                    if binary {
+                        if !p.binary {
+                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        }
+                    } else if protocol::answers(&ctx.target, payload) {
+                        // Automatic replies and pongs are tungstenite's path's to answer.
+                        return false;
+                    }
+                    on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, payload, now);
+                    true
+                });
+                if taken < n {
+                    ws.get_mut().hand_over(&buf[taken..n]);
+                    direct = false;
                 }
             }
             Event::Frame(Some(Ok(msg))) => {

@@ -75,6 +75,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         convs,
         sending_over: Cell::new(false),
         marker_buf: RefCell::new(String::new()),
+        read_buf: RefCell::new(Vec::new()),
         backlog: Cell::new(0),
         closing: Cell::new(false),
         live: Cell::new(0),

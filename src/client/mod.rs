@@ -10,7 +10,8 @@
 //!   failing a connection);
 //! - `state.rs` one executor's shared state: its context, conversations, members' doorbells
 //!   and senders' schedules;
-//! - `connect.rs` connect and upgrade, and one member's attempt;
+//! - `connect.rs` connect and upgrade, and one member's attempt; `direct.rs` reading data
+//!   frames past tungstenite;
 //! - `reconnect.rs` backoff and retries after a loss (`--reconnect`) or a leave;
 //!   `shaping.rs` churn and storms;
 //! - `conn.rs` one connection's life; `ramp.rs` opening the core's connections (the connect
@@ -22,6 +23,7 @@ mod conn;
 pub mod connect;
 mod control;
 mod core;
+mod direct;
 mod plan;
 pub mod protocol;
 mod ramp;

@@ -156,6 +156,13 @@ pub fn automatic(t: &Target, msg: &Message, awaiting_pong: &mut bool, stats: &Re
     }
 }
 
+/// Whether [`automatic`] would answer this text frame (a `--reply` rule or `--pong-frame`).
+pub fn answers(t: &Target, text: &[u8]) -> bool {
+    let p = &t.protocol;
+    p.has_automatic()
+        && std::str::from_utf8(text).is_ok_and(|s| steps::classify(p.pong_frame.as_ref(), &p.replies, s).is_some())
+}
+
 /// Sends the response [`automatic`] found owed (nothing for a pong).
 pub async fn answer(
     ws: &mut Ws,

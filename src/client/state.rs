@@ -91,6 +91,8 @@ pub struct CoreCtx {
     pub sending_over: Cell<bool>,
     /// Where senders encode their markers (one per core, not one per connection).
     pub marker_buf: RefCell<String>,
+    /// Direct reads land here (`direct.rs`); never held across an await.
+    pub read_buf: RefCell<Vec<u8>>,
     /// Messages due but not yet written, over all senders of the core.
     pub backlog: Cell<u64>,
     /// Set when connections must close.
