@@ -190,6 +190,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
     let mut direct = false;
     let max_frame = ctx.target.ws_config.max_frame_size.unwrap_or(usize::MAX);
     let max_frame = max_frame.min(ctx.target.ws_config.max_message_size.unwrap_or(usize::MAX));
+    let chunk = ctx.target.ws_config.read_buffer_size.max(16);
     loop {
         let ev = poll_fn(|cx| {
             if ctx.closing.get() {
@@ -214,7 +215,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 return Poll::Ready(Event::KeepAlive);
             }
             if direct {
-                match direct::poll_read(ws, cx, &ctx.read_buf) {
+                match direct::poll_read(ws, cx, &ctx.read_buf, chunk) {
                     Poll::Ready(0) => direct = false,
                     Poll::Ready(n) => return Poll::Ready(Event::Direct(n)),
                     Poll::Pending => {}

@@ -17,19 +17,19 @@ use super::target::Ws;
 use std::cell::RefCell;
 use std::task::{Context, Poll};
 
-/// The core's buffer for direct reads: room for several frames of a chat message's size, so
-/// that a read takes what queued up while the core slept.
-pub const READ_BUF: usize = 4096;
-
-/// Reads what the connection's stream has into `buf` (resized to [`READ_BUF`]), past
-/// tungstenite: `Ready(n)` bytes, `Ready(0)` when the stream ended or failed (kept for
-/// tungstenite to read next), `Pending` with the task's waker registered.
-pub fn poll_read(ws: &mut Ws, cx: &mut Context<'_>, buf: &RefCell<Vec<u8>>) -> Poll<usize> {
+/// Reads up to `chunk` bytes of the connection's stream into `buf`, past tungstenite:
+/// `Ready(n)` bytes, `Ready(0)` when the stream ended or failed (kept for tungstenite to read
+/// next), `Pending` with the task's waker registered.
+///
+/// `chunk` is tungstenite's own read size: one of the run's messages and its header. A read
+/// carries one kernel receive time, that of the last segment it took, so a read that took
+/// several messages queued at different times would date the earlier ones late.
+pub fn poll_read(ws: &mut Ws, cx: &mut Context<'_>, buf: &RefCell<Vec<u8>>, chunk: usize) -> Poll<usize> {
     let mut buf = buf.borrow_mut();
-    if buf.len() < READ_BUF {
-        buf.resize(READ_BUF, 0);
+    if buf.len() < chunk {
+        buf.resize(chunk, 0);
     }
-    ws.get_mut().poll_read_past(cx, &mut buf[..])
+    ws.get_mut().poll_read_past(cx, &mut buf[..chunk])
 }
 
 /// Calls `take(binary, payload)` for each whole data frame at the start of `bytes` that a
