@@ -263,13 +263,7 @@ mod tests {
     #[test]
     fn exact_counts_against_a_brute_force_model() {
         // Deterministic pseudo-random streams with loss, duplication and local reordering.
-        let mut x: u64 = 12345;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testrand::xorshift(12345);
         for _ in 0..200 {
             let mut arrivals = vec![];
             for seq in 0..300u64 {

@@ -179,13 +179,7 @@ fn a_masked_frame_stops_tracking() {
 /// Random streams of frames in random reads agree with the whole-stream parse.
 #[test]
 fn random_streams_in_random_reads_match_the_reference() {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rnd = crate::testrand::xorshift(0x9e37_79b9_7f4a_7c15);
     for _ in 0..2000 {
         let mut s = vec![];
         for _ in 0..rnd() % 8 {

@@ -50,6 +50,8 @@ pub mod signal;
 pub mod start_when;
 pub mod stats;
 pub mod template;
+#[cfg(test)]
+mod testrand;
 pub mod thresholds;
 pub mod tls;
 pub mod units;

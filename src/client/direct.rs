@@ -175,14 +175,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic_and_end_on_a_frame_boundary() {
-        // A small xorshift: the same streams every run.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testrand::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..5_000 {
             let len = (next() % 64) as usize;
             let mut s: Vec<u8> = (0..len).map(|_| next() as u8).collect();
