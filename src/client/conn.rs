@@ -190,6 +190,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
     let mut direct = false;
     let max_frame = ctx.target.ws_config.max_frame_size.unwrap_or(usize::MAX);
     let max_frame = max_frame.min(ctx.target.ws_config.max_message_size.unwrap_or(usize::MAX));
+    // tungstenite's read size (see `direct::poll_read`); never 0, which would read as the end.
     let chunk = ctx.target.ws_config.read_buffer_size.max(16);
     loop {
         let ev = poll_fn(|cx| {
@@ -268,7 +269,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                             ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
                         }
                     } else if protocol::answers(&ctx.target, payload) {
-                        // Automatic replies and pongs are tungstenite's path's to answer.
+                        // A frame to answer (`--reply`, `--pong-frame`): left to the path below.
                         return false;
                     }
                     on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, payload, now);
