@@ -4,11 +4,11 @@
 //! randomness), so runs compare with runs. `cargo bench`; see benches/README.md.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use herd::accounting::StreamTracker;
-use herd::marker::{self, Marker};
+use herd::client::phase::Phase;
+use herd::measure::accounting::StreamTracker;
+use herd::measure::marker::{self, Marker};
+use herd::measure::stats::{CoreStats, Merged};
 use herd::metrics;
-use herd::phase::Phase;
-use herd::stats::{CoreStats, Merged};
 use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Duration;
@@ -28,7 +28,7 @@ fn latencies_ns(n: usize) -> Vec<u64> {
 }
 
 /// A core's interval as it would arrive in a snapshot: 10,000 deliveries.
-fn snapshot(core: usize) -> herd::stats::Snapshot {
+fn snapshot(core: usize) -> herd::measure::stats::Snapshot {
     let mut cs = CoreStats::default();
     for ns in latencies_ns(10_000) {
         cs.record_delivery(ns, ns / 2);
@@ -148,12 +148,12 @@ fn frames(c: &mut Criterion) {
             black_box((header.opcode, seen))
         })
     });
-    // The close-code tracker under tungstenite (`herd::frames`): one read holding 64 such frames,
+    // The close-code tracker under tungstenite (`herd::ws::frames`): one read holding 64 such frames,
     // fed as the socket returned it.
     let read: Vec<u8> = wire.iter().copied().cycle().take(wire.len() * 64).collect();
     g.throughput(Throughput::Elements(64));
     g.bench_function("track_64_text_128", |b| {
-        let mut t = herd::frames::FrameTracker::default();
+        let mut t = herd::ws::frames::FrameTracker::default();
         b.iter(|| {
             t.feed(black_box(&read));
             black_box(t.close())

@@ -1,9 +1,9 @@
 //! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`, `herd knee`, `herd merge`, `herd compare`, `herd report`. Parsing only; each subcommand's work lives in its
 //! own module.
 
-use crate::ceiling::CeilingArgs;
+use crate::cmd::ceiling::CeilingArgs;
+use crate::config::args::RunArgs;
 use crate::doctor::DoctorArgs;
-use crate::scenario::RunArgs;
 use crate::server::ServeArgs;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
@@ -26,11 +26,11 @@ pub enum Command {
     /// Find how many connections a target holds: open them in steps until errors or limits
     Ceiling(Box<CeilingArgs>),
     /// Find the knee: the highest send rate whose delivery p99 stays within a bound
-    Knee(Box<crate::knee::KneeArgs>),
+    Knee(Box<crate::cmd::knee::KneeArgs>),
     /// Merge the results of the shards of one scenario (`herd run --shard I/N`) exactly
     Merge(crate::merge::MergeArgs),
     /// Compare runs' results: every headline figure side by side, fail on regressions
-    Compare(crate::compare::CompareArgs),
+    Compare(crate::cmd::compare::CompareArgs),
     /// Write the self-contained HTML report of a run's results
     Report(crate::report::ReportArgs),
 }

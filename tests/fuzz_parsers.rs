@@ -5,11 +5,11 @@
 //! Case counts are small by default so the suite stays fast; `HERD_FUZZ_CASES=N` raises them
 //! (benches/fuzz.sh does).
 
-use herd::handshake::{self, ReadHeadError};
-use herd::marker::{self, DecodeError, Marker};
-use herd::scenario::{self, RunArgs, ScenarioFile};
-use herd::template::{UrlTemplate, Vars};
-use herd::units;
+use herd::config::args::{self as scenario, RunArgs, ScenarioFile};
+use herd::config::template::{UrlTemplate, Vars};
+use herd::config::units;
+use herd::measure::marker::{self, DecodeError, Marker};
+use herd::ws::handshake::{self, ReadHeadError};
 use proptest::prelude::*;
 
 fn cases(default: u32) -> ProptestConfig {
@@ -183,8 +183,8 @@ proptest! {
             Ok(s) => {
                 prop_assert!(s.members >= 2 && s.senders >= 1 && s.senders <= s.members);
                 prop_assert!(s.max_frame >= s.size && !s.connect_timeout.is_zero());
-                prop_assert!(!s.cores.is_empty() && s.cores.len() <= scenario::MAX_THREADS as usize);
-                prop_assert!(s.server_threads >= 1 && s.server_threads <= scenario::MAX_THREADS);
+                prop_assert!(!s.cores.is_empty() && s.cores.len() <= herd::runtime::executor::MAX_THREADS as usize);
+                prop_assert!(s.server_threads >= 1 && s.server_threads <= herd::runtime::executor::MAX_THREADS);
             }
             Err(e) => {
                 prop_assert_eq!(e.exit_code(), 64, "{}", e);
@@ -241,7 +241,7 @@ proptest! {
 
     #[test]
     fn the_tracker_matches_a_brute_force_model(seqs in proptest::collection::vec(0u64..60, 0..200)) {
-        use herd::accounting::{Receipt, StreamTracker};
+        use herd::measure::accounting::{Receipt, StreamTracker};
         let mut t = StreamTracker::default();
         let mut seen = std::collections::HashSet::new();
         let mut max: Option<u64> = None;

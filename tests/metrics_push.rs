@@ -10,8 +10,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::promstack::PromStack;
+use herd::measure::stats::{CoreStats, ErrorKind, Merged};
 use herd::metrics::{encode, Phase, PushConfig, PushReport, Pusher, RunInfo};
-use herd::stats::{CoreStats, ErrorKind, Merged};
 
 const CORES: usize = 2;
 

@@ -49,8 +49,8 @@ fn merge_refused(files: &[&Path], extra: &[&str], want: &[&str]) {
 }
 
 /// The merged histograms, added here independently of herd merge.
-fn added_histograms(files: &[PathBuf]) -> herd::stats::Histos {
-    let mut sum = herd::stats::Histos::default();
+fn added_histograms(files: &[PathBuf]) -> herd::measure::stats::Histos {
+    let mut sum = herd::measure::stats::Histos::default();
     for f in files {
         let v = read(f);
         let enc: herd::merge::EncodedHistos = serde_json::from_value(v["histograms"].clone()).unwrap();

@@ -11,22 +11,22 @@
 //! with its code, and herd's echo goes out; the socket is then closed after at most
 //! [`PEER_CLOSE_LINGER`] even if the server never ends the TCP connection. A server
 //! that breaks the rules (invalid UTF-8, a message above `--max-frame`, a protocol violation)
-//! gets the connection failed with the matching close code (see `protocol::failure`).
+//! gets the connection failed with the matching close code (see `session::failure`).
 
 use super::connect;
 use super::direct;
-use super::protocol;
 use super::reconnect::{self, Backoff};
+use super::session;
 use super::shaping;
 use super::state::{Conv, CoreCtx, Slot};
 use super::target::Ws;
-use crate::accounting::{Receipt, Trackers};
-use crate::clock::now_ns;
-use crate::marker::{self, DecodeError, Marker};
-use crate::protocol::Unmarked;
-use crate::stats::ErrorKind;
-use crate::template::Fill;
-use crate::wire;
+use crate::config::protocol::Unmarked;
+use crate::config::template::Fill;
+use crate::measure::accounting::{Receipt, Trackers};
+use crate::measure::clock::now_ns;
+use crate::measure::marker::{self, DecodeError, Marker};
+use crate::measure::stats::ErrorKind;
+use crate::ws::wire;
 use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -103,7 +103,7 @@ async fn session(ctx: &CoreCtx, conv_idx: usize, member: u32, mut ws: Box<Ws>) -
     let sender = conv.senders.get(member as usize);
     if let Some(st) = sender {
         ctx.set_connected(st, true);
-        if ctx.plan.scenario.shape.is_some() && ctx.control.phase() >= crate::phase::Phase::Sending {
+        if ctx.plan.scenario.shape.is_some() && ctx.control.phase() >= crate::client::phase::Phase::Sending {
             // A shaped sender's schedule starts once it is connected (the scheduler starts it).
             ctx.joining.borrow_mut().push((conv_idx as u32, member, now_ns()));
         }
@@ -252,7 +252,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 pings_done = owed_pings();
                 let v = ctx.vars(conv, member);
                 let sent =
-                    Box::pin(protocol::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                    Box::pin(session::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
                         .await;
                 if let Err(e) = sent {
                     return write_failed(ctx, &e);
@@ -268,7 +268,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                         if !p.binary {
                             ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
                         }
-                    } else if protocol::answers(&ctx.target, payload) {
+                    } else if session::answers(&ctx.target, payload) {
                         // A frame to answer (`--reply`, `--pong-frame`): left to the path below.
                         return false;
                     }
@@ -283,10 +283,10 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
             Event::Frame(Some(Ok(msg))) => {
                 // Automatic replies and pong matching (`--reply`, `--pong-frame`): such frames are
                 // answered here and are not chat messages.
-                if let Some(auto) = protocol::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
+                if let Some(auto) = session::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
                     drop(msg);
                     let v = ctx.vars(conv, member);
-                    let sent = Box::pin(protocol::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                    let sent = Box::pin(session::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
                     if let Err(e) = sent {
                         return write_failed(ctx, &e);
                     }
@@ -314,7 +314,7 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                     }
                     Message::Close(f) => {
                         let w = &mut ctx.stats.borrow_mut().counters.wire;
-                        let code = protocol::peer_close(w, ws, f.as_ref());
+                        let code = session::peer_close(w, ws, f.as_ref());
                         w.close_received(code);
                         return Ended::ClosedByPeer(None);
                     }
@@ -326,12 +326,12 @@ async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64,
                 return Ended::ByPeer(None);
             }
             Event::Frame(Some(Err(e))) => {
-                let (kind, code) = protocol::failure(&e);
+                let (kind, code) = session::failure(&e);
                 ctx.stats.borrow_mut().counters.wire.close_failed(ws.get_ref().close());
                 match code {
                     Some(code) => {
                         // Boxed: the failure path should not grow every connection's future.
-                        Box::pin(protocol::fail(ws, code)).await;
+                        Box::pin(session::fail(ws, code)).await;
                         ctx.stats.borrow_mut().counters.wire.close_sent(code);
                     }
                     None => ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL),
@@ -352,7 +352,7 @@ async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, tra
     let senders = ctx.plan.scenario.senders as usize;
     let owed: Vec<u64> = conv.senders.iter().map(|s| s.sent.get()).collect();
     let complete = |t: &Trackers| (0..senders).all(|i| i == member as usize || t.get(i).complete_below(owed[i]));
-    let _ = crate::net::idle::timeout(LEAVE_LINGER, async {
+    let _ = crate::runtime::net::idle::timeout(LEAVE_LINGER, async {
         while !complete(trackers) && !ctx.closing.get() {
             let Some(Ok(msg)) = ws.next().await else { break };
             let now = rx_time(ws);
@@ -393,8 +393,8 @@ async fn close_bounded(ctx: &CoreCtx, ws: &mut Ws) {
 /// end of the TCP connection; a server that never answers or never hangs up is not waited for
 /// long. (An aborted run does not wait at all: its cores stop without waiting for these.)
 async fn close(ws: &mut Ws) {
-    let _ = crate::net::idle::timeout(Duration::from_secs(2), async {
-        let _ = ws.close(Some(protocol::normal_close())).await;
+    let _ = crate::runtime::net::idle::timeout(Duration::from_secs(2), async {
+        let _ = ws.close(Some(session::normal_close())).await;
         while let Some(Ok(_)) = ws.next().await {}
         Ok(())
     })
@@ -404,7 +404,7 @@ async fn close(ws: &mut Ws) {
 /// After the peer's close frame: sends herd's echo (tungstenite queued it) and reads until the
 /// peer ends the TCP connection, for at most [`PEER_CLOSE_LINGER`].
 async fn linger(ws: &mut Ws) {
-    let _ = crate::net::idle::timeout(PEER_CLOSE_LINGER, async {
+    let _ = crate::runtime::net::idle::timeout(PEER_CLOSE_LINGER, async {
         let _ = ws.flush().await;
         while let Some(Ok(_)) = ws.next().await {}
         Ok(())
@@ -417,7 +417,7 @@ fn write_failed(ctx: &CoreCtx, e: &WsError) -> Ended {
     let mut st = ctx.stats.borrow_mut();
     st.counters.error(ErrorKind::SendFailed);
     st.counters.wire.close_received(wire::ABNORMAL);
-    Ended::ByPeer(Some(protocol::failure(e).0))
+    Ended::ByPeer(Some(session::failure(e).0))
 }
 
 /// Sends every message that is due, each stamped with its intended and actual send time.
@@ -441,7 +441,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
         let text = {
             let mut buf = ctx.marker_buf.borrow_mut();
             m.encode_padded(p.scenario.size, &mut buf);
-            protocol::message(
+            session::message(
                 &ctx.target.protocol,
                 &Fill { vars: v, token, seq, payload: buf.as_str() },
                 &mut ctx.scratch.borrow_mut(),

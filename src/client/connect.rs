@@ -4,16 +4,16 @@
 //! the core's statistics (`stats::record_phase`). [`member`] is one member's attempt, bounded by
 //! `--connect-timeout` and counted; the first connection and every reconnect go through it.
 
-use super::protocol;
+use super::session;
 use super::state::{Conv, CoreCtx};
 use super::target::{Target, Ws};
-use crate::clock::now_ns;
-use crate::frames::CloseWatch;
-use crate::handshake::{self, ReadHeadError};
-use crate::net::Socket;
-use crate::stats::{self, ConnectPhase, ErrorKind};
-use crate::template::Vars;
+use crate::config::template::Vars;
+use crate::measure::clock::now_ns;
+use crate::measure::stats::{self, ConnectPhase, ErrorKind};
+use crate::runtime::net::Socket;
 use crate::tls;
+use crate::ws::frames::CloseWatch;
+use crate::ws::handshake::{self, ReadHeadError};
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use socket2::{Domain, Protocol, Type};
@@ -21,7 +21,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tungstenite::protocol::Role;
 
-pub use crate::stats::connect_error_kind;
+pub use crate::measure::stats::connect_error_kind;
 
 /// Starts a non-blocking connect, bound to `source` if given (with IP_BIND_ADDRESS_NO_PORT so the
 /// kernel picks the port per destination, not per source address).
@@ -96,7 +96,7 @@ pub async fn open(
     }
     let t0 = now_ns();
     // Boxed: a join in flight should not grow every connection's future.
-    let ws = Box::pin(protocol::joined(ws, t, vars)).await?;
+    let ws = Box::pin(session::joined(ws, t, vars)).await?;
     stats::record_phase(ConnectPhase::Join, now_ns() - t0);
     Ok(ws)
 }
@@ -109,7 +109,7 @@ pub(super) async fn member(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Bo
     let t0 = now_ns();
     let mut path = String::new();
     let seed = p.scenario.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let r = crate::net::idle::timeout(p.scenario.connect_timeout, async {
+    let r = crate::runtime::net::idle::timeout(p.scenario.connect_timeout, async {
         let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
         Ok(open(&ctx.target, &vars, seed, source, &mut path).await)
     })
@@ -157,7 +157,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<WebSocketStream<CloseWatch<S>>, ErrorKind> {
     let t0 = now_ns();
     let key = handshake::client_key(key_seed);
-    let req = protocol::upgrade_request(t, vars, &key, path_buf);
+    let req = session::upgrade_request(t, vars, &key, path_buf);
     stream.write_all(&req).await.map_err(|e| upgrade_error_kind(t, &e))?;
     stream.flush().await.map_err(|e| upgrade_error_kind(t, &e))?;
     drop(req);
@@ -166,7 +166,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         ReadHeadError::Eof => ErrorKind::HandshakeRejected,
         ReadHeadError::TooLarge | ReadHeadError::NotHttp => ErrorKind::HandshakeInvalid,
     })?;
-    protocol::check_answer(t, &buf[..end], &buf[end..], &key)?;
+    session::check_answer(t, &buf[..end], &buf[end..], &key)?;
     let leftover = buf[end..].to_vec();
     drop(buf);
     let stream = CloseWatch::new(stream, &leftover);

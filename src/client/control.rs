@@ -1,7 +1,7 @@
 //! What the run's driver and the cores share: the phase, the cores' acknowledgements and
 //! counts, the connection allowance of gated runs (the ceiling), abort and abandonment.
 
-use crate::phase::Phase;
+use crate::client::phase::Phase;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub struct Control {
     /// for that phase (so a driver that sees the acknowledgement reads fresh counts).
     acked: Vec<AtomicU8>,
     /// The cores' heartbeats, watched by the watchdog (see `watchdog.rs`).
-    pub heartbeats: Arc<crate::watchdog::Heartbeats>,
+    pub heartbeats: Arc<crate::runtime::watchdog::Heartbeats>,
     /// Connections the run may attempt so far, across all cores (the ceiling raises it in
     /// steps; a plain run allows everything at once), and how many the run has in all.
     allowed: AtomicU64,
@@ -53,10 +53,10 @@ impl Control {
             abort: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             acked: (0..cores).map(|_| AtomicU8::new(0)).collect(),
-            heartbeats: crate::watchdog::Heartbeats::new(cores),
+            heartbeats: crate::runtime::watchdog::Heartbeats::new(cores),
             allowed: AtomicU64::new(0),
             all_conns: AtomicU64::new(1),
-            bells: (0..cores).map(|_| crate::net::sys::eventfd().ok()).collect(),
+            bells: (0..cores).map(|_| crate::runtime::net::sys::eventfd().ok()).collect(),
         }
     }
 
@@ -68,7 +68,7 @@ impl Control {
     /// Wakes core `core`'s scheduler.
     pub fn ring(&self, core: usize) {
         if let Some(fd) = self.bell(core) {
-            crate::net::sys::ring(fd);
+            crate::runtime::net::sys::ring(fd);
         }
     }
 
@@ -130,7 +130,7 @@ impl Control {
     /// applied it; returns the cores that had not.
     pub fn change_phase(&self, p: Phase, limit: Duration, give_up: impl Fn() -> bool) -> Vec<usize> {
         self.set_phase(p);
-        crate::clock::wait_until(limit, || give_up() || self.not_acked(p).is_empty());
+        crate::measure::clock::wait_until(limit, || give_up() || self.not_acked(p).is_empty());
         self.not_acked(p)
     }
 

@@ -3,14 +3,14 @@
 
 use super::control::Control;
 use super::plan::CorePlan;
-use super::protocol::PingRing;
+use super::session::PingRing;
 use super::state::{Conv, CoreCtx, Sched, SenderState, Slot};
 use super::target::Target;
 use super::{ramp, shaping};
-use crate::clock::now_ns;
-use crate::pacing::{self, Schedule};
-use crate::phase::Phase;
-use crate::stats::{CoreStats, Snapshot};
+use crate::client::phase::Phase;
+use crate::measure::clock::now_ns;
+use crate::measure::pacing::{self, Schedule};
+use crate::measure::stats::{CoreStats, Snapshot};
 use glommio::{Latency, Shares};
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -33,7 +33,7 @@ const CONTROL_POLL_OFTEN: Duration = Duration::from_millis(50);
 
 pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
-    let reactor = match crate::net::Reactor::install() {
+    let reactor = match crate::runtime::net::Reactor::install() {
         Ok(r) => r,
         Err(e) => {
             // Without its epoll set the core can open nothing: every connection fails, counted.
@@ -89,14 +89,14 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         closing_slots: glommio::sync::Semaphore::new(super::conn::CLOSING_AT_ONCE),
     });
     ctx.stats.borrow_mut().windows =
-        crate::windows::CoreWindows::new(ctx.plan.scenario.shape.as_ref().map_or(0, |s| s.stages().len()));
+        crate::measure::windows::CoreWindows::new(ctx.plan.scenario.shape.as_ref().map_or(0, |s| s.stages().len()));
     let idx = ctx.plan.idx;
 
     // The connect ramp runs beside the ticker below; under a connection ramp (`--stage`) the
     // stages open and close conversations during the send phase instead.
     {
         let ctx = ctx.clone();
-        crate::net::idle::spawn(async move {
+        crate::runtime::net::idle::spawn(async move {
             if ctx.plan.scenario.shape.as_ref().is_some_and(|s| s.ramps_connections()) {
                 ctx.ramp_over.set(true);
                 ctx.nudge();
@@ -114,9 +114,9 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
     let mut storm = ctx.plan.scenario.storm;
     let mut churn = shaping::Churn::new(ctx.plan.churn, ctx.plan.scenario.seed ^ idx as u64);
 
-    let belled = ctx.control.bell(idx).and_then(|b| crate::net::ticker::Ticker::with_bell(b).ok());
+    let belled = ctx.control.bell(idx).and_then(|b| crate::runtime::net::ticker::Ticker::with_bell(b).ok());
     let belled_poll = if belled.is_some() { CONTROL_POLL } else { CONTROL_POLL_OFTEN };
-    let ticker = match belled.map_or_else(crate::net::ticker::Ticker::new, Ok) {
+    let ticker = match belled.map_or_else(crate::runtime::net::ticker::Ticker::new, Ok) {
         Ok(t) => Some(t),
         Err(e) => {
             crate::errln!("herd: core {idx}: no timerfd ({e}); sleeping on glommio timers");
@@ -235,7 +235,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
                 // handshake is under way: connect times are taken when their reads run.
                 Some(t) if ctx.connecting.get() == 0 => t.sleep_deferring_reads(Duration::from_nanos(wait)).await,
                 Some(t) => t.sleep(Duration::from_nanos(wait)).await,
-                None => crate::net::idle::sleep(Duration::from_nanos(wait)).await,
+                None => crate::runtime::net::idle::sleep(Duration::from_nanos(wait)).await,
             }
         } else {
             glommio::yield_if_needed().await;

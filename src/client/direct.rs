@@ -7,11 +7,11 @@
 //! binary frames, unmasked, without reserved bits, within the size limit. From the first other
 //! frame of a read on (a control frame, a fragment, a frame not whole in the read, anything a
 //! server should not send), the bytes go back to tungstenite through
-//! [`CloseWatch::hand_over`](crate::frames::CloseWatch::hand_over), and so do the end of the stream and read errors.
+//! [`CloseWatch::hand_over`](crate::ws::frames::CloseWatch::hand_over), and so do the end of the stream and read errors.
 //! tungstenite then reads and judges them as it always did, and the connection reads directly
 //! again once tungstenite holds nothing of the stream ([`CloseWatch::between_messages`]).
 //!
-//! [`CloseWatch::between_messages`]: crate::frames::CloseWatch::between_messages
+//! [`CloseWatch::between_messages`]: crate::ws::frames::CloseWatch::between_messages
 
 use super::target::Ws;
 use std::cell::RefCell;
@@ -186,7 +186,7 @@ mod tests {
             assert!(n <= s.len());
             // What was taken ends on a frame boundary, with no message open, and is taken
             // again the same way on its own.
-            let mut t = crate::frames::FrameTracker::default();
+            let mut t = crate::ws::frames::FrameTracker::default();
             t.feed(&s[..n]);
             assert!(t.between_messages());
             assert_eq!(taken(&s[..n], 40), (n, got));

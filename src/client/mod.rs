@@ -24,20 +24,21 @@ pub mod connect;
 mod control;
 mod core;
 mod direct;
+pub mod phase;
 mod plan;
-pub mod protocol;
 mod ramp;
 pub mod reconnect;
+pub mod session;
 mod shaping;
 mod state;
 mod target;
 
 use crate::error::Result;
-use crate::stats::Snapshot;
+use crate::measure::stats::Snapshot;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-pub use crate::phase::Phase;
+pub use crate::client::phase::Phase;
 pub use control::Control;
 pub use plan::{assign, CorePlan};
 pub use target::{Target, Ws};
@@ -48,13 +49,13 @@ pub fn start(
     target: Arc<Target>,
     control: Arc<Control>,
     tx: Sender<Snapshot>,
-) -> Result<Vec<crate::executor::Executor<()>>> {
+) -> Result<Vec<crate::runtime::executor::Executor<()>>> {
     let mut handles = Vec::with_capacity(plans.len());
     for plan in plans {
         let (target, control, tx) = (target.clone(), control.clone(), tx.clone());
         let name = format!("herd-core-{}", plan.idx);
         let (cpu, watched) = (plan.cpu, (control.heartbeats.clone(), plan.idx));
-        handles.push(crate::executor::spawn_pinned(&name, cpu, watched, move || {
+        handles.push(crate::runtime::executor::spawn_pinned(&name, cpu, watched, move || {
             core::run_core(plan, target, control, tx)
         })?);
     }

@@ -1,6 +1,6 @@
 //! What one core is given to run: the run's scenario (shared) and its own share of it.
 
-use crate::scenario::Scenario;
+use crate::config::scenario::Scenario;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 
 use super::conn;
 use super::state::{CoreCtx, Sched};
-use crate::clock::now_ns;
+use crate::measure::clock::now_ns;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub fn spawn_member(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle, ci: usize, 
     let conv = &ctx.convs[ci];
     conv.tasks.set(conv.tasks.get() + 1);
     let fut = conn::run(ctx.clone(), ci, member);
-    match crate::net::idle::spawn_into(fut, tq) {
+    match crate::runtime::net::idle::spawn_into(fut, tq) {
         Ok(t) => {
             t.detach();
         }
@@ -47,14 +47,14 @@ pub async fn ramp(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
                 if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
                     return;
                 }
-                crate::net::idle::sleep(Duration::from_millis(5)).await;
+                crate::runtime::net::idle::sleep(Duration::from_millis(5)).await;
                 // The connect rate counts from the moment the gate opens.
                 start = now_ns().saturating_sub(i * per_conn_ns);
             }
             let due = start + i * per_conn_ns;
             let now = now_ns();
             if due > now + 1_000_000 {
-                crate::net::idle::sleep(Duration::from_nanos(due - now)).await;
+                crate::runtime::net::idle::sleep(Duration::from_nanos(due - now)).await;
             }
             i += 1;
             spawn_member(ctx, tq, ci, member);
@@ -81,13 +81,13 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
         let start = ctx.control.send_start_ns.load(Ordering::SeqCst);
         let phase = ctx.control.phase();
         // A run that ends before sending (interrupted while connecting) has no stages to apply.
-        let never_sent = start == 0 && phase >= crate::phase::Phase::Draining;
+        let never_sent = start == 0 && phase >= crate::client::phase::Phase::Draining;
         if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) || never_sent {
             return;
         }
         let now = now_ns();
-        if start == 0 || now < start || phase < crate::phase::Phase::Sending {
-            crate::net::idle::sleep(STEP).await;
+        if start == 0 || now < start || phase < crate::client::phase::Phase::Sending {
+            crate::runtime::net::idle::sleep(STEP).await;
             continue;
         }
         // After the last stage the run drains: conversations stay as the last stage left them.
@@ -111,7 +111,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
             for member in 0..ctx.plan.scenario.members {
                 let now = now_ns();
                 if next_spawn > now + 1_000_000 {
-                    crate::net::idle::sleep(Duration::from_nanos(next_spawn - now)).await;
+                    crate::runtime::net::idle::sleep(Duration::from_nanos(next_spawn - now)).await;
                 }
                 next_spawn = next_spawn.max(now_ns().saturating_sub(per_conn_ns)) + per_conn_ns;
                 spawn_member(ctx, tq, active, member);
@@ -122,7 +122,7 @@ pub async fn follow_stages(ctx: &Rc<CoreCtx>, tq: glommio::TaskQueueHandle) {
         if now - start >= shape.total_ns() {
             return;
         }
-        crate::net::idle::sleep(STEP).await;
+        crate::runtime::net::idle::sleep(STEP).await;
     }
 }
 

@@ -14,7 +14,7 @@
 use super::connect;
 use super::state::{Conv, CoreCtx, Slot};
 use super::target::Ws;
-use crate::pacing::splitmix64;
+use crate::measure::pacing::splitmix64;
 use futures_lite::future;
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
@@ -91,7 +91,7 @@ pub async fn again(ctx: &CoreCtx, conv: &Conv, member: u32, backoff: &mut Backof
 /// with backoff until it is back or the run closes. A success counts in `conns_rejoined`.
 pub async fn rejoin(ctx: &CoreCtx, conv: &Conv, member: u32, at: Option<u64>) -> Option<Box<Ws>> {
     let mut backoff = Backoff::new(ctx.plan.scenario.seed ^ conv.id ^ (member as u64) << 40);
-    let wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())));
+    let wait = at.map(|t| Duration::from_nanos(t.saturating_sub(crate::measure::clock::now_ns())));
     let ws = retry(ctx, conv, member, &mut backoff, wait).await?;
     ctx.stats.borrow_mut().counters.conns_rejoined += 1;
     Some(ws)
@@ -113,7 +113,7 @@ async fn retry(
         if let Some(delay) = wait.filter(|d| !d.is_zero()) {
             let waited = future::or(
                 async {
-                    crate::net::idle::sleep(delay).await;
+                    crate::runtime::net::idle::sleep(delay).await;
                     true
                 },
                 async {

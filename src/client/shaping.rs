@@ -7,7 +7,7 @@
 //! that moment has arrived (bounded by `conn::LEAVE_LINGER`), and only then closes.
 
 use super::state::{CoreCtx, Slot};
-use crate::pacing::splitmix64;
+use crate::measure::pacing::splitmix64;
 use crate::shape::Storm;
 use std::sync::atomic::Ordering;
 

@@ -4,12 +4,12 @@
 
 use super::control::Control;
 use super::plan::CorePlan;
-use super::protocol::PingRing;
+use super::session::PingRing;
 use super::target::Target;
-use crate::clock::now_ns;
-use crate::pacing::Schedule;
-use crate::stats::CoreStats;
-use crate::template::Vars;
+use crate::config::template::Vars;
+use crate::measure::clock::now_ns;
+use crate::measure::pacing::Schedule;
+use crate::measure::stats::CoreStats;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::task::Waker;
 /// A connection's doorbell: the scheduler and the core ring it; the connection's task waits on it.
 #[derive(Default)]
 pub struct Slot {
-    waker: crate::net::waker::WakerSlot,
+    waker: crate::runtime::net::waker::WakerSlot,
     /// [`Slot::OPEN`], and what the core asks of the connection ([`Slot::CHURN`], [`Slot::STORM`]).
     pub flags: Cell<u8>,
 }

@@ -1,11 +1,11 @@
 //! Where and how a run's connections connect ([`Target`], shared by every connection of a
 //! core), and the stream type of an open connection ([`Ws`]).
 
-use crate::frames::CloseWatch;
-use crate::net::Socket;
-use crate::protocol::{self as proto, tokens::Tokens};
-use crate::template::UrlTemplate;
+use crate::config::protocol::{self as proto, tokens::Tokens};
+use crate::config::template::UrlTemplate;
+use crate::runtime::net::Socket;
 use crate::tls;
+use crate::ws::frames::CloseWatch;
 use async_tungstenite::WebSocketStream;
 use std::io;
 use std::net::SocketAddr;

@@ -98,7 +98,7 @@ fn rlimit(which: Rlimit) -> (Reading<u64>, Reading<u64>) {
         Rlimit::Nofile => libc::RLIMIT_NOFILE,
         Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
     };
-    match crate::limits::rlimit(resource as libc::c_int) {
+    match crate::runtime::limits::rlimit(resource as libc::c_int) {
         // limits::rlimit gives u64::MAX for none, which is UNLIMITED.
         Ok((soft, hard)) => (Reading::Value(soft), Reading::Value(hard)),
         Err(e) => (Reading::Unreadable(e.to_string()), Reading::Unreadable(e.to_string())),

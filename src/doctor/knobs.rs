@@ -16,7 +16,7 @@ pub const TCP_MEM_BYTES_PER_CONN: u64 = 4096;
 
 /// Descriptors herd needs besides one per connection: stdio, glommio's io_uring rings and
 /// eventfds (a few per executor), listeners and output files (herd's own spare count).
-pub const FD_RESERVE: u64 = crate::limits::SPARE_FDS;
+pub const FD_RESERVE: u64 = crate::runtime::limits::SPARE_FDS;
 
 /// glommio refuses to create an executor when the soft `RLIMIT_MEMLOCK` is below 512 KiB.
 pub const GLOMMIO_MIN_MEMLOCK: u64 = 512 * 1024;

@@ -35,7 +35,7 @@ pub struct DoctorArgs {
 }
 
 fn count(text: &str) -> Result<u64, String> {
-    match crate::units::parse_count(text)? {
+    match crate::config::units::parse_count(text)? {
         0 => Err("the count must be at least 1".into()),
         n => Ok(n),
     }

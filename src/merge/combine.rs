@@ -3,9 +3,10 @@
 //! sums by the same code as `herd run`'s own results.
 
 use super::input::Input;
-use crate::results::{self, Phases, ProcessCost, RunResult};
-use crate::scenario::{self, RunArgs, Scenario, ScenarioFile};
-use crate::stats::{Counters, ErrorKind, Histos, Merged};
+use crate::config::args::{self, RunArgs, ScenarioFile};
+use crate::config::Scenario;
+use crate::measure::stats::{Counters, ErrorKind, Histos, Merged};
+use crate::outcome::results::{self, Phases, ProcessCost, RunResult};
 use std::time::Duration;
 
 /// Scenario keys that belong to one process, not to the workload: they may differ between the
@@ -133,7 +134,7 @@ fn summary_scenario(i: &Input) -> Result<Scenario, String> {
         ..Default::default()
     };
     let mut out =
-        scenario::resolve(&args, &ScenarioFile::default(), &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))?;
+        args::resolve(&args, &ScenarioFile::default(), &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))?;
     (out.shape, out.storm, out.churn) = super::shapes::scenario_parts(i)?;
     Ok(out)
 }
@@ -148,7 +149,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
     let mut notes = vec![];
     for i in inputs {
         sum.add(&counters(i)?);
-        let h = crate::histcodec::decode(&i.doc.histograms).map_err(|e| format!("{}: {e}", i.name))?;
+        let h = crate::outcome::histcodec::decode(&i.doc.histograms).map_err(|e| format!("{}: {e}", i.name))?;
         histos.add(&h);
         // Shards peak at about the same time when they start together; the sum is an upper bound.
         peak_open += i.doc.connections.peak_open;
@@ -235,7 +236,7 @@ pub fn shard_lines(inputs: &[Input]) -> String {
     let mut s = String::new();
     for i in sorted {
         let (c, m) = (&i.doc.connections, &i.doc.messages);
-        let p99 = crate::histcodec::decode(&i.doc.histograms)
+        let p99 = crate::outcome::histcodec::decode(&i.doc.histograms)
             .map(|h| results::latency(&h.corrected).p99_ms)
             .unwrap_or(f64::NAN);
         let late = i.doc.start.as_ref().filter(|s| s.late_s > 0.0).map(|s| format!("  late {:.3}s", s.late_s));

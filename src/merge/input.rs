@@ -1,10 +1,11 @@
 //! One worker's results file as `herd merge` reads it: the parts that merge, checked to be
 //! herd's results.
 
-use crate::histcodec::EncodedHistos;
-use crate::results::{Connections, Messages, Phases, ProcessCost};
-use crate::shard::{Shard, StartReport};
-use crate::wire::WireCounters;
+use crate::config::shard::Shard;
+use crate::drive::shard::StartReport;
+use crate::outcome::histcodec::EncodedHistos;
+use crate::outcome::results::{Connections, Messages, Phases, ProcessCost};
+use crate::ws::wire::WireCounters;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -65,7 +66,7 @@ pub fn parse(name: &str, text: &str) -> Result<Input, String> {
     let shard = match &scenario["shard"] {
         serde_json::Value::Null => Shard { index: 0, count: 1 },
         serde_json::Value::String(s) => {
-            crate::shard::parse_shard(s).map_err(|e| format!("scenario.shard is not a shard: {e}"))?
+            crate::config::shard::parse_shard(s).map_err(|e| format!("scenario.shard is not a shard: {e}"))?
         }
         other => return Err(format!("scenario.shard is not a shard: {other}")),
     };

@@ -8,7 +8,7 @@ mod combine;
 mod input;
 mod shapes;
 
-pub use crate::histcodec::{
+pub use crate::outcome::histcodec::{
     decode as decode_histograms, decode_one as decode_histogram, encode as encode_histograms,
     encode_one as encode_histogram, EncodedHistos, ENCODING,
 };
@@ -42,7 +42,7 @@ pub fn merge_files(files: &[PathBuf], partial: bool) -> Result<(serde_json::Valu
     }
     let missing = check(&inputs, partial).map_err(Error::Usage)?;
     let r = combine(&inputs, &missing).map_err(Error::Usage)?;
-    let summary = format!("{}{}", crate::results::summary(&r), shard_lines(&inputs));
+    let summary = format!("{}{}", crate::outcome::results::summary(&r), shard_lines(&inputs));
     let mut doc = serde_json::to_value(&r).map_err(|e| Error::Software(format!("encoding the merged results: {e}")))?;
     // The workers' own scenario (not the summary's reconstruction), without the shard.
     let mut scenario = inputs[0].scenario.clone();

@@ -4,10 +4,10 @@
 //! code as `herd run`'s own (`shape::results`).
 
 use super::input::Input;
+use crate::measure::stats::Merged;
+use crate::measure::windows::{CoreWindows, MergedWindows};
 use crate::shape::results::ShapeResults;
 use crate::shape::{Shape, Stage, Storm};
-use crate::stats::Merged;
-use crate::windows::{CoreWindows, MergedWindows};
 
 /// A scenario's `--stage`, `--storm` and `--churn`.
 type Parts = (Option<Shape>, Option<Storm>, Option<f64>);

@@ -112,7 +112,7 @@ pub fn hostname() -> String {
 }
 
 fn parse_push_interval(s: &str) -> Result<Duration, String> {
-    let d = crate::units::parse_duration(s)?;
+    let d = crate::config::units::parse_duration(s)?;
     if d < Duration::from_millis(100) {
         return Err(format!("push interval {s:?} is below the 100ms minimum"));
     }

@@ -132,7 +132,7 @@ impl Collector for Precomputed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::new_histogram;
+    use crate::measure::stats::new_histogram;
 
     /// A small deterministic generator (xorshift64*), so the test needs no extra crate.
     struct Rng(u64);

@@ -16,12 +16,12 @@
 //! | `herd_connections` | gauge | open now: established − closed by peer − closed by herd |
 //! | `herd_core_connections{core}` | gauge | the same, per executor core |
 //! | `herd_connections_attempted_total`, `_established_total`, `_failed_total`, `_reconnected_total`, `_closed_by_peer_total`, `_closed_total` | counter | connection outcomes |
-//! | `herd_messages_sent_total`, `_expected_total`, `_delivered_total`, `_duplicated_total`, `_reordered_total`, `_unexpected_total`, `_echoed_total` | counter | see [`crate::stats::Counters`] |
+//! | `herd_messages_sent_total`, `_expected_total`, `_delivered_total`, `_duplicated_total`, `_reordered_total`, `_unexpected_total`, `_echoed_total` | counter | see [`crate::measure::stats::Counters`] |
 //! | `herd_messages_pending` | gauge | expected − delivered now: deliveries still owed |
 //! | `herd_stage` | gauge | the `--stage` being sent now, 1-based (0 before any, or without stages) |
 //! | `herd_connections_left_total`, `_rejoined_total` | counter | closed mid-run (stages, churn, storm), and joined again |
 //! | `herd_messages_missed_total` | counter | expected − delivered once the run is [`Phase::Done`]; 0 before |
-//! | `herd_errors_total{category}` | counter | every [`crate::stats::ErrorKind`] name, zeros included |
+//! | `herd_errors_total{category}` | counter | every [`crate::measure::stats::ErrorKind`] name, zeros included |
 //! | `herd_handshake_rejected_total{status}` | counter | refused upgrades (`handshake_rejected`) by the HTTP status the server answered |
 //! | `herd_close_codes_received_total{code}` | counter | connections the server ended, by the close code it sent (1005: none; 1006: no close frame) |
 //! | `herd_invalid_close_codes_total` | counter | close frames from the server with a code RFC 6455 does not allow on the wire |
@@ -40,12 +40,12 @@ use prometheus::{
     Encoder as _, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub use crate::phase::Phase;
+pub use crate::client::phase::Phase;
 
 use super::buckets::{Precomputed, DEFAULT_BOUNDS_SECONDS};
 pub use super::labels::RunInfo;
 use super::labels::{run_info_labels, sanitize_prefix};
-use crate::stats::{ErrorKind, Merged};
+use crate::measure::stats::{ErrorKind, Merged};
 
 /// Exported quantiles, and their `quantile` label values.
 const QUANTILES: [(f64, &str); 5] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999"), (1.0, "1")];
@@ -257,7 +257,7 @@ fn to_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::CoreStats;
+    use crate::measure::stats::CoreStats;
 
     fn sample() -> Merged {
         let mut a = CoreStats::default();
@@ -272,7 +272,8 @@ mod tests {
         a.counters.error(ErrorKind::ConnectRefused);
         a.counters.error(ErrorKind::HandshakeRejected);
         a.counters.wire.handshake_rejected(403, b"Forbidden");
-        let code = a.counters.wire.close_frame(Some(crate::frames::CloseSeen::Code(999)), 1002, "Protocol violation");
+        let code =
+            a.counters.wire.close_frame(Some(crate::ws::frames::CloseSeen::Code(999)), 1002, "Protocol violation");
         a.counters.wire.close_received(code);
         a.counters.wire.close_received(4001);
         for i in 0..290u64 {

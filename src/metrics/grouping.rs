@@ -37,7 +37,7 @@ fn label_segment(name: &str, value: &str) -> String {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 pub fn percent_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, crate::template::UNRESERVED).to_string()
+    percent_encoding::utf8_percent_encode(s, crate::config::template::UNRESERVED).to_string()
 }
 
 /// URL-safe base64 with padding; the empty input gives `=`, which the Pushgateway reads as the

@@ -2,7 +2,7 @@
 //!
 //! The reporter thread owns the whole pipeline; the executors never see it:
 //!
-//! 1. [`encode`] turns the merged view of the run ([`crate::stats::Merged`]) into the Prometheus
+//! 1. [`encode`] turns the merged view of the run ([`crate::measure::stats::Merged`]) into the Prometheus
 //!    text exposition format. Histograms come straight from the HDR histograms
 //!    ([`hdr_buckets`]), so nothing is recorded twice.
 //! 2. [`Pusher::update`] hands the newest text to the pusher's own thread, which PUTs it to

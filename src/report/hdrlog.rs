@@ -1,8 +1,8 @@
 //! Reading herd's HdrHistogram interval log (`--hdr-log`) back: per-interval latency
 //! percentiles and the whole run's percentile distribution, corrected and uncorrected.
 
-use crate::series::spectrum;
-use crate::stats::new_histogram;
+use crate::measure::stats::new_histogram;
+use crate::outcome::series::spectrum;
 use base64::Engine;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;

@@ -4,8 +4,8 @@
 use super::core::Core;
 use super::mailbox::Mailbox;
 use super::metrics::{add, inc};
-use crate::handshake::{self, ReadHeadError};
-use crate::net::{Listener, Socket};
+use crate::runtime::net::{Listener, Socket};
+use crate::ws::handshake::{self, ReadHeadError};
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncWrite, AsyncWriteExt};
 use futures_util::{SinkExt, StreamExt};
@@ -74,8 +74,9 @@ async fn secure(core: &Core, socket: Socket) -> Option<Stream> {
     let Some(cfg) = &core.shared.cfg.tls else { return Some(Stream::Plain(socket)) };
     let timeout = core.shared.cfg.handshake_timeout;
     // Boxed: a handshake in flight should not grow every connection's future.
-    let accepted =
-        crate::net::idle::timeout(timeout, async { Ok(Box::pin(crate::tls::server::accept(cfg, socket)).await) });
+    let accepted = crate::runtime::net::idle::timeout(timeout, async {
+        Ok(Box::pin(crate::tls::server::accept(cfg, socket)).await)
+    });
     accepted.await.ok().and_then(|r| r.ok())
 }
 
@@ -87,7 +88,7 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
         return;
     };
     let timeout = core.shared.cfg.handshake_timeout;
-    let head = crate::net::idle::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
+    let head = crate::runtime::net::idle::timeout(timeout, async { Ok(handshake::read_head(&mut stream).await) }).await;
     let (buf, end) = match head {
         Ok(Ok(h)) => h,
         Ok(Err(ReadHeadError::TooLarge)) => {
@@ -176,7 +177,7 @@ async fn serve_ws(
     mailbox: &Mailbox,
     mut ws: WebSocketStream<Stream>,
 ) {
-    let mut delay_timer: Option<crate::net::idle::Delay> = None;
+    let mut delay_timer: Option<crate::runtime::net::idle::Delay> = None;
     loop {
         let ev = poll_fn(|cx| {
             if mailbox.close_requested() {
@@ -189,13 +190,14 @@ async fn serve_ws(
                 if due == 0 {
                     return Poll::Ready(Event::Write);
                 }
-                let now = crate::clock::now_ns();
+                let now = crate::measure::clock::now_ns();
                 if due <= now {
                     delay_timer = None;
                     return Poll::Ready(Event::Write);
                 }
-                let t = delay_timer
-                    .get_or_insert_with(|| crate::net::idle::Delay::new(std::time::Duration::from_nanos(due - now)));
+                let t = delay_timer.get_or_insert_with(|| {
+                    crate::runtime::net::idle::Delay::new(std::time::Duration::from_nanos(due - now))
+                });
                 if Pin::new(t).poll(cx).is_ready() {
                     delay_timer = None;
                     return Poll::Ready(Event::Write);
@@ -210,7 +212,7 @@ async fn serve_ws(
         .await;
         match ev {
             Event::Write => {
-                let now = crate::clock::now_ns();
+                let now = crate::measure::clock::now_ns();
                 let mut n = 0u64;
                 // A consumer that stops reading blocks this write; its mailbox overflowing (or
                 // the server stopping) must still end the connection, so both are raced.
@@ -278,7 +280,7 @@ async fn serve_ws(
 /// Sends a close frame and waits briefly for the client's answer.
 async fn close(ws: &mut WebSocketStream<Stream>, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame { code, reason: reason.into() };
-    let _ = crate::net::idle::timeout(std::time::Duration::from_secs(1), async {
+    let _ = crate::runtime::net::idle::timeout(std::time::Duration::from_secs(1), async {
         if ws.close(Some(frame)).await.is_ok() {
             while let Some(Ok(_)) = ws.next().await {}
         }
@@ -299,13 +301,13 @@ pub async fn serve_metrics_only(core: Rc<Core>, listener: Listener) {
             None => return,
             Some(Ok(s)) => s,
             Some(Err(_)) => {
-                crate::net::idle::sleep(std::time::Duration::from_millis(5)).await;
+                crate::runtime::net::idle::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             }
         };
         let core = core.clone();
-        crate::net::idle::spawn(async move {
-            if let Ok(Ok((buf, end))) = crate::net::idle::timeout(core.shared.cfg.handshake_timeout, async {
+        crate::runtime::net::idle::spawn(async move {
+            if let Ok(Ok((buf, end))) = crate::runtime::net::idle::timeout(core.shared.cfg.handshake_timeout, async {
                 Ok(handshake::read_head(&mut s).await)
             })
             .await

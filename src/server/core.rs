@@ -126,7 +126,7 @@ impl Core {
     /// cores that hold other members.
     pub async fn relay(&self, room: &Arc<str>, from: u64, text: Utf8Bytes) {
         inc(&self.counters().messages_received);
-        let recv_ns = crate::clock::now_ns();
+        let recv_ns = crate::measure::clock::now_ns();
         let exclude = if self.shared.cfg.echo { None } else { Some(from) };
         self.deliver_local(room, exclude, &text, recv_ns);
         // Queued without waiting where there is room; only a full inbox makes this task wait.
@@ -143,7 +143,7 @@ impl Core {
             // The peer is behind: wait for room rather than drop (the sender's reads slow down,
             // and TCP pushes back on it).
             loop {
-                crate::net::idle::sleep(Duration::from_micros(200)).await;
+                crate::runtime::net::idle::sleep(Duration::from_micros(200)).await;
                 match self.shared.inboxes[peer].push(m) {
                     Ok(()) => break,
                     Err(back) => m = back,

@@ -20,7 +20,7 @@ pub struct Mailbox {
     cap: usize,
     overflowed: Cell<bool>,
     close_requested: Cell<bool>,
-    waker: crate::net::waker::WakerSlot,
+    waker: crate::runtime::net::waker::WakerSlot,
 }
 
 /// Result of offering a frame to a mailbox.

@@ -16,8 +16,8 @@ pub mod metrics;
 pub mod rooms;
 mod worker;
 
+use crate::config::units;
 use crate::error::{Error, Result};
-use crate::units;
 use clap::Args;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -92,7 +92,7 @@ pub struct Faults {
 impl ServerConfig {
     /// A loopback server on a free port with default settings, as `herd run` embeds it.
     pub fn embedded(threads: usize) -> ServerConfig {
-        let online = crate::executor::online_cores();
+        let online = crate::runtime::executor::online_cores();
         ServerConfig {
             listen: "127.0.0.1:0".parse().expect("literal address"),
             cores: (0..threads.max(1)).map(|i| online[i % online.len()]).collect(),
@@ -108,14 +108,14 @@ impl ServerConfig {
     }
 
     pub fn from_args(a: &ServeArgs) -> Result<ServerConfig> {
-        let online = crate::executor::online_cores();
+        let online = crate::runtime::executor::online_cores();
         let threads = match a.threads {
             Some(0) => return Err(Error::Usage("--threads: must be at least 1".into())),
             Some(t) => t as usize,
             None => online.len(),
         };
-        if threads > crate::scenario::MAX_THREADS as usize {
-            return Err(Error::Usage(format!("--threads: at most {}", crate::scenario::MAX_THREADS)));
+        if threads > crate::runtime::executor::MAX_THREADS as usize {
+            return Err(Error::Usage(format!("--threads: at most {}", crate::runtime::executor::MAX_THREADS)));
         }
         if a.queue == 0 {
             return Err(Error::Usage("--queue: must be at least 1".into()));
@@ -147,12 +147,12 @@ impl ServerConfig {
 pub struct Shared {
     pub cfg: ServerConfig,
     pub counters: Vec<metrics::CoreCounters>,
-    pub inboxes: Vec<Arc<crate::net::inbox::Inbox<core::Msg>>>,
+    pub inboxes: Vec<Arc<crate::runtime::net::inbox::Inbox<core::Msg>>>,
     /// Per core: rooms with members anywhere, as that core sees them.
     pub rooms_seen: Vec<AtomicU64>,
     pub stop: AtomicBool,
     /// The cores' heartbeats, watched by the watchdog (see `watchdog.rs`).
-    pub heartbeats: Arc<crate::watchdog::Heartbeats>,
+    pub heartbeats: Arc<crate::runtime::watchdog::Heartbeats>,
 }
 
 impl Shared {
@@ -179,7 +179,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
-    threads: Vec<crate::executor::Executor<()>>,
+    threads: Vec<crate::runtime::executor::Executor<()>>,
 }
 
 impl Server {
@@ -193,7 +193,7 @@ impl Server {
     pub fn start_until(cfg: ServerConfig, interrupted: &dyn Fn() -> bool) -> Result<Server> {
         // Bind the first listener here to learn the port (for port 0), then let each core bind
         // its own with SO_REUSEPORT.
-        let probe = crate::net::listener::reuseport_socket(cfg.listen)
+        let probe = crate::runtime::net::listener::reuseport_socket(cfg.listen)
             .map_err(|e| Error::Unavailable(format!("--listen {}: {e}", cfg.listen)))?;
         let addr = probe
             .local_addr()
@@ -210,7 +210,7 @@ impl Server {
         };
         let n = cfg.cores.len();
         let inboxes = (0..n)
-            .map(|_| crate::net::inbox::Inbox::new(core::INBOX_CAP))
+            .map(|_| crate::runtime::net::inbox::Inbox::new(core::INBOX_CAP))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| Error::Unavailable(format!("cannot create the cores' inboxes (eventfd): {e}")))?;
         let shared = Arc::new(Shared {
@@ -218,20 +218,20 @@ impl Server {
             inboxes,
             rooms_seen: (0..n).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
-            heartbeats: crate::watchdog::Heartbeats::new(n),
+            heartbeats: crate::runtime::watchdog::Heartbeats::new(n),
             cfg: cfg.clone(),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
         // Owns what has started so far: an error below stops it all (Drop).
         let mut server = Server { addr, metrics_addr: metrics_addr.as_ref().map(|(a, _)| *a), shared, threads: vec![] };
-        crate::watchdog::spawn(server.shared.heartbeats.clone());
+        crate::runtime::watchdog::spawn(server.shared.heartbeats.clone());
         let mut metrics_listener = metrics_addr.map(|(_, l)| l);
         for (idx, &cpu) in cfg.cores.iter().enumerate() {
             let shared = server.shared.clone();
             let ready = ready_tx.clone();
             let ml = if idx == 0 { metrics_listener.take() } else { None };
             let watched = (server.shared.heartbeats.clone(), idx);
-            let h = crate::executor::spawn_pinned(&format!("herd-serve-{idx}"), cpu, watched, move || {
+            let h = crate::runtime::executor::spawn_pinned(&format!("herd-serve-{idx}"), cpu, watched, move || {
                 worker::run_core(idx, addr, shared, ml, ready)
             })?;
             server.threads.push(h);
@@ -314,8 +314,8 @@ impl Drop for Server {
 /// `herd serve`: runs until SIGINT or SIGTERM.
 pub fn main(args: &ServeArgs) -> Result<()> {
     let cfg = ServerConfig::from_args(args)?;
-    crate::limits::raise_nofile();
-    let signals = crate::signal::Signals::install()?;
+    crate::runtime::limits::raise_nofile();
+    let signals = crate::runtime::signal::Signals::install()?;
     let threads = cfg.cores.len();
     let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
     let server = Server::start_until(cfg, &|| signals.count() > 0)?;

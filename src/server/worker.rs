@@ -6,7 +6,7 @@ use super::conn;
 use super::core::Core;
 use super::metrics::inc;
 use super::Shared;
-use crate::net::{inbox, Listener, Reactor};
+use crate::runtime::net::{inbox, Listener, Reactor};
 use glommio::{Latency, Shares};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -53,9 +53,9 @@ pub async fn run_core(
     let core = Rc::new(Core::new(idx, shared.clone()));
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
     // The heartbeat the watchdog watches, on the core's own timerfd.
-    if let Ok(ticker) = crate::net::ticker::Ticker::new() {
+    if let Ok(ticker) = crate::runtime::net::ticker::Ticker::new() {
         let core = core.clone();
-        crate::net::idle::spawn(async move {
+        crate::runtime::net::idle::spawn(async move {
             while !core.stopping.is_set() {
                 core.shared.heartbeats.beat(core.idx);
                 ticker.sleep(HEARTBEAT).await;
@@ -65,7 +65,7 @@ pub async fn run_core(
     }
     {
         let core = core.clone();
-        crate::net::idle::spawn(async move {
+        crate::runtime::net::idle::spawn(async move {
             let mut batch = Vec::new();
             loop {
                 rx.recv(&mut batch, || core.shared.stop.load(Ordering::SeqCst)).await;
@@ -82,7 +82,7 @@ pub async fn run_core(
     }
     if let Some(l) = metrics {
         let core = core.clone();
-        crate::net::idle::spawn(async move { conn::serve_metrics_only(core, l).await }).detach();
+        crate::runtime::net::idle::spawn(async move { conn::serve_metrics_only(core, l).await }).detach();
     }
     let _ = ready.send(Ok(()));
     loop {
@@ -95,12 +95,12 @@ pub async fn run_core(
             None => break,
             Some(Ok(stream)) => {
                 let core = core.clone();
-                let _ = crate::net::idle::spawn_into(conn::handle(core, stream), conn_tq).map(|t| t.detach());
+                let _ = crate::runtime::net::idle::spawn_into(conn::handle(core, stream), conn_tq).map(|t| t.detach());
             }
             Some(Err(_)) => {
                 // EMFILE and friends: back off briefly rather than spin.
                 inc(&core.counters().handshakes_failed);
-                crate::net::idle::sleep(Duration::from_millis(5)).await;
+                crate::runtime::net::idle::sleep(Duration::from_millis(5)).await;
             }
         }
     }
@@ -111,7 +111,7 @@ pub async fn run_core(
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while core.live.get() > 0 && std::time::Instant::now() < deadline {
-        crate::net::idle::sleep(Duration::from_millis(10)).await;
+        crate::runtime::net::idle::sleep(Duration::from_millis(10)).await;
     }
     shared.heartbeats.retire(idx);
     reactor.stop();

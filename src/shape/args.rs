@@ -2,7 +2,7 @@
 //! keys, resolved against the run's conversations.
 
 use super::{parse_stage, Shape};
-use crate::scenario_file::{pick, pick_list, pick_raw, ScenarioFile};
+use crate::config::file::{pick, pick_list, pick_raw, ScenarioFile};
 use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub struct ShapeArgs {
     pub stages: Vec<String>,
     /// Receivers leaving and joining again, per second across the scenario: each leaves after
     /// every message owed to it has arrived, then connects and joins again at once
-    #[arg(long, value_parser = crate::units::parse_rate, value_name = "RATE")]
+    #[arg(long, value_parser = crate::config::units::parse_rate, value_name = "RATE")]
     pub churn: Option<f64>,
     /// Reconnect storm AT:FRACTION[:OVER]: AT into the send phase, close FRACTION (0.5 or 50%)
     /// of the open connections and open them again at once or spread over OVER, e.g. 30s:0.5:5s
@@ -28,10 +28,10 @@ pub struct ShapeArgs {
 /// `--storm`: when, how many, and over how long the connections come back.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Storm {
-    #[serde(with = "crate::units::secs")]
+    #[serde(with = "crate::config::units::secs")]
     pub at: Duration,
     pub fraction: f64,
-    #[serde(with = "crate::units::secs")]
+    #[serde(with = "crate::config::units::secs")]
     pub over: Duration,
 }
 
@@ -42,7 +42,7 @@ pub fn parse_storm(s: &str) -> Result<Storm, String> {
         [a, f, o] => (a, f, Some(o)),
         _ => return Err(format!("'{s}' is not AT:FRACTION[:OVER] (e.g. 30s:0.5 or 30s:50%:5s)")),
     };
-    let at = crate::units::parse_duration(at).map_err(|e| format!("'{s}': AT {e}"))?;
+    let at = crate::config::units::parse_duration(at).map_err(|e| format!("'{s}': AT {e}"))?;
     let f = frac.trim();
     let fraction = match f.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
@@ -53,7 +53,7 @@ pub fn parse_storm(s: &str) -> Result<Storm, String> {
         return Err(format!("'{s}': FRACTION must be above 0 and at most 1 (100%)"));
     }
     let over = match over {
-        Some(o) => crate::units::parse_duration(o).map_err(|e| format!("'{s}': OVER {e}"))?,
+        Some(o) => crate::config::units::parse_duration(o).map_err(|e| format!("'{s}': OVER {e}"))?,
         None => Duration::ZERO,
     };
     Ok(Storm { at, fraction, over })
@@ -75,7 +75,7 @@ pub fn resolve(a: &ShapeArgs, f: &ScenarioFile) -> Result<Resolved, String> {
             specs.iter().map(|s| parse_stage(s)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("--stage {e}"))?;
         Some(Shape::new(stages).map_err(|e| format!("--stage: {e}"))?)
     };
-    let churn = pick(a.churn, &f.churn, "churn", crate::units::parse_rate).map_err(|e| e.to_string())?;
+    let churn = pick(a.churn, &f.churn, "churn", crate::config::units::parse_rate).map_err(|e| e.to_string())?;
     if churn.is_some_and(|c| c > 1e6) {
         return Err("--churn: at most 1000000 per second".into());
     }

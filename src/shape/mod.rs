@@ -29,7 +29,7 @@ pub const MAX_STAGES: usize = 1000;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
-    #[serde(with = "crate::units::secs")]
+    #[serde(with = "crate::config::units::secs")]
     pub duration: Duration,
     /// Connections to reach by the end of the stage; `None`: all of `-c x -k`, opened before
     /// sending.
@@ -50,12 +50,12 @@ pub fn parse_stage(s: &str) -> Result<Stage, String> {
             "'{s}' is not DURATION:CONNECTIONS:RATE (e.g. 30s:10k:1/s, or 30s::1/s to keep every connection)"
         ));
     };
-    let duration = crate::units::parse_duration(d).map_err(|e| format!("'{s}': duration {e}"))?;
+    let duration = crate::config::units::parse_duration(d).map_err(|e| format!("'{s}': duration {e}"))?;
     let connections = match c.trim() {
         "" => None,
-        c => Some(crate::units::parse_count(c).map_err(|e| format!("'{s}': connections {e}"))?),
+        c => Some(crate::config::units::parse_count(c).map_err(|e| format!("'{s}': connections {e}"))?),
     };
-    let rate = crate::units::parse_rate(r).map_err(|e| format!("'{s}': rate {e}"))?;
+    let rate = crate::config::units::parse_rate(r).map_err(|e| format!("'{s}': rate {e}"))?;
     if rate > MAX_RATE {
         return Err(format!("'{s}': at most {MAX_RATE} messages/s per sender"));
     }
@@ -219,7 +219,7 @@ impl From<Shape> for Vec<Stage> {
 /// A sender's offset in `[0, 1)`: where in each "period" its messages fall, spread evenly and
 /// repeatable for the same seed.
 pub fn phase(seed: u64, sender_index: u64) -> f64 {
-    (crate::pacing::splitmix64(seed ^ sender_index.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 11) as f64
+    (crate::measure::pacing::splitmix64(seed ^ sender_index.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 11) as f64
         / (1u64 << 53) as f64
 }
 

@@ -2,10 +2,10 @@
 //! `--reconnect`), churn; and their lines in the summary.
 
 use super::{Shape, Storm};
-use crate::histcodec::encode_one;
-use crate::latency::{latency, LatencyPair};
-use crate::stats::Merged;
-use crate::windows::{OutageResult, StageResult};
+use crate::measure::latency::{latency, LatencyPair};
+use crate::measure::stats::Merged;
+use crate::measure::windows::{OutageResult, StageResult};
+use crate::outcome::histcodec::encode_one;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -42,7 +42,7 @@ pub struct ShapeHistos {
 fn encode_pair(c: Option<&Histogram<u64>>, u: Option<&Histogram<u64>>) -> [String; 2] {
     let e = |h: Option<&Histogram<u64>>| match h {
         Some(h) => encode_one(h),
-        None => encode_one(&crate::stats::new_histogram()),
+        None => encode_one(&crate::measure::stats::new_histogram()),
     };
     [e(c), e(u)]
 }

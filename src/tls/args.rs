@@ -1,7 +1,7 @@
 //! The TLS flags of `herd run` / `herd ceiling` and `herd serve`, and their resolved form.
 
+use crate::config::file::{pick, pick_raw, pick_switch, ScenarioFile};
 use crate::error::{Error, Result};
-use crate::scenario_file::{pick, pick_raw, pick_switch, ScenarioFile};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use super::certs;
 use super::lean::LeanClient;
 use super::verify::{self, Rejections, Verifier};
 use super::ClientOptions;
-use crate::stats::ErrorKind;
+use crate::measure::stats::ErrorKind;
 use futures_lite::{AsyncRead, AsyncWrite};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName};

@@ -5,7 +5,7 @@
 //! but not the certificate. `--insecure` skips the certificate check only (the handshake
 //! signature is still checked, so the TLS work measured is the same).
 
-use crate::stats::ErrorKind;
+use crate::measure::stats::ErrorKind;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -47,7 +47,7 @@ pub fn classify_io(e: &io::Error) -> ErrorKind {
     }
     match e.kind() {
         io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => ErrorKind::TlsHandshake,
-        _ => crate::stats::connect_error_kind(e),
+        _ => crate::measure::stats::connect_error_kind(e),
     }
 }
 

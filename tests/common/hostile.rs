@@ -191,7 +191,7 @@ fn handle(mut s: TcpStream, st: Arc<State>, stop: Arc<AtomicBool>) {
 
 fn relay(st: &State, mode: &str, conv: u64, msg: &[u8]) {
     let mut run = 0u32;
-    herd::marker::find_all(msg, |m| {
+    herd::measure::marker::find_all(msg, |m| {
         if let Ok(m) = m {
             run = m.run;
         }

@@ -1,0 +1,72 @@
+//! The resolved scenario: everything a run needs, checked, as plain data. Every core, the
+//! reporter and the results read it (as an `Arc`); it imports only value types, never the flags
+//! that produce it (`config::args`).
+
+use crate::config::protocol::Protocol;
+use crate::config::units;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a run needs, resolved and checked.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// `None`: the embedded reference server.
+    pub url: Option<String>,
+    pub conversations: u32,
+    pub members: u32,
+    pub senders: u32,
+    pub rate: f64,
+    pub size: usize,
+    /// Largest message or frame accepted from the server.
+    pub max_frame: usize,
+    pub connect_rate: f64,
+    #[serde(with = "units::secs")]
+    pub duration: Duration,
+    #[serde(with = "units::secs")]
+    pub drain: Duration,
+    #[serde(with = "units::secs")]
+    pub connect_timeout: Duration,
+    /// Messages due this soon after a send go out with it (see `client::core`).
+    #[serde(with = "units::secs")]
+    pub send_window: Duration,
+    /// Source addresses, used round-robin; empty: the kernel chooses.
+    pub source_ips: Vec<std::net::IpAddr>,
+    /// Socket buffer sizes (`None`: the kernel's autotuning).
+    pub sndbuf: Option<usize>,
+    pub rcvbuf: Option<usize>,
+    pub reconnect: bool,
+    /// The cores executors are pinned to, one executor each.
+    pub cores: Vec<usize>,
+    pub server_threads: u32,
+    pub out: Option<PathBuf>,
+    pub hdr_log: Option<PathBuf>,
+    pub seed: u64,
+    pub quiet: bool,
+    pub protocol: Protocol,
+    /// This process's shard (`--shard`, `--shards`); `None`: the whole scenario.
+    pub shard: Option<crate::config::shard::Shard>,
+    /// `--start-at`, unix seconds.
+    pub start_at: Option<f64>,
+    /// `--start-when`: the shards to wait for.
+    pub start_when: Option<u32>,
+    /// wss:// settings (and the embedded server's TLS).
+    pub tls: crate::tls::ClientOptions,
+    /// `--stage`: the send phase's targets over time (`duration` is their total, `rate` their
+    /// highest rate).
+    pub shape: Option<crate::shape::Shape>,
+    /// `--churn`: receivers leaving and joining again per second, across the scenario.
+    pub churn: Option<f64>,
+    pub storm: Option<crate::shape::Storm>,
+}
+
+impl Scenario {
+    /// The connections this process opens (its shard's, when sharded).
+    pub fn connections(&self) -> u64 {
+        let convs = self.shard.map_or(self.conversations, |s| s.len_of(self.conversations));
+        convs as u64 * self.members as u64
+    }
+}
+
+/// The most connections one process may be asked for (2^30: above any fd limit Linux allows).
+pub const MAX_CONNECTIONS: u64 = 1 << 30;
