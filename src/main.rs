@@ -6,10 +6,14 @@ use herd::cli::Command;
 fn main() {
     let cli = match herd::cli::parse() {
         Ok(c) => c,
-        Err(e) => {
+        Err(herd::cli::ParseError::Clap(e)) => {
             let code = if e.use_stderr() { 64 } else { 0 };
             let _ = e.print();
             std::process::exit(code);
+        }
+        Err(herd::cli::ParseError::Setup(e)) => {
+            herd::errln!("error: {e}");
+            std::process::exit(e.exit_code());
         }
     };
     // Each subcommand's `main` does its work; what it returns is printed here. `Ok(code)`: the

@@ -5,7 +5,8 @@
 //! Case counts are small by default so the suite stays fast; `HERD_FUZZ_CASES=N` raises them
 //! (benches/fuzz.sh does).
 
-use herd::config::args::{self as scenario, RunArgs, ScenarioFile};
+use herd::cli::{Command, ParseError};
+use herd::config::args as scenario;
 use herd::config::template::{UrlTemplate, Vars};
 use herd::config::units;
 use herd::measure::marker::{self, DecodeError, Marker};
@@ -151,8 +152,8 @@ proptest! {
 
     #[test]
     fn scenario_files_never_panic(text in "\\PC{0,200}") {
-        if let Ok(f) = toml::from_str::<ScenarioFile>(&text) {
-            let _ = scenario::resolve(&RunArgs::default(), &f, &[0, 1]);
+        if let Ok(Command::Run(a)) = herd::cli::parse_with_file(&["herd", "run"], &text).map(|c| c.command) {
+            let _ = scenario::resolve(&a, &[0, 1]);
         }
     }
 
@@ -170,16 +171,27 @@ proptest! {
                 text.push_str(&format!("{k} = {v}\n"));
             }
         }
-        // A value TOML cannot take for its key (a number for `url`): the error shows the key.
-        let f = match toml::from_str::<ScenarioFile>(&text) {
-            Ok(f) => f,
-            Err(e) => {
+        // A value the key's flag refuses: the error names the key.
+        let a = match herd::cli::parse_with_file(&["herd", "run"], &text).map(|c| c.command) {
+            Ok(Command::Run(a)) => a,
+            Ok(_) => unreachable!("herd run parses as run"),
+            Err(ParseError::Setup(e)) => {
                 let m = e.to_string();
-                prop_assert!(seen.iter().any(|k| m.contains(&format!("{k} ="))), "TOML error without its key: {}", m);
+                // A bad value names its key; text TOML cannot read shows the key's line.
+                prop_assert!(
+                    seen.iter().any(|k| m.contains(&format!("'{k}'")) || m.contains(&format!("{k} ="))),
+                    "file error without its key: {}", m
+                );
+                return Ok(());
+            }
+            Err(ParseError::Clap(e)) => {
+                // Two keys that cannot go together (threads and cores): clap names both flags.
+                let m = e.to_string();
+                prop_assert!(seen.iter().any(|k| m.contains(&format!("--{k}"))), "clap error without a flag: {}", m);
                 return Ok(());
             }
         };
-        match scenario::resolve(&RunArgs::default(), &f, &[0, 1]) {
+        match scenario::resolve(&a, &[0, 1]) {
             Ok(s) => {
                 prop_assert!(s.members >= 2 && s.senders >= 1 && s.senders <= s.members);
                 prop_assert!(s.max_frame >= s.size && !s.connect_timeout.is_zero());

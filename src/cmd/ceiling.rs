@@ -4,7 +4,7 @@
 //! the open connections after the last step that passed.
 
 use crate::client::Phase;
-use crate::config::args::{self, RunArgs, ScenarioFile};
+use crate::config::args::{self, RunArgs};
 use crate::config::units;
 use crate::drive::load::{self, wait_until, Hooks};
 use crate::error::{Error, Result};
@@ -18,9 +18,6 @@ use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct CeilingArgs {
-    /// Target URL template [default: the embedded reference server]
-    #[arg(long, value_name = "TEMPLATE")]
-    pub url: Option<String>,
     /// Connections added per step
     #[arg(long, default_value = "1000", value_parser = units::parse_count)]
     pub step: u64,
@@ -36,45 +33,54 @@ pub struct CeilingArgs {
     /// A step fails when its connect (TCP + handshake) p99 is above this
     #[arg(long, default_value = "1s", value_parser = units::parse_duration)]
     pub handshake_p99: Duration,
-    /// Members per conversation
-    #[arg(long, default_value = "2", value_parser = units::parse_count_u32)]
-    pub members: u32,
-    /// Messages per second per sender while holding (0: idle connections)
-    #[arg(long, default_value = "0", value_parser = units::parse_rate)]
-    pub rate: f64,
-    /// New connections per second across all cores
-    #[arg(long, default_value = "10k", value_parser = units::parse_rate)]
-    pub connect_rate: f64,
-    /// Limit on TCP connect plus WebSocket handshake per connection
-    #[arg(long, default_value = "5s", value_parser = units::parse_duration)]
-    pub connect_timeout: Duration,
-    /// Source addresses to spread connections over (see herd run --source-ip)
-    #[arg(long, value_name = "LIST|RANGE|CIDR")]
-    pub source_ip: Option<String>,
-    /// Executors (pinned threads) [default: one per online core]
-    #[arg(long, short = 't', value_parser = units::parse_count_u32)]
-    pub threads: Option<u32>,
-    /// Write JSON results to this file
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub out: Option<std::path::PathBuf>,
-    /// No progress lines on stderr
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// SO_SNDBUF per connection in bytes, e.g. 64KiB (see herd run --sndbuf)
-    #[arg(long, value_parser = units::parse_bytes)]
-    pub sndbuf: Option<u64>,
-    /// SO_RCVBUF per connection in bytes, e.g. 64KiB (see herd run --rcvbuf)
-    #[arg(long, value_parser = units::parse_bytes)]
-    pub rcvbuf: Option<u64>,
-    /// Largest frame accepted from the target, in bytes (see herd run --max-frame)
-    #[arg(long, value_parser = units::parse_bytes)]
-    pub max_frame: Option<u64>,
-    // The same target, protocol and TLS flags as herd run, so a ceiling can be found for any
-    // target herd run can load.
+    /// The run options (`herd run --help`): target, protocol, TLS, sockets, executors, and
+    /// `--out` for the ceiling's JSON. Three defaults differ, see [`run_option_defaults`].
     #[command(flatten)]
-    pub protocol: crate::config::protocol::ProtocolArgs,
-    #[command(flatten)]
-    pub tls: crate::tls::TlsArgs,
+    pub run: RunArgs,
+}
+
+/// The ceiling's own defaults for shared run options, each a deliberate override: rooms of two
+/// (`--members`, so every connection is someone's peer and a step adds whole rooms), idle
+/// connections (`--rate 0`: a ceiling counts connections), and a shorter `--connect-timeout`
+/// (a step's connects are judged within its hold).
+pub const DEFAULT_MEMBERS: &str = "2";
+pub const DEFAULT_RATE: &str = "0";
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
+
+/// Applies [`DEFAULT_MEMBERS`], [`DEFAULT_RATE`] and [`DEFAULT_CONNECT_TIMEOUT`] to the
+/// ceiling's command (its `--help` shows them).
+pub fn run_option_defaults(c: clap::Command) -> clap::Command {
+    c.mut_arg("members", |a| a.default_value(DEFAULT_MEMBERS).help("Members per conversation (herd ceiling's default)"))
+        .mut_arg("rate", |a| {
+            a.default_value(DEFAULT_RATE).help("Messages per second per sender while holding (0: idle connections)")
+        })
+        .mut_arg("connect_timeout", |a| {
+            a.default_value(DEFAULT_CONNECT_TIMEOUT)
+                .help("Limit on TCP connect plus WebSocket handshake per connection")
+        })
+}
+
+/// Run options a ceiling sets itself or has no use for: giving one is an error, not ignored.
+fn refuse_unused(r: &RunArgs) -> Result<()> {
+    let unused = [
+        ("conversations", r.conversations.is_some()),
+        ("duration", r.duration.is_some()),
+        ("drain", r.drain.is_some()),
+        ("stage", !r.shape.stages.is_empty()),
+        ("churn", r.shape.churn.is_some()),
+        ("storm", r.shape.storm.is_some()),
+        ("hdr-log", r.hdr_log.is_some()),
+        ("report", r.report.is_some()),
+        ("threshold", !r.thresholds.thresholds.is_empty()),
+        ("shard", r.shard.shard.is_some() || r.shard.shards.is_some()),
+        ("start-at", r.shard.start_at.is_some() || r.shard.start_when.is_some()),
+    ];
+    match unused.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(Error::Usage(format!(
+            "--{flag}: herd ceiling sizes and holds its own steps (--step, --max, --hold); it takes no --{flag}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn parse_percent(s: &str) -> std::result::Result<f64, String> {
@@ -175,35 +181,25 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
     if a.step == 0 {
         return Err(Error::Usage("--step: must be at least 1".into()));
     }
+    refuse_unused(&a.run)?;
     let nofile = crate::runtime::limits::raise_nofile();
-    let per_conn_fds = if a.url.is_none() { 2 } else { 1 };
+    let per_conn_fds = if a.run.url.is_none() { 2 } else { 1 };
     let fd_cap = nofile.soft.saturating_sub(crate::runtime::limits::SPARE_FDS) / per_conn_fds;
     let max = a.max.unwrap_or(fd_cap).min(fd_cap);
     let capped_by_fds = a.max.is_none_or(|m| m > fd_cap);
-    let members = a.members.max(2);
+    // clap gives the ceiling's default (`run_option_defaults`) when --members is not.
+    let members = a.run.members.unwrap_or(2).max(2);
     let run_args = RunArgs {
-        url: a.url.clone(),
         conversations: Some(
             u32::try_from(max.div_ceil(members as u64)).map_err(|_| Error::Usage("--max: too large".into()))?,
         ),
         members: Some(members),
-        rate: Some(a.rate),
-        connect_rate: Some(a.connect_rate),
-        connect_timeout: Some(a.connect_timeout),
         duration: Some(Duration::from_secs(365 * 24 * 3600)),
         drain: Some(Duration::ZERO),
-        threads: a.threads,
-        source_ip: a.source_ip.clone(),
-        quiet: a.quiet,
-        sndbuf: a.sndbuf,
-        rcvbuf: a.rcvbuf,
-        max_frame: a.max_frame,
-        protocol: a.protocol.clone(),
-        tls: a.tls.clone(),
-        ..Default::default()
+        ..a.run.clone()
     };
-    let s = args::resolve(&run_args, &ScenarioFile::default(), &crate::runtime::executor::online_cores())?;
-    let out_file = match &a.out {
+    let s = args::resolve(&run_args, &crate::runtime::executor::online_cores())?;
+    let out_file = match &s.out {
         Some(p) => Some(crate::outcome::outfile::OutFile::create("--out", p)?),
         None => None,
     };
@@ -250,7 +246,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         // Every connection of the step has connected or failed (the cores publish this), and
         // the reporter has folded it.
         let budget =
-            a.connect_timeout + Duration::from_secs_f64(a.step as f64 / a.connect_rate) + Duration::from_secs(5);
+            s.connect_timeout + Duration::from_secs_f64(a.step as f64 / s.connect_rate) + Duration::from_secs(5);
         wait_until(budget, || {
             let attempted = control.attempted_total();
             attempted >= target.saturating_sub(s.cores.len() as u64) && control.settled_total() >= attempted
@@ -297,7 +293,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
             rss_bytes: process::rss_bytes(),
             passed: false,
         };
-        if !a.quiet {
+        if !s.quiet {
             crate::errln!(
                 "herd ceiling: step to {target}: {open} open, {failed} of {attempted} failed, {dropped} dropped, connect p99 {:.2} ms",
                 step.connect_p99_ms

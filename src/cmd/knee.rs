@@ -117,7 +117,8 @@ fn check(a: &KneeArgs) -> Result<()> {
     let r = &a.run;
     if !r.shape.stages.is_empty() || r.duration.is_some() || r.rate.is_some() {
         return Err(Error::Usage(
-            "herd knee sets the rate and duration itself: drop --stage, --rate and --duration".into(),
+            "herd knee sets the rate and duration itself: drop --stage, --rate and --duration (flags or scenario keys)"
+                .into(),
         ));
     }
     Ok(())
@@ -151,17 +152,7 @@ fn watcher(shape: Shape, p99_limit_ms: f64, halt: Arc<AtomicBool>) -> crate::dri
 
 pub fn main(a: &KneeArgs) -> Result<KneeResult> {
     check(a)?;
-    let file = match &a.run.scenario {
-        Some(p) => args::load_file(p)?,
-        None => args::ScenarioFile::default(),
-    };
-    if file.stage.is_some() || file.duration.is_some() || file.rate.is_some() {
-        return Err(Error::Usage(
-            "herd knee sets the rate and duration itself: drop the scenario file's stage, rate and duration keys"
-                .into(),
-        ));
-    }
-    let mut s = args::resolve(&a.run, &file, &crate::runtime::executor::online_cores())?;
+    let mut s = args::resolve(&a.run, &crate::runtime::executor::online_cores())?;
     let shape = Shape::new(stages(&rates(a.from, a.factor, a.steps), a.step_duration)).map_err(Error::Usage)?;
     s.duration = shape.total();
     s.rate = shape.stages().iter().map(|st| st.rate).fold(0.0, f64::max);

@@ -1,10 +1,9 @@
 //! `herd run`: drives a started load through its phases (connect, send, drain, close) and builds
 //! the results. Ctrl-C stops sending and drains; a second one stops at once. Results are
-//! written in every case. [`main`] is the subcommand: flags and file to scenario, run, summary.
+//! written in every case. [`main`] is the subcommand: flags (with the scenario file's keys) to scenario, run, summary.
 
 use crate::client::Phase;
 use crate::config::args::{self, RunArgs};
-use crate::config::file::{self, OneOrMany, ScenarioFile};
 use crate::config::Scenario;
 use crate::drive::load::{self, wait_until};
 pub use crate::drive::load::{Hooks, Push, INTERVAL};
@@ -284,15 +283,10 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
 /// `herd run` from parsed flags: resolves the scenario, runs, prints the summary (and the
 /// results line for `--out -`).
 pub fn main(args: &RunArgs) -> Result<RunResult> {
-    let file = match &args.scenario {
-        Some(p) => file::load_file(p)?,
-        None => ScenarioFile::default(),
-    };
-    let s = args::resolve(args, &file, &crate::runtime::executor::online_cores())?;
-    let file_thresholds = file.threshold.as_ref().map(OneOrMany::list).unwrap_or_default();
-    let judge = crate::outcome::thresholds::resolve(&args.thresholds, &file_thresholds, file.abort_on_fail)?;
+    let s = args::resolve(args, &crate::runtime::executor::online_cores())?;
+    let judge = crate::outcome::thresholds::resolve(&args.thresholds)?;
     // Created before the run, so a bad path fails before any load is made.
-    let report = match args.report.as_ref().or(file.report.as_ref()) {
+    let report = match args.report.as_ref() {
         Some(p) => Some((p.clone(), crate::report::create(p, "--report")?)),
         None => None,
     };

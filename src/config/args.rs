@@ -6,7 +6,6 @@
 //! which wins over a `--target` preset's value, which wins over the default (the rule and the
 //! file's keys: `crate::config::file`).
 
-use crate::config::file::{pick, pick_raw, pick_switch};
 use crate::config::protocol::{self, ProtocolArgs};
 use crate::config::units;
 use crate::error::{Error, Result};
@@ -14,33 +13,45 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::config::file::{load_file, ScenarioFile, Value};
-
 use crate::config::scenario::{Scenario, MAX_CONNECTIONS};
 use crate::runtime::executor::MAX_THREADS;
 /// Core numbers in `--cores` are below this (the kernel's default CPU set size).
 pub const MAX_CORE: usize = 1024;
 
-/// Defaults: 1000 conversations x 4 members (4,000 connections), one sender per conversation at
-/// 1 message/s, 20 s of sending.
+/// Defaults, written as a user would give them: each is parsed by its flag's own parser, and
+/// `--help` shows it as written. 1000 conversations x 4 members (4,000 connections), one sender
+/// per conversation at 1 message/s, 20 s of sending.
 pub mod defaults {
-    pub const CONVERSATIONS: u32 = 1000;
-    pub const MEMBERS: u32 = 4;
-    pub const SENDERS: u32 = 1;
-    pub const RATE: f64 = 1.0;
-    pub const SIZE: usize = 128;
-    pub const CONNECT_RATE: f64 = 10_000.0;
-    pub const DURATION_S: u64 = 20;
-    pub const DRAIN_S: u64 = 5;
-    /// `--send-window`, in microseconds.
-    pub const SEND_WINDOW_US: u64 = 1000;
+    pub const CONVERSATIONS: &str = "1000";
+    pub const MEMBERS: &str = "4";
+    pub const SENDERS: &str = "1";
+    pub const RATE: &str = "1";
+    pub const SIZE: &str = "128";
+    pub const MAX_FRAME: &str = "1MiB";
+    pub const CONNECT_RATE: &str = "10k";
+    pub const DURATION: &str = "20s";
+    pub const DRAIN: &str = "5s";
+    pub const CONNECT_TIMEOUT: &str = "10s";
+    pub const SEND_WINDOW: &str = "1ms";
     /// Largest accepted `--send-window`, in milliseconds.
     pub const MAX_SEND_WINDOW_MS: u64 = 100;
-    pub const CONNECT_TIMEOUT_S: u64 = 10;
     /// Largest accepted `--size`.
     pub const MAX_SIZE: usize = 1 << 20;
-    /// Largest frame accepted from the target.
-    pub const MAX_FRAME: usize = 1 << 20;
+}
+
+/// A flag's help with its default: the help text and the value the code uses come from one
+/// constant.
+fn d(help: &str, default: &str) -> String {
+    format!("{help} [default: {default}]")
+}
+
+/// The default `text` (a constant of [`defaults`]) through the flag's parser.
+fn default_of<T>(text: &str, parse: fn(&str) -> std::result::Result<T, String>) -> T {
+    match parse(text) {
+        Ok(v) => v,
+        // Unreachable: `defaults_parse_with_their_flags_parsers` parses every default.
+        Err(e) => unreachable!("default {text:?} does not parse: {e}"),
+    }
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -52,43 +63,27 @@ pub struct RunArgs {
     /// TOML file with scenario keys (flag names without dashes); flags override it.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Number of conversations (rooms) [default: 1000]
-    #[arg(long, short = 'c', value_parser = units::parse_count_u32)]
+    #[arg(long, short = 'c', value_parser = units::parse_count_u32, help = d("Number of conversations (rooms)", defaults::CONVERSATIONS))]
     pub conversations: Option<u32>,
-    /// Members (connections) per conversation, at least 2 [default: 4]
-    #[arg(long, short = 'k', value_parser = units::parse_count_u32)]
+    #[arg(long, short = 'k', value_parser = units::parse_count_u32, help = d("Members (connections) per conversation, at least 2", defaults::MEMBERS))]
     pub members: Option<u32>,
-    /// Sending members per conversation [default: 1]
-    #[arg(long, value_parser = units::parse_count_u32)]
+    #[arg(long, value_parser = units::parse_count_u32, help = d("Sending members per conversation", defaults::SENDERS))]
     pub senders: Option<u32>,
-    /// Messages per second per sender, decimal; 0 holds connections idle [default: 1]
-    #[arg(long, value_parser = units::parse_rate)]
+    #[arg(long, value_parser = units::parse_rate, help = d("Messages per second per sender, decimal; 0 holds connections idle", defaults::RATE))]
     pub rate: Option<f64>,
-    /// Message size in bytes (never smaller than the ~40-70 byte marker); 1KiB = 1024,
-    /// 1k = 1000 [default: 128]
-    #[arg(long, value_parser = units::parse_bytes)]
+    #[arg(long, value_parser = units::parse_bytes, help = d("Message size in bytes (never smaller than the ~40-70 byte marker); 1KiB = 1024, 1k = 1000", defaults::SIZE))]
     pub size: Option<u64>,
-    /// Largest frame accepted from the target, in bytes; a larger one closes the connection
-    /// with 1009 and counts as frame_too_large [default: 1MiB]
-    #[arg(long, value_parser = units::parse_bytes)]
+    #[arg(long, value_parser = units::parse_bytes, help = d("Largest frame accepted from the target, in bytes; a larger one closes the connection with 1009 and counts as frame_too_large", defaults::MAX_FRAME))]
     pub max_frame: Option<u64>,
-    /// New connections per second across all cores [default: 10k]
-    #[arg(long, value_parser = units::parse_rate)]
+    #[arg(long, value_parser = units::parse_rate, help = d("New connections per second across all cores", defaults::CONNECT_RATE))]
     pub connect_rate: Option<f64>,
-    /// Length of the sending phase, e.g. 20s, 2m [default: 20s]
-    #[arg(long, short = 'd', value_parser = units::parse_duration)]
+    #[arg(long, short = 'd', value_parser = units::parse_duration, help = d("Length of the sending phase, e.g. 20s, 2m", defaults::DURATION))]
     pub duration: Option<Duration>,
-    /// After sending stops, how long to wait for in-flight deliveries (ends early once nothing
-    /// is pending) [default: 5s]
-    #[arg(long, value_parser = units::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration, help = d("After sending stops, how long to wait for in-flight deliveries (ends early once nothing is pending)", defaults::DRAIN))]
     pub drain: Option<Duration>,
-    /// Limit on TCP connect plus WebSocket handshake per connection [default: 10s]
-    #[arg(long, value_parser = units::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration, help = d("Limit on TCP connect plus WebSocket handshake per connection", defaults::CONNECT_TIMEOUT))]
     pub connect_timeout: Option<Duration>,
-    /// A core that wakes to send also sends the messages due within this much after, so one
-    /// wake serves several; such a message goes out early and its latency counts from when it
-    /// was sent. 0s: every message is sent at its own time [default: 1ms]
-    #[arg(long, value_parser = units::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration, help = d("A core that wakes to send also sends the messages due within this much after, so one wake serves several; such a message goes out early and its latency counts from when it was sent. 0s: every message is sent at its own time", defaults::SEND_WINDOW))]
     pub send_window: Option<Duration>,
     /// Source addresses to spread connections over (round-robin), e.g. 127.0.0.2-127.0.0.50,
     /// 127.0.1.0/24 or a comma list; each gets its own ephemeral port range per destination
@@ -142,37 +137,42 @@ pub struct RunArgs {
     pub tls: crate::tls::TlsArgs,
     #[command(flatten)]
     pub shape: crate::shape::ShapeArgs,
+    /// The scenario file's tables (`[population]`): settings that are not flags, for whoever
+    /// reads them (filled by `cli::parse_from`).
+    #[arg(skip)]
+    pub file_tables: toml::Table,
 }
 
-/// Combines flags, file and defaults (pure). `online_cores` is the machine's core list.
-pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<Scenario> {
-    let members = pick(a.members, &f.members, "members", units::parse_count_u32)?.unwrap_or(defaults::MEMBERS);
-    let shapes = crate::shape::args::resolve(&a.shape, f).map_err(Error::Usage)?;
-    let given_conversations = pick(a.conversations, &f.conversations, "conversations", units::parse_count_u32)?;
+/// Combines the flags (a scenario file's keys are flags by now: `crate::cli`), presets and
+/// defaults (pure). `online_cores` is the machine's core list.
+pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
+    if let Some(table) = a.file_tables.keys().next() {
+        return Err(Error::Usage(format!("scenario table [{table}]: herd has no such table (keys are flag names)")));
+    }
+    let members = a.members.unwrap_or_else(|| default_of(defaults::MEMBERS, units::parse_count_u32));
+    let shapes = crate::shape::args::resolve(&a.shape).map_err(Error::Usage)?;
+    let given_conversations = a.conversations;
     // Stages that set the connection count size the scenario unless -c does.
     let staged_conversations = shapes
         .shape
         .as_ref()
         .and_then(|s| s.max_connections())
         .map(|n| u32::try_from(n.div_ceil(members.max(1) as u64).max(1)).unwrap_or(u32::MAX));
-    let conversations = given_conversations.or(staged_conversations).unwrap_or(defaults::CONVERSATIONS);
-    let senders = pick(a.senders, &f.senders, "senders", units::parse_count_u32)?.unwrap_or(defaults::SENDERS);
-    let mut rate = pick(a.rate, &f.rate, "rate", units::parse_rate)?.unwrap_or(defaults::RATE);
-    let size = pick(a.size, &f.size, "size", units::parse_bytes)?.unwrap_or(defaults::SIZE as u64);
-    let max_frame =
-        pick(a.max_frame, &f.max_frame, "max-frame", units::parse_bytes)?.unwrap_or(defaults::MAX_FRAME as u64);
-    let connect_rate =
-        pick(a.connect_rate, &f.connect_rate, "connect-rate", units::parse_rate)?.unwrap_or(defaults::CONNECT_RATE);
-    let mut duration = pick(a.duration, &f.duration, "duration", units::parse_duration)?
-        .unwrap_or(Duration::from_secs(defaults::DURATION_S));
-    let drain =
-        pick(a.drain, &f.drain, "drain", units::parse_duration)?.unwrap_or(Duration::from_secs(defaults::DRAIN_S));
-    let connect_timeout = pick(a.connect_timeout, &f.connect_timeout, "connect-timeout", units::parse_duration)?
-        .unwrap_or(Duration::from_secs(defaults::CONNECT_TIMEOUT_S));
-    let send_window = pick(a.send_window, &f.send_window, "send-window", units::parse_duration)?
-        .unwrap_or(Duration::from_micros(defaults::SEND_WINDOW_US));
-    let threads = pick(a.threads, &f.threads, "threads", units::parse_count_u32)?;
-    let cores_text = if a.threads.is_some() { a.cores.clone() } else { pick_raw(&a.cores, &f.cores) };
+    let conversations = given_conversations
+        .or(staged_conversations)
+        .unwrap_or_else(|| default_of(defaults::CONVERSATIONS, units::parse_count_u32));
+    let senders = a.senders.unwrap_or_else(|| default_of(defaults::SENDERS, units::parse_count_u32));
+    let mut rate = a.rate.unwrap_or_else(|| default_of(defaults::RATE, units::parse_rate));
+    let size = a.size.unwrap_or_else(|| default_of(defaults::SIZE, units::parse_bytes));
+    let max_frame = a.max_frame.unwrap_or_else(|| default_of(defaults::MAX_FRAME, units::parse_bytes));
+    let connect_rate = a.connect_rate.unwrap_or_else(|| default_of(defaults::CONNECT_RATE, units::parse_rate));
+    let mut duration = a.duration.unwrap_or_else(|| default_of(defaults::DURATION, units::parse_duration));
+    let drain = a.drain.unwrap_or_else(|| default_of(defaults::DRAIN, units::parse_duration));
+    let connect_timeout =
+        a.connect_timeout.unwrap_or_else(|| default_of(defaults::CONNECT_TIMEOUT, units::parse_duration));
+    let send_window = a.send_window.unwrap_or_else(|| default_of(defaults::SEND_WINDOW, units::parse_duration));
+    let threads = a.threads;
+    let cores_text = a.cores.clone();
 
     let bad = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
     if conversations == 0 {
@@ -218,8 +218,7 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         ));
     }
     if let Some(shape) = &shapes.shape {
-        let flag_given = |flag: bool, file: bool| flag || (file && a.shape.stages.is_empty());
-        if flag_given(a.duration.is_some(), f.duration.is_some()) || flag_given(a.rate.is_some(), f.rate.is_some()) {
+        if a.duration.is_some() || a.rate.is_some() {
             return Err(bad(
                 "stage",
                 "replaces --duration and --rate (the stages set both); give one or the other".into(),
@@ -259,37 +258,36 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         (None, Some(t)) => (0..t as usize).map(|i| online_cores[i % online_cores.len()]).collect(),
         (None, None) => online_cores.to_vec(),
     };
-    let server_threads = pick(a.server_threads, &f.server_threads, "server-threads", units::parse_count_u32)?
-        .unwrap_or(cores.len() as u32);
+    let server_threads = a.server_threads.unwrap_or(cores.len() as u32);
     if server_threads == 0 || server_threads > MAX_THREADS {
         return Err(bad("server-threads", format!("must be between 1 and {MAX_THREADS}, got {server_threads}")));
     }
-    let sockbuf = |flag: Option<u64>, file: &Option<Value>, key: &str| -> Result<Option<usize>> {
-        match pick(flag, file, key, units::parse_bytes)? {
+    let sockbuf = |flag: Option<u64>, key: &str| -> Result<Option<usize>> {
+        match flag {
             Some(n) if !(1024..=1 << 30).contains(&n) => {
                 Err(bad(key, format!("must be between 1KiB (1024) and 1GiB bytes, got {n}")))
             }
             n => Ok(n.map(|n| n as usize)),
         }
     };
-    let sndbuf = sockbuf(a.sndbuf, &f.sndbuf, "sndbuf")?;
-    let rcvbuf = sockbuf(a.rcvbuf, &f.rcvbuf, "rcvbuf")?;
-    let source_ips = match &pick_raw(&a.source_ip, &f.source_ip) {
+    let sndbuf = sockbuf(a.sndbuf, "sndbuf")?;
+    let rcvbuf = sockbuf(a.rcvbuf, "rcvbuf")?;
+    let source_ips = match &a.source_ip.clone() {
         Some(spec) => crate::config::addrs::parse_sources(spec).map_err(|e| bad("source-ip", e))?,
         None => vec![],
     };
-    let url = pick_raw(&a.url, &f.url);
+    let url = a.url.clone();
     let url_template = match &url {
         Some(u) => Some(crate::config::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?),
         None => None,
     };
-    let protocol = protocol::resolve(&a.protocol, f, url_template.as_ref())?;
+    let protocol = protocol::resolve(&a.protocol, url_template.as_ref())?;
     let shard = crate::config::shard::resolve(&a.shard, conversations).map_err(Error::Usage)?;
     let start_when = (a.shard.start_when)
         .map(|w| crate::drive::start_when::check(w, shard.map(|s| s.count), a.metrics.pushgateway.is_some()))
         .transpose()
         .map_err(Error::Usage)?;
-    let tls = crate::tls::args::resolve(&a.tls, f)?;
+    let tls = crate::tls::args::resolve(&a.tls)?;
     if tls.embedded_tls && url.is_some() {
         return Err(bad("embedded-tls", "only without --url (it makes the embedded server speak TLS)".into()));
     }
@@ -309,13 +307,13 @@ pub fn resolve(a: &RunArgs, f: &ScenarioFile, online_cores: &[usize]) -> Result<
         source_ips,
         sndbuf,
         rcvbuf,
-        reconnect: pick_switch(a.reconnect, f.reconnect),
+        reconnect: a.reconnect,
         cores,
         server_threads,
-        out: pick_raw(&a.out, &f.out),
-        hdr_log: pick_raw(&a.hdr_log, &f.hdr_log),
-        seed: pick_raw(&a.seed, &f.seed).unwrap_or_else(random_seed),
-        quiet: pick_switch(a.quiet, f.quiet),
+        out: a.out.clone(),
+        hdr_log: a.hdr_log.clone(),
+        seed: a.seed.unwrap_or_else(random_seed),
+        quiet: a.quiet,
         protocol,
         shard,
         start_at: a.shard.start_at,
@@ -365,68 +363,71 @@ fn random_seed() -> u64 {
 mod tests {
     use super::*;
 
-    fn file(t: &str) -> ScenarioFile {
-        toml::from_str(t).unwrap()
+    fn resolve1(a: RunArgs) -> Result<Scenario> {
+        resolve(&a, &[0, 1])
     }
 
     #[test]
     fn defaults_give_the_documented_scenario() {
-        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0, 1]).unwrap();
+        let s = resolve(&RunArgs::default(), &[0, 1]).unwrap();
         assert_eq!(s.connections(), 4000);
         assert_eq!((s.senders, s.rate, s.duration), (1, 1.0, Duration::from_secs(20)));
+        assert_eq!((s.size, s.max_frame, s.connect_rate), (128, 1 << 20, 10_000.0));
+        assert_eq!(
+            (s.drain, s.connect_timeout, s.send_window),
+            (Duration::from_secs(5), Duration::from_secs(10), Duration::from_millis(1))
+        );
         assert_eq!(s.cores, vec![0, 1]);
         assert_eq!(s.url, None);
     }
 
     #[test]
-    fn flags_win_over_file_which_wins_over_defaults() {
-        let f = file("conversations = 10\nmembers = \"5\"\nduration = \"3s\"\nrate = 0.5\nconnect-rate = \"2k\"");
-        let a = RunArgs { members: Some(3), ..Default::default() };
-        let s = resolve(&a, &f, &[0]).unwrap();
-        assert_eq!((s.conversations, s.members), (10, 3));
-        assert_eq!(s.duration, Duration::from_secs(3));
-        assert_eq!((s.rate, s.connect_rate), (0.5, 2000.0));
+    fn defaults_parse_with_their_flags_parsers() {
+        for d in [defaults::CONVERSATIONS, defaults::MEMBERS, defaults::SENDERS] {
+            assert!(units::parse_count_u32(d).is_ok(), "{d}");
+        }
+        for d in [defaults::RATE, defaults::CONNECT_RATE] {
+            assert!(units::parse_rate(d).is_ok(), "{d}");
+        }
+        for d in [defaults::SIZE, defaults::MAX_FRAME] {
+            assert!(units::parse_bytes(d).is_ok(), "{d}");
+        }
+        for d in [defaults::DURATION, defaults::DRAIN, defaults::CONNECT_TIMEOUT, defaults::SEND_WINDOW] {
+            assert!(units::parse_duration(d).is_ok(), "{d}");
+        }
     }
 
     #[test]
-    fn errors_name_the_flag_or_key() {
-        let e = |a: RunArgs, f: &str| resolve(&a, &file(f), &[0, 1]).unwrap_err().to_string();
-        assert!(e(RunArgs { members: Some(1), ..Default::default() }, "").contains("--members"));
-        assert!(e(RunArgs { senders: Some(5), ..Default::default() }, "").contains("--senders"));
-        assert!(e(RunArgs::default(), "duration = \"soon\"").contains("scenario key 'duration'"));
-        assert!(e(RunArgs { cores: Some("7".into()), ..Default::default() }, "").contains("not online"));
-        assert!(e(RunArgs { url: Some("http://x".into()), ..Default::default() }, "").contains("--url"));
-        assert!(e(RunArgs { threads: Some(0), ..Default::default() }, "").contains("--threads"));
-        assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }, "").contains("--threads"));
-        assert!(e(RunArgs::default(), "server-threads = \"4g\"").contains("server-threads"));
-        assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }, "").contains("--max-frame"));
+    fn errors_name_the_flag() {
+        let e = |a: RunArgs| resolve1(a).unwrap_err().to_string();
+        assert!(e(RunArgs { members: Some(1), ..Default::default() }).contains("--members"));
+        assert!(e(RunArgs { senders: Some(5), ..Default::default() }).contains("--senders"));
+        assert!(e(RunArgs { cores: Some("7".into()), ..Default::default() }).contains("not online"));
+        assert!(e(RunArgs { url: Some("http://x".into()), ..Default::default() }).contains("--url"));
+        assert!(e(RunArgs { threads: Some(0), ..Default::default() }).contains("--threads"));
+        assert!(e(RunArgs { threads: Some(4_000_000_000), ..Default::default() }).contains("--threads"));
+        assert!(e(RunArgs { server_threads: Some(4_000_000_000), ..Default::default() }).contains("--server-threads"));
+        assert!(e(RunArgs { max_frame: Some(10), ..Default::default() }).contains("--max-frame"));
         let wide = RunArgs { send_window: Some(Duration::from_millis(101)), ..Default::default() };
-        assert!(e(wide, "").contains("--send-window"));
-        assert!(e(RunArgs::default(), "send-window = \"1x\"").contains("send-window"));
+        assert!(e(wide).contains("--send-window"));
         let huge = RunArgs { conversations: Some(2_147_549_185), members: Some(4_294_836_226), ..Default::default() };
-        assert!(e(huge, "").contains("more than one process can open"));
-        let unknown = toml::from_str::<ScenarioFile>("conversatons = 3").unwrap_err().to_string();
-        assert!(unknown.contains("conversatons"), "{unknown}");
+        assert!(e(huge).contains("more than one process can open"));
     }
 
     #[test]
-    fn reconnect_and_max_frame_from_flags_or_file() {
-        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0]).unwrap();
-        assert_eq!((s.reconnect, s.max_frame), (false, defaults::MAX_FRAME));
-        let s = resolve(&RunArgs::default(), &file("reconnect = true\nmax-frame = \"64k\""), &[0]).unwrap();
-        assert_eq!((s.reconnect, s.max_frame), (true, 64_000));
+    fn reconnect_and_max_frame_from_flags() {
+        let s = resolve1(RunArgs::default()).unwrap();
+        assert_eq!((s.reconnect, s.max_frame), (false, 1 << 20));
         let a = RunArgs { max_frame: Some(4096), reconnect: true, ..Default::default() };
-        let s = resolve(&a, &file("max-frame = \"64k\""), &[0]).unwrap();
+        let s = resolve1(a).unwrap();
         assert_eq!((s.reconnect, s.max_frame), (true, 4096));
     }
 
     #[test]
     fn socket_buffers_are_bounded() {
-        let s =
-            resolve(&RunArgs { sndbuf: Some(65536), ..Default::default() }, &file("rcvbuf = \"8k\""), &[0]).unwrap();
+        let s = resolve1(RunArgs { sndbuf: Some(65536), rcvbuf: Some(8000), ..Default::default() }).unwrap();
         assert_eq!((s.sndbuf, s.rcvbuf), (Some(65536), Some(8000)));
-        let e =
-            resolve(&RunArgs { rcvbuf: Some(10), ..Default::default() }, &ScenarioFile::default(), &[0]).unwrap_err();
+        let e = resolve1(RunArgs { rcvbuf: Some(10), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("--rcvbuf"), "{e}");
     }
 
@@ -441,12 +442,8 @@ mod tests {
     }
 
     #[test]
-    fn max_frame_defaults_to_one_mib_and_bounds_size() {
-        let s = resolve(&RunArgs::default(), &ScenarioFile::default(), &[0]).unwrap();
-        assert_eq!(s.max_frame, 1 << 20);
-        let s = resolve(&RunArgs::default(), &file("max-frame = \"64k\""), &[0]).unwrap();
-        assert_eq!(s.max_frame, 64_000);
-        let e = |a: RunArgs| resolve(&a, &ScenarioFile::default(), &[0]).unwrap_err().to_string();
+    fn max_frame_bounds_size() {
+        let e = |a: RunArgs| resolve1(a).unwrap_err().to_string();
         assert!(e(RunArgs { max_frame: Some(100), ..Default::default() }).contains("--max-frame"));
         assert!(
             e(RunArgs { max_frame: Some(1000), size: Some(2000), ..Default::default() }).contains("a whole message")
@@ -454,15 +451,19 @@ mod tests {
     }
 
     #[test]
-    fn protocol_keys_come_through() {
-        let f = file("url = \"ws://h/conv/{conv}\"\ntarget = \"nchan\"\nbinary = true");
-        let s = resolve(&RunArgs::default(), &f, &[0]).unwrap();
-        assert_eq!((s.protocol.target, s.protocol.binary), ("nchan", true));
+    fn stages_replace_duration_and_rate() {
+        let staged = |d: Option<Duration>| RunArgs {
+            duration: d,
+            shape: crate::shape::ShapeArgs { stages: vec!["2s:100:1/s".into()], ..Default::default() },
+            ..Default::default()
+        };
+        assert!(resolve1(staged(Some(Duration::from_secs(3)))).unwrap_err().to_string().contains("--stage"));
+        assert_eq!(resolve1(staged(None)).unwrap().duration, Duration::from_secs(2));
     }
 
     #[test]
     fn threads_beyond_cores_wrap_around() {
         let a = RunArgs { threads: Some(3), ..Default::default() };
-        assert_eq!(resolve(&a, &ScenarioFile::default(), &[0, 1]).unwrap().cores, vec![0, 1, 0]);
+        assert_eq!(resolve(&a, &[0, 1]).unwrap().cores, vec![0, 1, 0]);
     }
 }

@@ -1,147 +1,24 @@
-//! The scenario file (`--scenario FILE`, TOML): its keys, their value types, and the one
-//! precedence rule every setting follows: a flag given on the command line wins over the same key
-//! in the file, which wins over the default (or a `--target` preset's value). Keys are the flag
-//! names without dashes (`connect-rate = "5k"`); unknown keys are errors.
+//! The scenario file (`--scenario FILE`, TOML). Its keys are the long flag names of the command
+//! that reads it (`connect-rate = "5k"`, `header = ["A: 1", "B: 2"]`, `reconnect = true`), so a
+//! key is declared once, by its flag: the file is turned into command-line words and parsed by
+//! the same clap definition, with the same value parsers and the same errors.
 //!
-//! `scenario`, `protocol`, `tls::args` and `shape::args` all resolve their settings through the
-//! `pick*` functions here, so a key parses and fails the same way everywhere. This module
-//! depends on none of them.
+//! Precedence (`cli::parse_from` applies it): a flag given on the command line wins over the
+//! same key in the file (for a repeatable flag, the command line's list replaces the file's),
+//! which wins over a `--target` preset's value, which wins over the default. Tables
+//! (`[population]`) are not flags: they are kept aside for whoever reads them.
 
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::Path;
 
-/// The scenario file: the same keys as the flags.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// A parsed scenario file: each key's command-line words, in the file's order, and its tables.
+#[derive(Debug, Default, Clone)]
 pub struct ScenarioFile {
-    pub url: Option<String>,
-    pub conversations: Option<Value>,
-    pub members: Option<Value>,
-    pub senders: Option<Value>,
-    pub rate: Option<Value>,
-    pub size: Option<Value>,
-    pub connect_rate: Option<Value>,
-    pub duration: Option<Value>,
-    pub drain: Option<Value>,
-    pub connect_timeout: Option<Value>,
-    pub send_window: Option<Value>,
-    pub source_ip: Option<String>,
-    pub sndbuf: Option<Value>,
-    pub rcvbuf: Option<Value>,
-    pub reconnect: Option<bool>,
-    pub max_frame: Option<Value>,
-    pub threads: Option<Value>,
-    pub cores: Option<String>,
-    pub server_threads: Option<Value>,
-    pub out: Option<PathBuf>,
-    pub hdr_log: Option<PathBuf>,
-    pub seed: Option<u64>,
-    pub quiet: Option<bool>,
-    // The protocol keys: see `crate::config::protocol`.
-    pub target: Option<String>,
-    pub join: Option<JoinSteps>,
-    pub expect_timeout: Option<Value>,
-    pub reply: Option<OneOrMany>,
-    pub pong_frame: Option<String>,
-    pub origin: Option<String>,
-    pub send: Option<String>,
-    pub header: Option<OneOrMany>,
-    pub tokens: Option<PathBuf>,
-    pub subprotocol: Option<OneOrMany>,
-    pub ping_interval: Option<Value>,
-    pub ping_frame: Option<String>,
-    pub unmarked: Option<Unmarked>,
-    pub binary: Option<bool>,
-    // Judging and reporting: see `crate::outcome::thresholds`.
-    pub threshold: Option<OneOrMany>,
-    pub abort_on_fail: Option<bool>,
-    pub report: Option<PathBuf>,
-    // The TLS keys: see `crate::tls::args`.
-    pub ca: Option<PathBuf>,
-    pub insecure: Option<bool>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    pub no_tls_resume: Option<bool>,
-    pub tls_version: Option<String>,
-    pub embedded_tls: Option<bool>,
-    // Load shapes: see `crate::shape::args`.
-    pub stage: Option<OneOrMany>,
-    pub churn: Option<Value>,
-    pub storm: Option<String>,
-}
-
-/// A number or a string such as "10k" or "20s".
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum Value {
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-/// A file value as text, for the flag's own parser.
-pub trait FileText {
-    fn text(&self) -> Cow<'_, str>;
-}
-
-impl FileText for Value {
-    fn text(&self) -> Cow<'_, str> {
-        match self {
-            Value::Int(i) => Cow::Owned(i.to_string()),
-            Value::Float(f) => Cow::Owned(f.to_string()),
-            Value::Str(s) => Cow::Borrowed(s),
-        }
-    }
-}
-
-impl FileText for String {
-    fn text(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self)
-    }
-}
-
-/// What a frame without herd's marker means (`--unmarked`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Unmarked {
-    #[default]
-    Error,
-    Ignore,
-}
-
-/// A scenario file value given as one string or a list.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub fn list(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
-
-/// A join sequence in the scenario file: one frame, or a list of frames and `{ expect = "..." }`
-/// steps.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum JoinSteps {
-    One(String),
-    Many(Vec<JoinEntry>),
-}
-
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum JoinEntry {
-    Send(String),
-    Expect { expect: String },
+    /// (key, words): `rate = "2k"` is `("rate", ["--rate=2k"])`.
+    pub flags: Vec<(String, Vec<OsString>)>,
+    /// Keys whose value is a table (`[population]`), by name.
+    pub tables: toml::Table,
 }
 
 /// Reads and parses a scenario file.
@@ -152,87 +29,101 @@ pub fn load_file(path: &Path) -> Result<ScenarioFile> {
         &crate::runtime::signal::stop_requested,
     )
     .map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))
+    parse(&text).map_err(|e| Error::Usage(format!("--scenario {}: {e}", path.display())))
 }
 
-/// The flag's value if given, else the file's key parsed with the flag's own parser (an error
-/// names the key), else `None`.
-pub fn pick<T, V: FileText>(
-    flag: Option<T>,
-    file: &Option<V>,
-    key: &str,
-    parse: impl Fn(&str) -> std::result::Result<T, String>,
-) -> Result<Option<T>> {
-    if flag.is_some() {
-        return Ok(flag);
+/// Parses a scenario file's text (pure).
+pub fn parse(text: &str) -> std::result::Result<ScenarioFile, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut out = ScenarioFile::default();
+    for (key, value) in table {
+        if key == "scenario" {
+            return Err("scenario key 'scenario': a scenario file cannot name another".into());
+        }
+        if let toml::Value::Table(t) = value {
+            out.tables.insert(key, toml::Value::Table(t));
+            continue;
+        }
+        let words = words(&key, &value).map_err(|e| format!("scenario key '{key}': {e}"))?;
+        out.flags.push((key, words));
     }
-    match file {
-        None => Ok(None),
-        Some(v) => parse(&v.text()).map(Some).map_err(|e| Error::Usage(format!("scenario key '{key}': {e}"))),
-    }
+    // A top-level `expect` follows the top-level `join` frames (the ordered form is a `join` list
+    // with `{ expect = ... }` items).
+    out.flags.sort_by_key(|(k, _)| k == "expect");
+    Ok(out)
 }
 
-/// The flag's value if given, else the file's, for settings both give in the same form (paths,
-/// text checked later).
-pub fn pick_raw<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
-    flag.clone().or_else(|| file.clone())
-}
-
-/// A switch: on if the flag is given or the file turns it on.
-pub fn pick_switch(flag: bool, file: Option<bool>) -> bool {
-    flag || file.unwrap_or(false)
-}
-
-/// A repeatable setting: the flags given replace the file's list; `None` when neither gives one
-/// (the caller's default or preset applies).
-pub fn pick_list(flag: &[String], file: &Option<OneOrMany>) -> Option<Vec<String>> {
-    if !flag.is_empty() {
-        Some(flag.to_vec())
-    } else {
-        file.as_ref().map(OneOrMany::list)
-    }
+/// A key's command-line words: a string or number is the flag's value, `true` the bare flag,
+/// `false` nothing (every switch is off by default), a list the flag once per item (an empty
+/// list the flag with an empty value, as `--join ''` says "none"). In `join`
+/// lists, `{ expect = "..." }` items are `--expect` steps, in order among the frames.
+fn words(key: &str, value: &toml::Value) -> std::result::Result<Vec<OsString>, String> {
+    // `--key=value`, one word: a value that starts with '-' (`rate = -1`) stays a value.
+    let word = |flag: &str, v: &str| OsString::from(format!("--{flag}={v}"));
+    let scalar = |v: &toml::Value| -> std::result::Result<String, String> {
+        match v {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Integer(i) => Ok(i.to_string()),
+            toml::Value::Float(f) => Ok(f.to_string()),
+            other => Err(format!("expected a string or a number, got {}", other.type_str())),
+        }
+    };
+    Ok(match value {
+        toml::Value::Boolean(true) => vec![OsString::from(format!("--{key}"))],
+        toml::Value::Boolean(false) => vec![],
+        // An empty list is the flag given empty: "none", replacing a preset's list.
+        toml::Value::Array(items) if items.is_empty() => vec![word(key, "")],
+        toml::Value::Array(items) => {
+            let mut out = vec![];
+            for item in items {
+                match item {
+                    toml::Value::Table(t) if key == "join" => match (t.get("expect"), t.len()) {
+                        (Some(e), 1) => out.push(word("expect", &scalar(e)?)),
+                        _ => return Err("a join step is a frame (a string) or { expect = \"PATTERN\" }".into()),
+                    },
+                    v => out.push(word(key, &scalar(v)?)),
+                }
+            }
+            out
+        }
+        v => vec![word(key, &scalar(v)?)],
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn file(t: &str) -> ScenarioFile {
-        toml::from_str(t).unwrap()
+    fn words_of(t: &str) -> Vec<(String, Vec<String>)> {
+        let f = parse(t).unwrap();
+        f.flags.into_iter().map(|(k, w)| (k, w.into_iter().map(|w| w.into_string().unwrap()).collect())).collect()
     }
 
     #[test]
-    fn flag_then_file_then_none() {
-        let f = file("rate = \"2k\"\nsize = 64\ntls-version = \"1.3\"");
-        let rate = |flag| pick(flag, &f.rate, "rate", crate::config::units::parse_rate);
-        assert_eq!(rate(Some(5.0)).unwrap(), Some(5.0));
-        assert_eq!(rate(None).unwrap(), Some(2000.0));
-        assert_eq!(pick(None, &f.size, "size", crate::config::units::parse_bytes).unwrap(), Some(64));
-        assert_eq!(pick(None, &f.drain, "drain", crate::config::units::parse_duration).unwrap(), None);
-        let v = pick(None, &f.tls_version, "tls-version", |s| Ok::<_, String>(s.to_string())).unwrap();
-        assert_eq!(v.as_deref(), Some("1.3"));
+    fn keys_become_the_flags_words() {
+        let w = words_of("rate = \"2k\"\nsize = 64\nreconnect = true\nquiet = false\nheader = [\"A: 1\", \"B: 2\"]");
+        let words = |k: &str| w.iter().find(|(key, _)| key == k).map(|(_, w)| w.clone()).unwrap();
+        assert_eq!(words("header"), ["--header=A: 1", "--header=B: 2"]);
+        assert_eq!((words("rate"), words("size")), (vec!["--rate=2k".to_string()], vec!["--size=64".to_string()]));
+        assert_eq!((words("reconnect"), words("quiet")), (vec!["--reconnect".to_string()], vec![]));
+        // A negative value stays the flag's value, not another flag.
+        assert_eq!(words_of("rate = -1")[0].1, ["--rate=-1"]);
     }
 
     #[test]
-    fn a_bad_file_value_names_its_key() {
-        let f = file("duration = \"soon\"");
-        let e = pick(None, &f.duration, "duration", crate::config::units::parse_duration).unwrap_err();
-        assert!(e.to_string().starts_with("scenario key 'duration': "), "{e}");
-        assert_eq!(e.exit_code(), 64);
-        // A flag given never looks at the file's value.
-        assert!(pick(Some(std::time::Duration::ZERO), &f.duration, "duration", crate::config::units::parse_duration)
-            .is_ok());
+    fn join_lists_keep_expect_steps_in_order() {
+        let w = words_of("join = [\"a\", { expect = \"^ok\" }, \"b\"]");
+        assert_eq!(w[0].1, ["--join=a", "--expect=^ok", "--join=b"]);
+        assert!(parse("join = [{ wait = 1 }]").unwrap_err().contains("scenario key 'join'"));
     }
 
     #[test]
-    fn lists_switches_and_plain_values() {
-        let f = file("header = \"A: 1\"\nsubprotocol = [\"x\", \"y\"]\nreconnect = true\norigin = \"http://f\"");
-        assert_eq!(pick_list(&[], &f.header), Some(vec!["A: 1".to_string()]));
-        assert_eq!(pick_list(&[], &f.subprotocol), Some(vec!["x".to_string(), "y".to_string()]));
-        assert_eq!(pick_list(&["z".to_string()], &f.subprotocol), Some(vec!["z".to_string()]));
-        assert_eq!(pick_list(&[], &f.reply), None);
-        assert!(pick_switch(false, f.reconnect) && pick_switch(true, None) && !pick_switch(false, None));
-        assert_eq!(pick_raw(&None, &f.origin).as_deref(), Some("http://f"));
-        assert_eq!(pick_raw(&Some("http://a".to_string()), &f.origin).as_deref(), Some("http://a"));
+    fn tables_are_kept_aside_and_bad_values_name_their_key() {
+        let f = parse("rate = 1\n[population]\nusers = 10").unwrap();
+        assert_eq!(f.flags.len(), 1);
+        assert!(f.tables.contains_key("population"));
+        assert!(parse("rate = [[1]]").unwrap_err().contains("scenario key 'rate'"));
+        assert!(parse("scenario = \"x.toml\"").unwrap_err().contains("cannot name another"));
+        assert!(parse("rate = ").is_err());
     }
 }

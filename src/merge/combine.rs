@@ -3,7 +3,7 @@
 //! sums by the same code as `herd run`'s own results.
 
 use super::input::Input;
-use crate::config::args::{self, RunArgs, ScenarioFile};
+use crate::config::args::{self, RunArgs};
 use crate::config::Scenario;
 use crate::measure::stats::{Counters, ErrorKind, Histos, Merged};
 use crate::outcome::results::{self, Phases, ProcessCost, RunResult};
@@ -133,8 +133,7 @@ fn summary_scenario(i: &Input) -> Result<Scenario, String> {
         seed: Some(0),
         ..Default::default()
     };
-    let mut out =
-        args::resolve(&args, &ScenarioFile::default(), &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))?;
+    let mut out = args::resolve(&args, &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))?;
     (out.shape, out.storm, out.churn) = super::shapes::scenario_parts(i)?;
     Ok(out)
 }

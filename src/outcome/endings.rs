@@ -90,7 +90,7 @@ mod tests {
 
     fn result() -> RunResult {
         let args = crate::config::args::RunArgs::default();
-        let s = crate::config::args::resolve(&args, &Default::default(), &[0]).unwrap();
+        let s = crate::config::args::resolve(&args, &[0]).unwrap();
         let mut r = RunResult {
             herd_version: "test",
             run_id: "0".into(),

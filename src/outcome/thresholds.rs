@@ -172,17 +172,13 @@ pub struct Judge {
     pub abort_on_fail: bool,
 }
 
-/// Thresholds from the flags, else from the scenario file's `threshold` key; `abort-on-fail`
-/// from either.
-pub fn resolve(a: &ThresholdArgs, file_thresholds: &[String], file_abort: Option<bool>) -> Result<Judge> {
-    let (list, from) = if a.thresholds.is_empty() {
-        (file_thresholds, "scenario key 'threshold'")
-    } else {
-        (&a.thresholds[..], "--threshold")
-    };
-    let thresholds =
-        list.iter().map(|t| parse(t).map_err(|e| Error::Usage(format!("{from}: {e}")))).collect::<Result<Vec<_>>>()?;
-    let abort_on_fail = crate::config::file::pick_switch(a.abort_on_fail, file_abort);
+/// The `--threshold` flags (a scenario file's `threshold` list arrives as those flags; an empty
+/// one, `threshold = []`, as `--threshold ''`: none) and `--abort-on-fail`.
+pub fn resolve(a: &ThresholdArgs) -> Result<Judge> {
+    let thresholds = (a.thresholds.iter().filter(|t| !t.is_empty()))
+        .map(|t| parse(t).map_err(|e| Error::Usage(format!("--threshold: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let abort_on_fail = a.abort_on_fail;
     if abort_on_fail && thresholds.is_empty() {
         return Err(Error::Usage("--abort-on-fail: no --threshold to judge".into()));
     }
@@ -312,23 +308,24 @@ mod tests {
         assert!(e("p99<5%").contains("no percentage"));
         assert!(e("missed=<3").contains("unknown operator"));
         assert!(e("missed<x%").contains("not a percentage"));
-        let err =
-            resolve(&ThresholdArgs { thresholds: vec!["nope<1".into()], ..Default::default() }, &[], None).unwrap_err();
+        let err = resolve(&ThresholdArgs { thresholds: vec!["nope<1".into()], ..Default::default() }).unwrap_err();
         assert_eq!(err.exit_code(), 64);
         assert!(err.to_string().starts_with("--threshold:"), "{err}");
-        let err = resolve(&ThresholdArgs::default(), &["p99<<1".into()], None).unwrap_err();
-        assert!(err.to_string().starts_with("scenario key 'threshold'"), "{err}");
-        let err = resolve(&ThresholdArgs { abort_on_fail: true, ..Default::default() }, &[], None).unwrap_err();
+        let err = resolve(&ThresholdArgs { abort_on_fail: true, ..Default::default() }).unwrap_err();
         assert!(err.to_string().contains("--abort-on-fail"), "{err}");
     }
 
     #[test]
     fn verdicts_follow_the_measured_values() {
-        let j = resolve(
-            &ThresholdArgs::default(),
-            &["p99<50ms".into(), "max<50ms".into(), "connect_failed<1%".into(), "connect_failed<=0.4%".into()],
-            Some(true),
-        )
+        let j = resolve(&ThresholdArgs {
+            thresholds: vec![
+                "p99<50ms".into(),
+                "max<50ms".into(),
+                "connect_failed<1%".into(),
+                "connect_failed<=0.4%".into(),
+            ],
+            abort_on_fail: true,
+        })
         .unwrap();
         assert!(j.abort_on_fail);
         let v = j.judge(&doc());
@@ -341,9 +338,9 @@ mod tests {
     }
 
     #[test]
-    fn flags_replace_file_thresholds_and_unmeasured_figures_fail() {
-        let a = ThresholdArgs { thresholds: vec!["missed==0".into()], ..Default::default() };
-        let j = resolve(&a, &["p99<1ms".into()], None).unwrap();
+    fn empty_thresholds_are_none_and_unmeasured_figures_fail() {
+        let a = ThresholdArgs { thresholds: vec!["missed==0".into(), String::new()], ..Default::default() };
+        let j = resolve(&a).unwrap();
         assert_eq!(j.thresholds.len(), 1);
         assert!(j.judge(&doc())[0].passed);
         let v = parse("rss_per_conn<4k").unwrap().judge(&doc());
@@ -352,11 +349,17 @@ mod tests {
 
     #[test]
     fn live_judging_skips_final_figures_and_unmeasured_ones() {
-        let j = resolve(&ThresholdArgs::default(), &["missed==0".into(), "duplicated<1".into()], None).unwrap();
+        let j = resolve(&ThresholdArgs {
+            thresholds: vec!["missed==0".into(), "duplicated<1".into()],
+            ..Default::default()
+        })
+        .unwrap();
         let mut d = doc();
         d["messages"]["missed"] = json!(7);
         assert_eq!(j.first_live_crossing(&d).unwrap().threshold, "duplicated<1");
-        let j = resolve(&ThresholdArgs::default(), &["missed==0".into(), "p50<1ms".into()], None).unwrap();
+        let j =
+            resolve(&ThresholdArgs { thresholds: vec!["missed==0".into(), "p50<1ms".into()], ..Default::default() })
+                .unwrap();
         assert!(j.first_live_crossing(&d).is_none(), "missed is final-only; p50 is not measured");
     }
 }

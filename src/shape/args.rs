@@ -2,7 +2,6 @@
 //! keys, resolved against the run's conversations.
 
 use super::{parse_stage, Shape};
-use crate::config::file::{pick, pick_list, pick_raw, ScenarioFile};
 use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
@@ -59,15 +58,16 @@ pub fn parse_storm(s: &str) -> Result<Storm, String> {
     Ok(Storm { at, fraction, over })
 }
 
-/// The file's keys: `stage = ["30s:10k:1/s", ...]`, `churn = 5`, `storm = "30s:0.5"`.
+/// The shapes of a run, checked.
 pub struct Resolved {
     pub shape: Option<Shape>,
     pub churn: Option<f64>,
     pub storm: Option<Storm>,
 }
 
-pub fn resolve(a: &ShapeArgs, f: &ScenarioFile) -> Result<Resolved, String> {
-    let specs: Vec<String> = pick_list(&a.stages, &f.stage).unwrap_or_default();
+pub fn resolve(a: &ShapeArgs) -> Result<Resolved, String> {
+    // `stage = []` in a scenario file (`--stage ''`): no stages.
+    let specs: Vec<&String> = a.stages.iter().filter(|s| !s.is_empty()).collect();
     let shape = if specs.is_empty() {
         None
     } else {
@@ -75,11 +75,11 @@ pub fn resolve(a: &ShapeArgs, f: &ScenarioFile) -> Result<Resolved, String> {
             specs.iter().map(|s| parse_stage(s)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("--stage {e}"))?;
         Some(Shape::new(stages).map_err(|e| format!("--stage: {e}"))?)
     };
-    let churn = pick(a.churn, &f.churn, "churn", crate::config::units::parse_rate).map_err(|e| e.to_string())?;
+    let churn = a.churn;
     if churn.is_some_and(|c| c > 1e6) {
         return Err("--churn: at most 1000000 per second".into());
     }
-    let storm = match &pick_raw(&a.storm, &f.storm) {
+    let storm = match &a.storm {
         Some(s) => Some(parse_storm(s).map_err(|e| format!("--storm {e}"))?),
         None => None,
     };

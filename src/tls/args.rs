@@ -1,6 +1,5 @@
 //! The TLS flags of `herd run` / `herd ceiling` and `herd serve`, and their resolved form.
 
-use crate::config::file::{pick, pick_raw, pick_switch, ScenarioFile};
 use crate::error::{Error, Result};
 use clap::Args;
 use serde::Serialize;
@@ -58,21 +57,16 @@ pub struct ClientOptions {
     pub embedded_tls: bool,
 }
 
-/// Flags over scenario-file keys (pure).
-pub fn resolve(a: &TlsArgs, f: &ScenarioFile) -> Result<ClientOptions> {
-    let version = pick(a.tls_version, &f.tls_version, "tls-version", |s| match s {
-        "1.2" => Ok(Version::Tls12),
-        "1.3" => Ok(Version::Tls13),
-        _ => Err(format!("\"1.2\" or \"1.3\", got \"{s}\"")),
-    })?;
+/// The flags (a scenario file's keys are flags by now), checked (pure).
+pub fn resolve(a: &TlsArgs) -> Result<ClientOptions> {
     let o = ClientOptions {
-        ca: pick_raw(&a.ca, &f.ca),
-        insecure: pick_switch(a.insecure, f.insecure),
-        client_cert: pick_raw(&a.client_cert, &f.client_cert),
-        client_key: pick_raw(&a.client_key, &f.client_key),
-        resume: !pick_switch(a.no_tls_resume, f.no_tls_resume),
-        version,
-        embedded_tls: pick_switch(a.embedded_tls, f.embedded_tls),
+        ca: a.ca.clone(),
+        insecure: a.insecure,
+        client_cert: a.client_cert.clone(),
+        client_key: a.client_key.clone(),
+        resume: !a.no_tls_resume,
+        version: a.tls_version,
+        embedded_tls: a.embedded_tls,
     };
     if o.client_cert.is_some() != o.client_key.is_some() {
         return Err(Error::Usage("--client-cert and --client-key go together".into()));
@@ -99,20 +93,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_win_and_resumption_is_on_by_default() {
-        let f: ScenarioFile = toml::from_str("insecure = true\ntls-version = \"1.3\"\nca = \"a.pem\"").unwrap();
-        let o = resolve(&TlsArgs { ca: Some("b.pem".into()), ..Default::default() }, &f).unwrap();
-        assert_eq!((o.insecure, o.resume, o.version), (true, true, Some(Version::Tls13)));
+    fn resumption_is_on_by_default() {
+        let o = resolve(&TlsArgs { ca: Some("b.pem".into()), insecure: true, ..Default::default() }).unwrap();
+        assert_eq!((o.insecure, o.resume, o.version), (true, true, None));
         assert_eq!(o.ca, Some(PathBuf::from("b.pem")));
-        let o = resolve(&TlsArgs { no_tls_resume: true, ..Default::default() }, &ScenarioFile::default()).unwrap();
+        let o = resolve(&TlsArgs { no_tls_resume: true, ..Default::default() }).unwrap();
         assert!(!o.resume);
     }
 
     #[test]
-    fn bad_keys_are_named() {
-        let f: ScenarioFile = toml::from_str("tls-version = \"1.1\"").unwrap();
-        assert!(resolve(&TlsArgs::default(), &f).unwrap_err().to_string().contains("tls-version"));
-        let f: ScenarioFile = toml::from_str("client-cert = \"c.pem\"").unwrap();
-        assert!(resolve(&TlsArgs::default(), &f).unwrap_err().to_string().contains("--client-key"));
+    fn a_client_certificate_needs_its_key() {
+        let a = TlsArgs { client_cert: Some("c.pem".into()), ..Default::default() };
+        assert!(resolve(&a).unwrap_err().to_string().contains("--client-key"));
     }
 }

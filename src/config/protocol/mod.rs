@@ -13,7 +13,6 @@ pub mod presets;
 pub mod steps;
 pub mod tokens;
 
-use crate::config::file::{pick, pick_list, pick_raw, pick_switch, JoinEntry, JoinSteps, ScenarioFile};
 use crate::config::template::{Text, UrlTemplate, Var};
 use crate::config::units;
 use crate::error::{Error, Result};
@@ -23,7 +22,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 use steps::{Pattern, Reply, Step};
 
-pub use crate::config::file::{OneOrMany, Unmarked};
+/// What a frame without herd's marker means (`--unmarked`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmarked {
+    #[default]
+    Error,
+    Ignore,
+}
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ProtocolArgs {
@@ -162,11 +168,11 @@ const RESERVED_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 
-/// Combines flags, the scenario file and the preset (pure). `url` is the run's URL template, if
-/// any (without one, herd targets its embedded server).
-pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) -> Result<Protocol> {
+/// Combines the flags (the scenario file's keys are flags by now) and the preset (pure). `url` is
+/// the run's URL template, if any (without one, herd targets its embedded server).
+pub fn resolve(a: &ProtocolArgs, url: Option<&UrlTemplate>) -> Result<Protocol> {
     let usage = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
-    let target_name = pick_raw(&a.target, &f.target);
+    let target_name = a.target.clone();
     let preset = match &target_name {
         Some(n) => presets::find(n).map_err(|e| usage("target", e))?,
         None => presets::herd(),
@@ -174,28 +180,32 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
     if url.is_none() && preset.name != presets::herd().name {
         return Err(usage("target", format!("'{}' needs --url, e.g. --url '{}'", preset.name, preset.url_example)));
     }
-    let list = |flag: &[String], file: &Option<OneOrMany>, preset: &[&str]| -> Vec<String> {
-        pick_list(flag, file).unwrap_or_else(|| preset.iter().map(|s| s.to_string()).collect())
+    // A list given replaces the preset's.
+    let list = |flag: &[String], preset: &[&str]| -> Vec<String> {
+        if flag.is_empty() {
+            preset.iter().map(|s| s.to_string()).collect()
+        } else {
+            flag.to_vec()
+        }
     };
     let text = |flag: &str, s: &str, vars: &[Var]| Text::parse(s, vars).map_err(|e| usage(flag, format!("'{s}': {e}")));
 
-    let join = join_steps(a, f, preset)?;
+    let join = join_steps(a, preset)?;
     let pattern = |flag: &str, s: &str| Pattern::parse(s).map_err(|e| usage(flag, e));
-    let expect_timeout = pick(a.expect_timeout, &f.expect_timeout, "expect-timeout", units::parse_duration)?
-        .unwrap_or(DEFAULT_EXPECT_TIMEOUT);
+    let expect_timeout = a.expect_timeout.unwrap_or(DEFAULT_EXPECT_TIMEOUT);
     if expect_timeout.is_zero() {
         return Err(usage("expect-timeout", "must be more than 0".into()));
     }
-    let replies = list(&a.reply, &f.reply, preset.replies)
+    let replies = list(&a.reply, preset.replies)
         .iter()
         .filter(|s| !s.is_empty())
         .map(|s| Reply::parse(s).map_err(|e| usage("reply", e)))
         .collect::<Result<Vec<_>>>()?;
-    let pong_frame = match pick_raw(&a.pong_frame, &f.pong_frame).or(preset.pong_frame.map(String::from)) {
+    let pong_frame = match a.pong_frame.clone().or(preset.pong_frame.map(String::from)) {
         Some(s) if !s.is_empty() => Some(pattern("pong-frame", &s)?),
         _ => None,
     };
-    let send = match pick_raw(&a.send, &f.send).or(preset.send.map(String::from)) {
+    let send = match a.send.clone().or(preset.send.map(String::from)) {
         Some(s) if !s.is_empty() => {
             let t = text("send", &s, Var::MESSAGE)?;
             if !t.uses(Var::Payload) {
@@ -205,12 +215,12 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         }
         _ => None,
     };
-    let mut headers = list(&a.headers, &f.header, &[])
+    let mut headers = list(&a.headers, &[])
         .iter()
         .filter(|s| !s.is_empty())
         .map(|h| parse_header(h).map_err(|e| usage("header", e)))
         .collect::<Result<Vec<_>>>()?;
-    if let Some(o) = pick_raw(&a.origin, &f.origin).filter(|o| !o.is_empty()) {
+    if let Some(o) = a.origin.clone().filter(|o| !o.is_empty()) {
         if headers.iter().any(|h| h.name.eq_ignore_ascii_case("origin")) {
             return Err(usage("origin", "an Origin header is also given with --header; give one of them".into()));
         }
@@ -218,7 +228,7 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         headers.push(h);
     }
     let subprotocols: Vec<String> =
-        list(&a.subprotocol, &f.subprotocol, preset.subprotocols).into_iter().filter(|s| !s.is_empty()).collect();
+        list(&a.subprotocol, preset.subprotocols).into_iter().filter(|s| !s.is_empty()).collect();
     for (i, p) in subprotocols.iter().enumerate() {
         if p.is_empty() || !p.bytes().all(is_token_char) {
             return Err(usage("subprotocol", format!("'{p}' is not a valid subprotocol name (an HTTP token)")));
@@ -227,10 +237,8 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
             return Err(usage("subprotocol", format!("'{p}' is given twice")));
         }
     }
-    let ping_interval = pick(a.ping_interval, &f.ping_interval, "ping-interval", units::parse_duration)?
-        .or(preset.ping_interval)
-        .filter(|d| !d.is_zero());
-    let ping_frame = match pick_raw(&a.ping_frame, &f.ping_frame).or(preset.ping_frame.map(String::from)) {
+    let ping_interval = a.ping_interval.or(preset.ping_interval).filter(|d| !d.is_zero());
+    let ping_frame = match a.ping_frame.clone().or(preset.ping_frame.map(String::from)) {
         Some(s) if !s.is_empty() => Some(text("ping-frame", &s, Var::CONNECTION)?),
         _ => None,
     };
@@ -239,7 +247,7 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
     }
     // A preset's pong pattern goes with its ping frame; one given by the user needs a ping frame.
     let pong_frame = match (pong_frame, &ping_frame) {
-        (Some(_), None) if a.pong_frame.is_some() || f.pong_frame.is_some() => {
+        (Some(_), None) if a.pong_frame.is_some() => {
             return Err(usage(
                 "pong-frame",
                 "is the answer to --ping-frame: give --ping-frame and --ping-interval".into(),
@@ -256,12 +264,12 @@ pub fn resolve(a: &ProtocolArgs, f: &ScenarioFile, url: Option<&UrlTemplate>) ->
         pong_frame,
         send,
         headers,
-        tokens: pick_raw(&a.tokens, &f.tokens),
+        tokens: a.tokens.clone(),
         subprotocols,
         ping_interval,
         ping_frame,
-        unmarked: pick_raw(&a.unmarked, &f.unmarked).unwrap_or(preset.unmarked),
-        binary: pick_switch(a.binary, f.binary),
+        unmarked: a.unmarked.unwrap_or(preset.unmarked),
+        binary: a.binary,
     };
     if p.tokens.is_none() && (url.is_some_and(|u| u.uses(Var::Token)) || p.texts().any(|t| t.uses(Var::Token))) {
         return Err(usage("tokens", "a template uses {token}: give --tokens FILE (one token per line)".into()));
@@ -298,23 +306,13 @@ impl Protocol {
     }
 }
 
-/// The join sequence: flags (`--join` and `--expect`, in command-line order), else the
-/// scenario file's `join`, else the preset's. Empty strings are dropped (`--join ''`: none).
-fn join_steps(a: &ProtocolArgs, f: &ScenarioFile, preset: &presets::Preset) -> Result<Vec<Step>> {
+/// The join sequence: flags (`--join` and `--expect`, in command-line order; a scenario file's
+/// `join` list arrives as those flags), else the preset's. Empty strings are dropped
+/// (`--join ''`: none).
+fn join_steps(a: &ProtocolArgs, preset: &presets::Preset) -> Result<Vec<Step>> {
     use presets::PresetStep;
     let raw: Vec<(bool, String)> = if !a.join.is_empty() || !a.expect.is_empty() {
         steps::interleave(&a.join, &a.expect, &a.expect_after)
-    } else if let Some(j) = &f.join {
-        match j {
-            JoinSteps::One(s) => vec![(false, s.clone())],
-            JoinSteps::Many(v) => v
-                .iter()
-                .map(|e| match e {
-                    JoinEntry::Send(s) => (false, s.clone()),
-                    JoinEntry::Expect { expect } => (true, expect.clone()),
-                })
-                .collect(),
-        }
     } else {
         preset
             .join
@@ -369,43 +367,49 @@ mod tests {
         UrlTemplate::parse(s).unwrap()
     }
 
-    fn file(t: &str) -> ScenarioFile {
-        toml::from_str(t).unwrap()
-    }
-
     #[test]
     fn defaults_are_herds_bare_protocol() {
-        let p = resolve(&ProtocolArgs::default(), &ScenarioFile::default(), None).unwrap();
+        let p = resolve(&ProtocolArgs::default(), None).unwrap();
         assert_eq!(p.target, "herd");
         assert!(p.join.is_empty() && p.send.is_none() && p.headers.is_empty() && p.subprotocols.is_empty());
         assert_eq!((p.ping_interval, p.unmarked, p.binary), (None, Unmarked::Error, false));
     }
 
     #[test]
-    fn preset_then_file_then_flag() {
+    fn preset_then_flags() {
         let u = url("ws://h:4000/socket/websocket?vsn=2.0.0");
         let a = ProtocolArgs { target: Some("phoenix".into()), ..Default::default() };
-        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        let p = resolve(&a, Some(&u)).unwrap();
         assert_eq!((p.target, p.join.len(), p.unmarked), ("phoenix", 1, Unmarked::Ignore));
         assert_eq!(p.ping_interval, Some(Duration::from_secs(30)));
-        let f = file("target = \"phoenix\"\nping-interval = \"10s\"\nunmarked = \"error\"\njoin = []");
-        let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
+        let f = ProtocolArgs {
+            target: Some("phoenix".into()),
+            ping_interval: Some(Duration::from_secs(10)),
+            unmarked: Some(Unmarked::Error),
+            join: vec![String::new()],
+            ..Default::default()
+        };
+        let p = resolve(&f, Some(&u)).unwrap();
         assert_eq!((p.ping_interval, p.unmarked, p.join.len()), (Some(Duration::from_secs(10)), Unmarked::Error, 0));
-        let a =
-            ProtocolArgs { ping_interval: Some(Duration::ZERO), ping_frame: Some(String::new()), ..Default::default() };
-        let p = resolve(&a, &f, Some(&u)).unwrap();
+        let a = ProtocolArgs { ping_interval: Some(Duration::ZERO), ping_frame: Some(String::new()), ..f };
+        let p = resolve(&a, Some(&u)).unwrap();
         assert_eq!((p.ping_interval, p.ping_frame.is_none()), (None, true));
         let a =
             ProtocolArgs { target: Some("actioncable".into()), subprotocol: vec![String::new()], ..Default::default() };
-        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        let p = resolve(&a, Some(&u)).unwrap();
         assert!(p.subprotocols.is_empty() && p.send.is_some());
     }
 
     #[test]
     fn headers_tokens_and_subprotocols() {
         let u = url("ws://h/c/{conv}");
-        let f = file("header = [\"Authorization: Bearer {token}\", \"X-User:{user}\"]\ntokens = \"t.txt\"\nsubprotocol = \"chat.v1\"");
-        let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
+        let f = ProtocolArgs {
+            headers: vec!["Authorization: Bearer {token}".into(), "X-User:{user}".into()],
+            tokens: Some("t.txt".into()),
+            subprotocol: vec!["chat.v1".into()],
+            ..Default::default()
+        };
+        let p = resolve(&f, Some(&u)).unwrap();
         assert_eq!(p.headers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["Authorization", "X-User"]);
         assert_eq!(p.subprotocols, ["chat.v1"]);
         let json = serde_json::to_string(&p).unwrap();
@@ -415,9 +419,7 @@ mod tests {
     #[test]
     fn mistakes_name_their_flag() {
         let u = url("ws://h/c/{conv}");
-        let e = |a: ProtocolArgs, url: Option<&UrlTemplate>| {
-            resolve(&a, &ScenarioFile::default(), url).unwrap_err().to_string()
-        };
+        let e = |a: ProtocolArgs, url: Option<&UrlTemplate>| resolve(&a, url).unwrap_err().to_string();
         let a = |f: fn(&mut ProtocolArgs)| {
             let mut a = ProtocolArgs::default();
             f(&mut a);
@@ -457,27 +459,34 @@ mod tests {
             expect_after: vec![1],
             ..Default::default()
         };
-        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        let p = resolve(&a, Some(&u)).unwrap();
         assert_eq!(kinds(&p), ["send", "expect ^40", "send"]);
         assert_eq!(p.expect_timeout, DEFAULT_EXPECT_TIMEOUT);
-        let f = file("join = [{ expect = \"^hello\" }, \"join {conv}\"]\nexpect-timeout = \"3s\"\nreply = \"^2$=3\"");
-        let p = resolve(&ProtocolArgs::default(), &f, Some(&u)).unwrap();
+        let f = ProtocolArgs {
+            join: vec!["join {conv}".into()],
+            expect: vec!["^hello".into()],
+            expect_after: vec![0],
+            expect_timeout: Some(Duration::from_secs(3)),
+            reply: vec!["^2$=3".into()],
+            ..Default::default()
+        };
+        let p = resolve(&f, Some(&u)).unwrap();
         assert_eq!(kinds(&p), ["expect ^hello", "send"]);
         assert_eq!((p.expect_timeout, p.replies.len()), (Duration::from_secs(3), 1));
         let a = ProtocolArgs { target: Some("socketio".into()), ..Default::default() };
-        let p = resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap();
+        let p = resolve(&a, Some(&u)).unwrap();
         assert_eq!(kinds(&p), ["expect ^0\\{", "send", "expect ^40", "send"]);
         assert_eq!(p.replies[0].pattern.as_str(), "^2$");
         assert!(p.has_automatic() && !p.sends_origin());
         // The user's empty --reply drops the preset's answers.
         let a = ProtocolArgs { target: Some("socketio".into()), reply: vec![String::new()], ..Default::default() };
-        assert!(resolve(&a, &ScenarioFile::default(), Some(&u)).unwrap().replies.is_empty());
+        assert!(resolve(&a, Some(&u)).unwrap().replies.is_empty());
     }
 
     #[test]
     fn pongs_origin_and_timeouts_are_checked() {
         let u = url("ws://h/c/{conv}");
-        let ok = |a: ProtocolArgs| resolve(&a, &ScenarioFile::default(), Some(&u));
+        let ok = |a: ProtocolArgs| resolve(&a, Some(&u));
         let a = ProtocolArgs {
             ping_interval: Some(Duration::from_secs(1)),
             ping_frame: Some("PING".into()),
