@@ -24,16 +24,16 @@ pub struct KneeArgs {
     /// The latency bound: the highest corrected p99 a step may have, e.g. 50ms
     #[arg(long, value_parser = crate::config::units::parse_duration)]
     pub p99: Duration,
-    /// The first step's rate, messages per second per sender [default: 1]
+    /// The first step's rate, messages per second per sender
     #[arg(long, value_parser = crate::config::units::parse_rate, default_value = "1")]
     pub from: f64,
-    /// Each step's rate is the previous one's times this [default: 2]
+    /// Each step's rate is the previous one's times this
     #[arg(long, default_value_t = 2.0)]
     pub factor: f64,
-    /// Most steps [default: 8]
+    /// Most steps
     #[arg(long, default_value_t = 8)]
     pub steps: u32,
-    /// How long each step holds its rate [default: 10s]
+    /// How long each step holds its rate
     #[arg(long, value_parser = crate::config::units::parse_duration, default_value = "10s")]
     pub step_duration: Duration,
     /// Write the knee and its curve as JSON to this file (with the run's results)
@@ -152,11 +152,12 @@ fn watcher(shape: Shape, p99_limit_ms: f64, halt: Arc<AtomicBool>) -> crate::dri
 
 pub fn main(a: &KneeArgs) -> Result<KneeResult> {
     check(a)?;
-    let mut s = args::resolve(&a.run, &crate::runtime::executor::online_cores())?;
     let shape = Shape::new(stages(&rates(a.from, a.factor, a.steps), a.step_duration)).map_err(Error::Usage)?;
-    s.duration = shape.total();
-    s.rate = shape.stages().iter().map(|st| st.rate).fold(0.0, f64::max);
-    s.shape = Some(shape.clone());
+    // The steps are the run's stages, resolved and checked as `--stage` is (duration, rate,
+    // a storm within the send phase).
+    let mut run = a.run.clone();
+    run.shape.built = Some(shape.clone());
+    let s = args::resolve(&run, &crate::runtime::executor::online_cores())?;
     let limit_ms = a.p99.as_secs_f64() * 1e3;
     let halt = Arc::new(AtomicBool::new(false));
     let signals = crate::runtime::signal::Signals::install()?;

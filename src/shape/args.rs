@@ -22,6 +22,10 @@ pub struct ShapeArgs {
     /// of the open connections and open them again at once or spread over OVER, e.g. 30s:0.5:5s
     #[arg(long, value_name = "AT:FRACTION[:OVER]")]
     pub storm: Option<String>,
+    /// Stages a subcommand builds itself (`herd knee`'s rate steps) instead of `--stage`: they
+    /// go through the same resolution and checks.
+    #[arg(skip)]
+    pub built: Option<Shape>,
 }
 
 /// `--storm`: when, how many, and over how long the connections come back.
@@ -68,7 +72,9 @@ pub struct Resolved {
 pub fn resolve(a: &ShapeArgs) -> Result<Resolved, String> {
     // `stage = []` in a scenario file (`--stage ''`): no stages.
     let specs: Vec<&String> = a.stages.iter().filter(|s| !s.is_empty()).collect();
-    let shape = if specs.is_empty() {
+    let shape = if let Some(built) = &a.built {
+        Some(built.clone())
+    } else if specs.is_empty() {
         None
     } else {
         let stages =
