@@ -7,6 +7,7 @@
 //! Layout, from the top of the house down (a module imports only from its own level or below):
 //! - `cli`, `cmd/` (run, knee, ceiling, compare), `server/`, `doctor/`, `merge/`, `report/`: the
 //!   subcommands;
+//! - `cpu/`: the default executor count (affinity mask, cgroup CPU quota);
 //! - `drive/`: starting, phasing and finishing a load; the reporter; shards;
 //! - `client/`: the generator's cores and connections;
 //! - `outcome/`: results, verdicts, notes, the series; `metrics/`: Prometheus;
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod cpu;
 pub mod doctor;
 pub mod drive;
 pub mod error;

@@ -40,6 +40,13 @@ fn run_with_16_generator_and_16_server_executors() {
     assert_eq!(u(&v, "server.messages_delivered"), sent * 3);
     assert_eq!(u(&v, "connections.established"), 256);
     assert_eq!(v["scenario"]["cores"].as_array().map(|c| c.len()), Some(16));
+    // The results say how many executors ran and why; beyond the CPUs this process may use (an
+    // oversubscribed run: here more than the host's cores) they carry a note.
+    let why = v["scenario"]["executors"].as_str().unwrap_or_default();
+    assert!(why.starts_with("16 executor(s) from --threads"), "{why}");
+    let usable = herd::cpu::Budget::detect().limit();
+    let noted = v["notes"].as_array().unwrap().iter().any(|n| n.as_str() == Some(why));
+    assert_eq!(noted, usable < 16, "{why} / {}", v["notes"]);
 }
 
 /// 70 server executors: SO_REUSEPORT spreads each room's members over cores numbered up to 69,

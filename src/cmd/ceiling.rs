@@ -4,7 +4,7 @@
 //! the open connections after the last step that passed.
 
 use crate::client::Phase;
-use crate::config::args::{self, RunArgs};
+use crate::config::args::RunArgs;
 use crate::config::units;
 use crate::drive::load::{self, wait_until, Hooks};
 use crate::error::{Error, Result};
@@ -198,7 +198,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         drain: Some(Duration::ZERO),
         ..a.run.clone()
     };
-    let s = args::resolve(&run_args, &crate::runtime::executor::online_cores())?;
+    let s = crate::cpu::resolve(&run_args, &crate::cpu::Budget::detect())?;
     let out_file = match &s.out {
         Some(p) => Some(crate::outcome::outfile::OutFile::create("--out", p)?),
         None => None,

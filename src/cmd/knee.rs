@@ -7,7 +7,7 @@
 //! exactly the messages intended during it. The knee is the last step, in order, whose corrected
 //! p99 is within `--p99` with nothing missed; the run stops early once a step is past it.
 
-use crate::config::args::{self, RunArgs};
+use crate::config::args::RunArgs;
 use crate::error::{Error, Result};
 use crate::measure::stats::Merged;
 use crate::measure::windows::StageResult;
@@ -157,7 +157,7 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
     // a storm within the send phase).
     let mut run = a.run.clone();
     run.shape.built = Some(shape.clone());
-    let s = args::resolve(&run, &crate::runtime::executor::online_cores())?;
+    let s = crate::cpu::resolve(&run, &crate::cpu::Budget::detect())?;
     let limit_ms = a.p99.as_secs_f64() * 1e3;
     let halt = Arc::new(AtomicBool::new(false));
     let signals = crate::runtime::signal::Signals::install()?;

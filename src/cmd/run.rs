@@ -3,7 +3,7 @@
 //! written in every case. [`main`] is the subcommand: flags (with the scenario file's keys) to scenario, run, summary.
 
 use crate::client::Phase;
-use crate::config::args::{self, RunArgs};
+use crate::config::args::RunArgs;
 use crate::config::Scenario;
 use crate::drive::load::{self, wait_until};
 pub use crate::drive::load::{Hooks, Push, INTERVAL};
@@ -173,6 +173,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         ));
     }
     notes.extend(ramp_note);
+    notes.extend(crate::cpu::note(&s));
     for c in &stalled_cores {
         notes.push(format!(
             "core {} stopped running {:.1}s into the run (no heartbeat for {:?}); the run was ended, and its \
@@ -283,7 +284,10 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
 /// `herd run` from parsed flags: resolves the scenario, runs, prints the summary (and the
 /// results line for `--out -`).
 pub fn main(args: &RunArgs) -> Result<RunResult> {
-    let s = args::resolve(args, &crate::runtime::executor::online_cores())?;
+    let s = crate::cpu::resolve(args, &crate::cpu::Budget::detect())?;
+    if let Some(n) = crate::cpu::note(&s).filter(|_| !s.quiet) {
+        crate::errln!("herd: {n}");
+    }
     let judge = crate::outcome::thresholds::resolve(&args.thresholds)?;
     // Created before the run, so a bad path fails before any load is made.
     let report = match args.report.as_ref() {

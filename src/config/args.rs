@@ -309,6 +309,7 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         rcvbuf,
         reconnect: a.reconnect,
         cores,
+        executors: String::new(),
         server_threads,
         out: a.out.clone(),
         hdr_log: a.hdr_log.clone(),

@@ -38,6 +38,9 @@ pub struct Scenario {
     pub reconnect: bool,
     /// The cores executors are pinned to, one executor each.
     pub cores: Vec<usize>,
+    /// How many executors run and why (`crate::cpu::resolve`: the affinity mask, the cgroup CPU
+    /// quota, or `--threads`/`--cores`).
+    pub executors: String,
     pub server_threads: u32,
     pub out: Option<PathBuf>,
     pub hdr_log: Option<PathBuf>,

@@ -5,6 +5,7 @@
 //! The knobs checked here are the ones `tuning/` sets ([`checked_knobs`]).
 
 mod check;
+mod cpu;
 mod host;
 mod knobs;
 pub mod parse;
@@ -48,7 +49,9 @@ fn count(text: &str) -> Result<u64, String> {
 pub fn main(args: &DoctorArgs) -> crate::error::Result<i32> {
     use crate::error::Error;
     let host = HostLimits::read();
-    let report = evaluate(&host, args.connections, args.source_ips);
+    let mut report = evaluate(&host, args.connections, args.source_ips);
+    // The executor count caps no connection count: it joins the checks after the verdict.
+    report.checks.push(cpu::executors(&crate::cpu::Budget::detect()));
     let out = if args.json {
         serde_json::to_string_pretty(&report)
             .map_err(|e| Error::Software(format!("herd doctor: cannot write the report as JSON: {e}")))?

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 /// Scenario keys that belong to one process, not to the workload: they may differ between the
 /// workers of one scenario.
-const PER_PROCESS_KEYS: [&str; 13] = [
+const PER_PROCESS_KEYS: [&str; 14] = [
     "shard",
+    "executors",
     "start_at",
     "start_when",
     "out",
