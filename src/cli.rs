@@ -1,5 +1,5 @@
 //! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`, `herd knee`,
-//! `herd merge`, `herd compare`, `herd report`. Parsing only; each subcommand's work lives in its
+//! `herd merge`, `herd compare`, `herd report`, `herd collect`. Parsing only; each subcommand's work lives in its
 //! own module.
 //!
 //! The one precedence rule for run options, applied here for every subcommand that takes them
@@ -45,6 +45,9 @@ pub enum Command {
     Compare(crate::cmd::compare::CompareArgs),
     /// Write the self-contained HTML report of a run's results
     Report(crate::report::ReportArgs),
+    /// Take the results of a distributed run's workers (`herd run --collect URL`) over HTTP,
+    /// merge them exactly, and write and serve the merged results and the HTML report
+    Collect(crate::collect::CollectArgs),
 }
 
 /// Why a command line was refused.

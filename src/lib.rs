@@ -5,8 +5,8 @@
 //! docs/ARCHITECTURE.md for the data flow and the folder map.
 //!
 //! Layout, from the top of the house down (a module imports only from its own level or below):
-//! - `cli`, `cmd/` (run, knee, ceiling, compare), `server/`, `doctor/`, `merge/`, `report/`: the
-//!   subcommands;
+//! - `cli`, `cmd/` (run, knee, ceiling, compare), `server/`, `doctor/`, `merge/`, `report/`,
+//!   `collect/` (and the workers' side of it, `collect::post`): the subcommands;
 //! - `cpu/`: the default executor count (affinity mask, cgroup CPU quota);
 //! - `drive/`: starting, phasing and finishing a load; the reporter; shards;
 //! - `client/`: the generator's cores and connections;
@@ -22,6 +22,7 @@ mod macros;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod collect;
 pub mod config;
 pub mod cpu;
 pub mod doctor;

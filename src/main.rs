@@ -19,7 +19,7 @@ fn main() {
     // Each subcommand's `main` does its work; what it returns is printed here. `Ok(code)`: the
     // exit code of a subcommand that ended without an error (doctor's verdict).
     let result = match &cli.command {
-        Command::Run(a) => herd::cmd::run::main(a).map(|_| 0),
+        Command::Run(a) => herd::cmd::run::main_reporting(a).map(|_| 0),
         Command::Serve(a) => herd::server::main(a).map(|()| 0),
         Command::Doctor(a) => herd::doctor::main(a),
         Command::Merge(a) => herd::merge::main(a).map(|()| 0),
@@ -29,6 +29,7 @@ fn main() {
         Command::Knee(a) => {
             herd::cmd::knee::main(a).map(|k| herd::out!("{}", herd::cmd::knee::summary(&k))).map(|()| 0)
         }
+        Command::Collect(a) => herd::collect::main(a),
         Command::Compare(a) => herd::cmd::compare::main(a).map(|()| 0),
         Command::Report(a) => {
             herd::report::main(a).map(|p| herd::out!("report written to {}\n", p.display())).map(|()| 0)

@@ -41,6 +41,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     let meeting = hooks.push.as_ref().map(|p| crate::drive::shard::Meeting {
         pushgateway: p.config.url.clone(),
         job: p.config.job.clone(),
+        run: p.config.grouping.iter().find(|(k, _)| k == "run").map(|(_, v)| v.clone()),
         group_url: p.config.group_url(),
     });
     let judge = std::mem::take(&mut hooks.judge);
@@ -82,7 +83,14 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
 
     // A sharded run's workers start sending together.
     let start = if signals.count() == 0 {
-        crate::drive::shard::wait_to_send(&s, meeting.as_ref(), || control.open_total(), &signals, say)
+        match crate::drive::shard::wait_to_send(&s, meeting.as_ref(), || control.open_total(), &signals, say) {
+            Ok(r) => r,
+            Err(e) => {
+                // The load stops as it is dropped; the ready group goes now.
+                let left = crate::drive::shard::leave(&s, meeting.as_ref());
+                return Err(Error::Unavailable(left.map_or(e.clone(), |l| format!("{e}; {l}"))));
+            }
+        }
     } else {
         None
     };
@@ -281,6 +289,19 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     Ok(r)
 }
 
+/// [`main`], and with `--collect`, the error it ends with reported to the collector (its results,
+/// when there are any, were posted inside [`main`]).
+pub fn main_reporting(args: &RunArgs) -> Result<RunResult> {
+    let r = main(args);
+    if let Err(e) = &r {
+        let shard = crate::config::shard::resolve(&args.shard, u32::MAX).ok().flatten();
+        if let Some(w) = crate::collect::post::Worker::new(&args.collect, args.metrics.run_id.as_deref(), shard) {
+            w.failed(e);
+        }
+    }
+    r
+}
+
 /// `herd run` from parsed flags: resolves the scenario, runs, prints the summary (and the
 /// results line for `--out -`).
 pub fn main(args: &RunArgs) -> Result<RunResult> {
@@ -296,6 +317,10 @@ pub fn main(args: &RunArgs) -> Result<RunResult> {
     };
     let signals = Signals::install()?;
     let shard = s.shard;
+    let collect = crate::collect::post::Worker::new(&args.collect, args.metrics.run_id.as_deref(), shard);
+    if let Some(w) = &collect {
+        w.started();
+    }
     let push = args.metrics.push_config(shard.map(|x| x.index as usize)).map(|mut config| {
         // Workers of one job push to the same Pushgateway: the shard keeps their groups apart.
         config.grouping.extend(shard.map(|x| ("shard".to_string(), x.index.to_string())));
@@ -312,6 +337,7 @@ pub fn main(args: &RunArgs) -> Result<RunResult> {
         }
     };
     crate::out!("{}", results::summary(&r));
+    let posted = collect.as_ref().map(|w| w.results(&r, &|m| crate::errln!("herd: {m}")));
     if let Some((path, f)) = report {
         let doc = serde_json::to_value(&r).map_err(|e| Error::Software(format!("results: {e}")))?;
         crate::report::write(f, &doc, None).map_err(|e| Error::Io(format!("--report {}: {e}", path.display())))?;
@@ -319,6 +345,13 @@ pub fn main(args: &RunArgs) -> Result<RunResult> {
     if r.scenario.out.as_deref().is_some_and(|p| p.as_os_str() == "-") {
         let line = serde_json::to_string(&r).map_err(|e| Error::Software(format!("--out -: {e}")))?;
         crate::out!("{line}\n");
+    }
+    if let Some(Err(e)) = posted {
+        // The results are not lost: stdout's last line holds them (`herd merge` reads it).
+        if r.scenario.out.as_deref().is_none_or(|p| p.as_os_str() != "-") {
+            crate::out!("{}\n", serde_json::to_string(&r).unwrap_or_default());
+        }
+        return Err(e);
     }
     if r.connections.established == 0 && r.connections.attempted > 0 {
         let errs: Vec<String> = r.errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();

@@ -141,6 +141,8 @@ pub struct RunArgs {
     /// reads them (filled by `cli::parse_from`).
     #[arg(skip)]
     pub file_tables: toml::Table,
+    #[command(flatten)]
+    pub collect: crate::collect::post::PostArgs,
 }
 
 /// Combines the flags (a scenario file's keys are flags by now: `crate::cli`), presets and
@@ -319,6 +321,7 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         shard,
         start_at: a.shard.start_at,
         start_when,
+        start_when_timeout: a.shard.start_when_timeout,
         tls,
         shape: shapes.shape,
         churn: shapes.churn,

@@ -53,6 +53,9 @@ pub struct Scenario {
     pub start_at: Option<f64>,
     /// `--start-when`: the shards to wait for.
     pub start_when: Option<u32>,
+    /// How long `--start-when` waits at most.
+    #[serde(with = "units::secs")]
+    pub start_when_timeout: Duration,
     /// wss:// settings (and the embedded server's TLS).
     pub tls: crate::tls::ClientOptions,
     /// `--stage`: the send phase's targets over time (`duration` is their total, `rate` their

@@ -73,6 +73,9 @@ pub struct ShardArgs {
     /// to start sending: for clusters whose pods start minutes apart
     #[arg(long, value_name = "K/N", value_parser = crate::drive::start_when::parse_start_when, conflicts_with = "start_at")]
     pub start_when: Option<crate::drive::start_when::StartWhen>,
+    /// How long --start-when waits for the shards before the worker gives up with an error
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::config::units::parse_duration)]
+    pub start_when_timeout: std::time::Duration,
 }
 
 /// `I/N` with I < N.

@@ -33,6 +33,8 @@ pub struct StartReport {
 pub struct Meeting {
     pub pushgateway: String,
     pub job: String,
+    /// The run id (`--run-id`): only the run's own shards count.
+    pub run: Option<String>,
     pub group_url: String,
 }
 
@@ -51,14 +53,15 @@ pub fn start_plan(at: f64, now: f64) -> (Duration, f64) {
 }
 
 /// Once connected: waits for `--start-at` or `--start-when` if the scenario has one (a signal
-/// ends the wait), saying what it waits for once per second. `None` without either.
+/// ends the wait), saying what it waits for once per second. `None` without either; `Err` when
+/// `--start-when` waited `--start-when-timeout` in vain.
 pub fn wait_to_send(
     s: &Scenario,
     meeting: Option<&Meeting>,
     open: impl Fn() -> u64,
     signals: &Signals,
     say: impl Fn(String),
-) -> Option<StartReport> {
+) -> Result<Option<StartReport>, String> {
     let connected = unix_now();
     let mut r = StartReport { connected_at_unix_s: connected, ..Default::default() };
     if let Some(at) = s.start_at {
@@ -83,13 +86,14 @@ pub fn wait_to_send(
     } else if let (Some(k), Some(m)) = (s.start_when, meeting) {
         r.start_when = Some(k);
         let ready = crate::drive::start_when::ready_url(&m.group_url);
-        r.shards_ready = Some(crate::drive::start_when::wait(&m.pushgateway, &m.job, &ready, k, signals, say));
+        let group = crate::drive::start_when::Group { pushgateway: &m.pushgateway, job: &m.job, run: m.run.as_deref() };
+        r.shards_ready = Some(crate::drive::start_when::wait(&group, &ready, k, s.start_when_timeout, signals, say)?);
     } else {
-        return None;
+        return Ok(None);
     }
     r.sending_at_unix_s = unix_now();
     r.waited_s = r.sending_at_unix_s - connected;
-    Some(r)
+    Ok(Some(r))
 }
 
 /// At the end of a run: removes the `--start-when` ready group; an error for the notes.

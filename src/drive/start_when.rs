@@ -4,9 +4,12 @@
 //! Once connected, a worker PUTs a small group of its own next to its metrics group: the same
 //! grouping labels plus `herd_start="ready"` (so the two never replace each other). It then reads
 //! the Pushgateway's group list (`/api/v1/metrics`) every half second and counts the distinct
-//! shards of its job that are ready. The ready group is deleted when the run ends, so that the
-//! next run of the same job does not count it (a worker that crashed leaves its group behind:
-//! delete it, or use a new `--job`). Workers start within about one poll of each other.
+//! shards of its job (and of its run, `--run-id`) that are ready. The ready group is deleted when
+//! the run ends, so that the next run of the same job does not count it; a worker that crashed
+//! leaves its group behind, which a run with another `--run-id` never counts (and `herd collect`
+//! deletes the run's groups once it merged). Workers start within about one poll of each other;
+//! a worker that waited `--start-when-timeout` in vain gives up with an error naming the shards
+//! that were ready.
 
 use crate::runtime::signal::Signals;
 use std::collections::BTreeSet;
@@ -55,8 +58,18 @@ pub fn ready_url(metrics_group_url: &str) -> String {
     format!("{}/herd_start/ready", metrics_group_url.trim_end_matches('/'))
 }
 
-/// The distinct shards of `job` that are ready, from the Pushgateway's `/api/v1/metrics`.
-pub fn ready_shards(api_json: &str, job: &str) -> Result<BTreeSet<String>, String> {
+/// Where the shards of one run meet: the Pushgateway, their job and their run id (`None`: the
+/// groups without a `run` label).
+#[derive(Clone, Copy, Debug)]
+pub struct Group<'a> {
+    pub pushgateway: &'a str,
+    pub job: &'a str,
+    pub run: Option<&'a str>,
+}
+
+/// The distinct shards of `job` and `run` that are ready, from the Pushgateway's
+/// `/api/v1/metrics`.
+pub fn ready_shards(api_json: &str, job: &str, run: Option<&str>) -> Result<BTreeSet<String>, String> {
     let v: serde_json::Value =
         serde_json::from_str(api_json).map_err(|e| format!("the Pushgateway's group list is not JSON: {e}"))?;
     let groups = v["data"].as_array().ok_or("the Pushgateway's group list has no data")?;
@@ -64,7 +77,8 @@ pub fn ready_shards(api_json: &str, job: &str) -> Result<BTreeSet<String>, Strin
         .iter()
         .filter_map(|g| {
             let l = &g["labels"];
-            (l["job"] == job && l["herd_start"] == "ready").then(|| l["shard"].as_str().map(String::from))?
+            (l["job"] == job && l["herd_start"] == "ready" && l["run"].as_str() == run)
+                .then(|| l["shard"].as_str().map(String::from))?
         })
         .collect())
 }
@@ -93,40 +107,63 @@ pub fn withdraw(url: &str) -> Result<(), String> {
     agent().delete(url).call().map(|_| ()).map_err(|e| format!("DELETE {url}: {e}"))
 }
 
-fn count(pushgateway: &str, job: &str) -> Result<usize, String> {
-    let url = format!("{}/api/v1/metrics", pushgateway.trim_end_matches('/'));
+fn ready(g: &Group) -> Result<BTreeSet<String>, String> {
+    let url = format!("{}/api/v1/metrics", g.pushgateway.trim_end_matches('/'));
     let mut resp = agent().get(&url).call().map_err(|e| format!("GET {url}: {e}"))?;
     let text = resp.body_mut().with_config().limit(64 << 20).read_to_string().map_err(|e| e.to_string())?;
-    Ok(ready_shards(&text, job)?.len())
+    ready_shards(&text, g.job, g.run)
 }
 
-/// Announces this shard, then waits until `k` shards of `job` are ready (or a signal), saying
-/// once per second how many are. Returns how many were ready when the wait ended.
-pub fn wait(pushgateway: &str, job: &str, ready_group: &str, k: u32, signals: &Signals, say: impl Fn(String)) -> usize {
+/// The error of a wait that ran out of time.
+pub fn gave_up(k: u32, ready: &BTreeSet<String>, timeout: Duration) -> String {
+    let list: Vec<&str> = ready.iter().map(String::as_str).collect();
+    format!(
+        "--start-when: only {} of the {k} shard(s) needed were connected after {timeout:?} (--start-when-timeout); \
+         ready: [{}]. The others are not running: see `kubectl get pods` (Pending, image pull) or their logs",
+        ready.len(),
+        list.join(", ")
+    )
+}
+
+/// Announces this shard, then waits until `k` shards of the group's job and run are ready (or a
+/// signal), saying once per second how many are. Returns how many were ready when the wait
+/// ended; `Err` after `timeout` without `k`.
+pub fn wait(
+    g: &Group,
+    ready_group: &str,
+    k: u32,
+    timeout: Duration,
+    signals: &Signals,
+    say: impl Fn(String),
+) -> Result<usize, String> {
     let mut announced = false;
     let mut last_say = None::<Instant>;
-    let mut seen = 0;
+    let mut seen = BTreeSet::new();
+    let t0 = Instant::now();
     while signals.count() == 0 {
+        if t0.elapsed() >= timeout {
+            return Err(gave_up(k, &seen, timeout));
+        }
         if !announced {
             match announce(ready_group) {
                 Ok(()) => announced = true,
                 Err(e) => say(format!("--start-when: {e}; trying again")),
             }
         }
-        match count(pushgateway, job) {
+        match ready(g) {
             Ok(n) => seen = n,
             Err(e) => say(format!("--start-when: {e}; trying again")),
         }
-        if announced && seen >= k as usize {
+        if announced && seen.len() >= k as usize {
             break;
         }
         if last_say.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            say(format!("waiting for --start-when: {seen} of {k} shards connected"));
+            say(format!("waiting for --start-when: {} of {k} shards connected", seen.len()));
             last_say = Some(Instant::now());
         }
         std::thread::sleep(POLL);
     }
-    seen
+    Ok(seen.len())
 }
 
 #[cfg(test)]
@@ -155,10 +192,17 @@ mod tests {
             {"labels":{"job":"herd","instance":"a","shard":"0"}},
             {"labels":{"job":"herd","instance":"b","shard":"1","herd_start":"ready"}},
             {"labels":{"job":"herd","instance":"b2","shard":"1","herd_start":"ready"}},
-            {"labels":{"job":"other","instance":"c","shard":"2","herd_start":"ready"}}]}"#;
-        let r = ready_shards(json, "herd").unwrap();
+            {"labels":{"job":"other","instance":"c","shard":"2","herd_start":"ready"}},
+            {"labels":{"job":"herd","instance":"d","shard":"2","herd_start":"ready","run":"r1"}},
+            {"labels":{"job":"herd","instance":"e","shard":"0","herd_start":"ready","run":"r2"}}]}"#;
+        let r = ready_shards(json, "herd", None).unwrap();
         assert_eq!(r.into_iter().collect::<Vec<_>>(), vec!["0", "1"]);
-        assert!(ready_shards("nope", "herd").is_err());
+        // A run id counts only its own run's shards: an earlier run's leftovers never join.
+        assert_eq!(ready_shards(json, "herd", Some("r1")).unwrap().into_iter().collect::<Vec<_>>(), vec!["2"]);
+        assert_eq!(ready_shards(json, "herd", Some("r3")).unwrap().len(), 0);
+        assert!(ready_shards("nope", "herd", None).is_err());
+        let e = gave_up(3, &["0".to_string(), "2".to_string()].into(), Duration::from_secs(600));
+        assert!(e.contains("only 2 of the 3") && e.contains("[0, 2]") && e.contains("--start-when-timeout"), "{e}");
         assert_eq!(
             ready_url("http://pg:9091/metrics/job/herd/instance/a/shard/0"),
             "http://pg:9091/metrics/job/herd/instance/a/shard/0/herd_start/ready"

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 /// Scenario keys that belong to one process, not to the workload: they may differ between the
 /// workers of one scenario.
-const PER_PROCESS_KEYS: [&str; 14] = [
+const PER_PROCESS_KEYS: [&str; 15] = [
     "shard",
     "executors",
     "start_at",
     "start_when",
+    "start_when_timeout",
     "out",
     "hdr_log",
     "quiet",

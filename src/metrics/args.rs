@@ -52,6 +52,12 @@ pub struct MetricsArgs {
     /// Delete this run's group from the Pushgateway after the final push
     #[arg(long = "pushgateway-delete")]
     pub pushgateway_delete: bool,
+
+    /// The id every shard of one run shares (e.g. the Kubernetes Job's uid): the Pushgateway
+    /// grouping label `run` (the dashboards' run selector), what `--start-when` counts, and what
+    /// `herd collect --run-id` takes
+    #[arg(long = "run-id", env = "HERD_RUN_ID", value_name = "ID", value_parser = super::run_id::parse_run_id)]
+    pub run_id: Option<String>,
 }
 
 impl Default for MetricsArgs {
@@ -63,6 +69,7 @@ impl Default for MetricsArgs {
             instance: None,
             metrics_prefix: "herd".to_string(),
             pushgateway_delete: false,
+            run_id: None,
         }
     }
 }
@@ -84,6 +91,7 @@ impl MetricsArgs {
         let mut cfg = PushConfig::new(url, &self.job, &self.instance_or_default(shard));
         cfg.interval = self.push_interval;
         cfg.delete_on_finish = self.pushgateway_delete;
+        cfg.grouping.extend(self.run_id.iter().map(|r| ("run".to_string(), r.clone())));
         Some(cfg)
     }
 }

@@ -25,6 +25,8 @@ mod grouping;
 mod labels;
 mod pusher;
 
+pub mod run_id;
+
 pub use args::{default_instance, hostname, MetricsArgs};
 pub use buckets::{hdr_buckets, DEFAULT_BOUNDS_SECONDS};
 pub use encode::{encode, encode_with_bounds, Phase, RunInfo};

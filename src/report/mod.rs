@@ -44,6 +44,11 @@ pub fn write(f: std::fs::File, doc: &Value, log: Option<&LogSeries>) -> std::io:
     w.flush()
 }
 
+/// The report page of a results document, as text (`herd collect` serves it).
+pub fn render(doc: &Value) -> String {
+    page::render(doc, None)
+}
+
 /// `herd report`: returns the path written.
 pub fn main(a: &ReportArgs) -> Result<PathBuf> {
     let text = std::fs::read_to_string(&a.results)
