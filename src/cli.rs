@@ -1,6 +1,6 @@
 //! The command line: `herd run`, `herd serve`, `herd doctor`, `herd ceiling`, `herd knee`,
-//! `herd merge`, `herd compare`, `herd report`, `herd collect`. Parsing only; each subcommand's work lives in its
-//! own module.
+//! `herd merge`, `herd compare`, `herd report`, `herd collect`, `herd kube`. Parsing only; each
+//! subcommand's work lives in its own module.
 //!
 //! The one precedence rule for run options, applied here for every subcommand that takes them
 //! (`run`, `knee`, `ceiling`, all flattening `config::args::RunArgs`): a flag on the command line
@@ -48,6 +48,8 @@ pub enum Command {
     /// Take the results of a distributed run's workers (`herd run --collect URL`) over HTTP,
     /// merge them exactly, and write and serve the merged results and the HTML report
     Collect(crate::collect::CollectArgs),
+    /// Print the Kubernetes manifests of a distributed run (workers, collector) from herd run's flags
+    Kube(crate::kube::KubeArgs),
 }
 
 /// Why a command line was refused.

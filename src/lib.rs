@@ -6,7 +6,7 @@
 //!
 //! Layout, from the top of the house down (a module imports only from its own level or below):
 //! - `cli`, `cmd/` (run, knee, ceiling, compare), `server/`, `doctor/`, `merge/`, `report/`,
-//!   `collect/` (and the workers' side of it, `collect::post`): the subcommands;
+//!   `collect/` (and the workers' side of it, `collect::post`), `kube/`: the subcommands;
 //! - `cpu/`: the default executor count (affinity mask, cgroup CPU quota);
 //! - `drive/`: starting, phasing and finishing a load; the reporter; shards;
 //! - `client/`: the generator's cores and connections;
@@ -27,6 +27,7 @@ pub mod config;
 pub mod cpu;
 pub mod doctor;
 pub mod drive;
+pub mod kube;
 pub mod error;
 pub mod measure;
 pub mod merge;

@@ -30,6 +30,7 @@ fn main() {
             herd::cmd::knee::main(a).map(|k| herd::out!("{}", herd::cmd::knee::summary(&k))).map(|()| 0)
         }
         Command::Collect(a) => herd::collect::main(a),
+        Command::Kube(a) => herd::kube::main(a).map(|()| 0),
         Command::Compare(a) => herd::cmd::compare::main(a).map(|()| 0),
         Command::Report(a) => {
             herd::report::main(a).map(|p| herd::out!("report written to {}\n", p.display())).map(|()| 0)

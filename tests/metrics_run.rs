@@ -50,6 +50,8 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
                 .args(["--connect-rate", "20"])
                 .args(["--shard", &format!("{i}/2")])
                 .args(["--pushgateway", &stack.pushgateway, "--push-interval", "500ms", "--job", job])
+                // One run id for both workers: the dashboard's run selector.
+                .args(["--run-id", "run-a"])
                 .args(["--instance", &format!("worker-{w}"), "-o", out.to_str().unwrap()])
                 .stdout(Stdio::null())
                 .spawn()
@@ -68,7 +70,8 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
     // The final pushed figures equal each worker's results file.
     let pushed = stack.pushgateway_metrics();
     for (instance, v) in &results {
-        let labels = [("job", job), ("instance", instance.as_str())];
+        // The run id is a grouping label of every pushed series.
+        let labels = [("job", job), ("instance", instance.as_str()), ("run", "run-a")];
         let get =
             |name: &str| sample(&pushed, name, &labels).unwrap_or_else(|| panic!("{name} of {instance} not pushed"));
         let delivered = u(v, "messages.delivered") as f64;
@@ -113,6 +116,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
     let vars: BTreeMap<&str, &str> = [
         ("datasource", "prometheus"),
         ("job", job),
+        ("run", "run-a"),
         ("instance", "worker-a|worker-b"),
         ("shard", "0|1"),
         ("server", srv.addr.as_str()),
