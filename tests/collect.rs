@@ -6,60 +6,21 @@
 
 mod common;
 
+use common::collect::CollectProc;
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-/// A `herd collect` on a free loopback port.
-struct Collect {
-    child: Child,
-    addr: String,
-}
-
-impl Collect {
-    fn start(dir: &Path, shards: u32, extra: &[&str]) -> Collect {
-        let mut child = Command::new(herd_bin())
-            .args(["collect", "--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
-            .args(["--dir", dir.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start herd collect");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).expect("read the listening line");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        // Keep reading its stderr so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in err.lines() {});
-        Collect { child, addr }
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&http_get(&self.addr, "/v1/status").1).expect("status JSON")
-    }
-
-    fn post(&self, path: &str) -> u16 {
-        let o = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-            .arg(format!("http://{}{path}", self.addr))
-            .output()
-            .expect("curl runs");
-        String::from_utf8_lossy(&o.stdout).parse().unwrap_or(0)
-    }
-}
-
-impl Drop for Collect {
-    fn drop(&mut self) {
-        terminate(&mut self.child, Duration::from_secs(5));
-    }
+/// POSTs to the collector with an empty body; returns the status.
+fn post(c: &CollectProc, path: &str) -> u16 {
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("{}{path}", c.url()))
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&o.stdout).parse().unwrap_or(0)
 }
 
 const SHARDS: u32 = 4;
@@ -121,7 +82,7 @@ impl Drop for Worker {
     }
 }
 
-fn merged(c: &Collect) -> Option<Value> {
+fn merged(c: &CollectProc) -> Option<Value> {
     match http_get(&c.addr, "/merged.json") {
         (200, body) => Some(serde_json::from_str(&body).expect("merged JSON")),
         _ => None,
@@ -132,7 +93,7 @@ fn merged(c: &Collect) -> Option<Value> {
 fn collect_merges_the_shards_that_finished_and_names_the_one_that_did_not() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("collected");
-    let c = Collect::start(&store, SHARDS, &["--run-id", "run-a", "--deadline", "10m"]);
+    let c = CollectProc::start(&store, SHARDS, &["--run-id", "run-a", "--deadline", "10m"]);
     assert_eq!(http_get(&c.addr, "/merged.json").0, 503, "nothing merged before any shard");
 
     // Shards 0, 1 and 2 start together; 2 is killed once it is sending.
@@ -167,7 +128,7 @@ fn collect_merges_the_shards_that_finished_and_names_the_one_that_did_not() {
 
     // Asked to merge before the deadline: 0 and 1 are in, 2 started and went silent, 3 never
     // started.
-    assert_eq!(c.post("/v1/merge"), 202);
+    assert_eq!(post(&c, "/v1/merge"), 202);
     let mut first = None;
     wait_for("the first merge", Duration::from_secs(20), || {
         first = merged(&c);
@@ -230,7 +191,7 @@ fn collect_merges_the_shards_that_finished_and_names_the_one_that_did_not() {
 fn a_worker_that_fails_says_why_and_the_collector_merges_when_every_shard_settled() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("collected");
-    let c = Collect::start(&store, 2, &["--deadline", "10m", "--exit-after", "0s"]);
+    let c = CollectProc::start(&store, 2, &["--deadline", "10m", "--exit-after", "0s"]);
     let url = format!("http://{}", c.addr);
     // Shard 1 cannot run: its target refuses connections (a closed loopback port), so it ends
     // with exit 69 after posting its results, and reports that error too.
@@ -249,22 +210,12 @@ fn a_worker_that_fails_says_why_and_the_collector_merges_when_every_shard_settle
         .unwrap();
     assert_eq!(o0.status.code(), Some(64));
     // Both shards settled: the collector merges (shard 1's results) and exits.
-    let mut child = c;
-    let status = wait_exit(&mut child.child);
-    assert!(status.success(), "herd collect exited {status}");
+    let (status, said) = c.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "herd collect exited {status}: {said}");
     let m: Value = serde_json::from_str(&std::fs::read_to_string(store.join("merged.json")).unwrap()).unwrap();
     assert_eq!(m["missing_shards"], serde_json::json!(["0/2"]));
     let notes = m["notes"].to_string();
     assert!(notes.contains("shard 0/2 missing: its worker failed: exit 64") && notes.contains("--members"), "{notes}");
     assert!(notes.contains("shard 1/2: its worker ended with an error: exit 69"), "{notes}");
     assert_eq!(m["collect"]["merged_because"], "every shard settled");
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let mut status = None;
-    wait_for("herd collect to exit", Duration::from_secs(30), || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    status.unwrap()
 }

@@ -7,11 +7,11 @@
 
 mod common;
 
+use common::collect::CollectProc;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -306,18 +306,10 @@ fn a_rendered_workers_arguments_run_and_its_results_reach_a_collector() {
     assert_eq!(args[0], "run");
 
     let store = dir.path().join("collected");
-    let mut collect = Command::new(herd_bin())
-        .args(["collect", "--listen", "127.0.0.1:0", "--shards", "3", "--run-id", "r-small"])
-        .args(["--dir", store.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(collect.stderr.take().unwrap()), &mut line).unwrap();
-    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().to_string();
+    let c = CollectProc::start(&store, 3, &["--run-id", "r-small"]);
     for a in args.iter_mut() {
         if a.starts_with("--collect=") {
-            *a = format!("--collect=http://{addr}");
+            *a = format!("--collect={}", c.url());
         }
     }
     let o = Command::new(herd_bin())
@@ -331,8 +323,8 @@ fn a_rendered_workers_arguments_run_and_its_results_reach_a_collector() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(69), "{stderr}");
     assert!(stderr.contains("shard 2/3"), "{stderr}");
-    let status: Value = serde_json::from_str(&http_get(&addr, "/v1/status").1).unwrap();
-    terminate(&mut collect, Duration::from_secs(5));
+    let status = c.status();
+    drop(c);
     let s2 = &status["shard_states"][2];
     assert_eq!(s2["results"], "shard-2-of-3.json", "{status}");
     assert!(s2["failure"].as_str().unwrap().contains("exit 69"), "{status}");

@@ -5,10 +5,10 @@
 
 mod common;
 
+use common::collect::CollectProc;
 use common::promstack::{agent, PromStack};
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// PUTs a "ready" group of `run` for `shard`, as a worker of that run would have left it.
@@ -64,31 +64,19 @@ fn the_collector_deletes_its_runs_groups_once_merged() {
     leftover(&stack, "old", 1);
     leftover(&stack, "other", 0);
     let dir = tempfile::tempdir().unwrap();
-    let mut collect = Command::new(herd_bin())
-        .args(["collect", "--listen", "127.0.0.1:0", "--shards", "1", "--run-id", "old"])
-        .args(["--dir", dir.path().join("c").to_str().unwrap()])
-        .args(["--pushgateway", &stack.pushgateway, "--keep-groups", "0s", "--exit-after", "2s"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(collect.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().to_string();
-    let lines = std::thread::spawn(move || err.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let c = CollectProc::start(
+        &dir.path().join("c"),
+        1,
+        &["--run-id", "old", "--pushgateway", &stack.pushgateway, "--keep-groups", "0s", "--exit-after", "2s"],
+    );
     let o = Command::new(herd_bin())
         .args(["run", "-c", "2", "-k", "2", "-d", "1s", "--drain", "1s", "--threads", "1", "-q"])
-        .args(["--pushgateway", &stack.pushgateway, "--run-id", "old", "--collect", &format!("http://{addr}")])
+        .args(["--pushgateway", &stack.pushgateway, "--run-id", "old", "--collect", &c.url()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut status = None;
-    wait_for("herd collect to exit", Duration::from_secs(30), || {
-        status = collect.try_wait().unwrap();
-        status.is_some()
-    });
-    let said = lines.join().unwrap().join("\n");
-    assert!(status.unwrap().success(), "{said}");
+    let (status, said) = c.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{said}");
     // The worker's metrics group and the leftover of run "old" went; run "other" stays.
     assert!(said.contains("deleted 2 Pushgateway group(s) of run old"), "{said}");
     assert_eq!(group_runs(&stack), ["other"]);

@@ -2,7 +2,7 @@
 //! stopped (and waited for) when dropped. Submodules: `raw` (WebSocket bytes by hand), `hostile`
 //! (a misbehaving server), `peers` (third-party servers from tests/peers), `promstack` (real
 //! Prometheus and Pushgateway), `dashboard` (the Grafana dashboards' queries), `tlsfix` (TLS
-//! certificates, servers and nginx).
+//! certificates, servers and nginx), `collect` (a `herd collect`).
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -209,6 +209,7 @@ pub fn f(v: &Value, path: &str) -> f64 {
     cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
 
+pub mod collect;
 pub mod dashboard;
 pub mod hostile;
 pub mod peers;
