@@ -2,9 +2,9 @@
 //! results JSON when it ends (any size: an HTTP body, not a log line), or the error it ended
 //! with. Posting retries with exponential backoff, bounded in time by `--collect-within`.
 
+use crate::config::shard::Shard;
 use crate::error::{Error, Result};
 use crate::outcome::results::RunResult;
-use crate::config::shard::Shard;
 use std::time::{Duration, Instant};
 
 /// `herd run`'s flags for handing results to a `herd collect`.

@@ -31,7 +31,11 @@ pub struct Budget {
 impl Budget {
     /// Reads this host: the affinity mask, `/proc/self/cgroup` and `/sys/fs/cgroup`.
     pub fn detect() -> Budget {
-        Budget::read(crate::runtime::executor::online_cores(), Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"))
+        Budget::read(
+            crate::runtime::executor::online_cores(),
+            Path::new("/sys/fs/cgroup"),
+            Path::new("/proc/self/cgroup"),
+        )
     }
 
     /// Reads the quota under `cgroup_root` for the cgroup paths listed in `proc_self_cgroup`.

@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn run_ids_name_objects() {
-        assert_eq!(new_run_id(1_796_537_700, 0x3fa2), "r20261206-045500-3fa2");
+        assert_eq!(new_run_id(1_796_532_900, 0x3fa2), "r20261206-045500-3fa2");
         assert!(parse_kube_run_id("r20261206-045500-3fa2").is_ok());
         for bad in ["", "Run1", "-a", "a-", "a_b", &"a".repeat(41)] {
             assert!(parse_kube_run_id(bad).is_err(), "{bad}");
