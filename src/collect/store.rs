@@ -238,3 +238,7 @@ impl Store {
         write_atomic(&html_path, html.as_bytes()).map_err(|e| io(&html_path, e))
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

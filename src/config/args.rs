@@ -101,7 +101,8 @@ pub struct RunArgs {
     /// (100 ms doubling to 5 s) until the run closes
     #[arg(long)]
     pub reconnect: bool,
-    /// Executors (pinned threads) to run [default: one per online core]
+    /// Executors (pinned threads) to run [default: one per CPU this process may use: the affinity
+    /// mask or the cgroup CPU quota, whichever is smaller]
     #[arg(long, short = 't', value_parser = units::parse_count_u32, conflicts_with = "cores")]
     pub threads: Option<u32>,
     /// CPU cores to pin executors to, e.g. 0,2-3
