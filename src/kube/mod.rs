@@ -130,7 +130,9 @@ pub fn plan(a: &KubeArgs) -> Result<Plan> {
     argv.extend(["--shard".to_string(), format!("0/{}", a.shards)]);
     let run = RunOnly::try_parse_from(&argv).map_err(|e| Error::Usage(format!("the run flags: {e}")))?.run;
     if run.scenario.is_some() {
-        return Err(Error::Usage("--scenario: a file is not in the image; give the scenario as flags to herd kube".into()));
+        return Err(Error::Usage(
+            "--scenario: a file is not in the image; give the scenario as flags to herd kube".into(),
+        ));
     }
     let s = crate::config::args::resolve(&run, &[0])?;
     let connections = s.connections();
