@@ -3,7 +3,8 @@
 //! installs it), and the validator catches a broken copy; every pod but the worker meets Pod
 //! Security "restricted" (and the default worker does too; the opt-in modes do not); the
 //! rendered Job and collector agree on N, the run id and the collector's address; a worker's
-//! rendered arguments run in herd and its results reach a real `herd collect`.
+//! rendered arguments run in herd and its results reach a real `herd collect`; the launch command
+//! docs/KUBERNETES.md gives renders a valid run of 50 workers.
 
 mod common;
 
@@ -356,4 +357,35 @@ fn the_seccomp_profile_allows_io_uring_and_refuses_what_the_default_refuses() {
     // Where the renderer points is where the README installs it.
     let readme = std::fs::read_to_string(deploy().join("seccomp/README.md")).unwrap();
     assert!(readme.contains(&format!("/var/lib/kubelet/seccomp/{}", herd::kube::render::SECCOMP_PROFILE)));
+}
+
+#[test]
+fn the_documented_launch_command_renders_a_valid_run_of_50_workers() {
+    // docs/KUBERNETES.md's `herd kube` command, as written (continuation lines joined), with the
+    // doc's variables set: the doc stays true to the flags.
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/KUBERNETES.md")).unwrap();
+    let joined = doc.replace("\\\n", " ");
+    let line =
+        joined.lines().find(|l| l.trim_start().starts_with("herd kube ")).expect("a herd kube command in the doc");
+    let line = line
+        .split(" > ")
+        .next()
+        .unwrap()
+        .replace("$N", "50")
+        .replace("$RUN", "r-doc")
+        .replace("\"$IMAGE\"", "registry.example/herd:1.0");
+    let o = Command::new("python3")
+        .args(["-c", "import json,shlex,sys; print(json.dumps(shlex.split(sys.argv[1])))", &line])
+        .output()
+        .unwrap();
+    let words: Vec<String> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(words[..2], ["herd", "kube"], "{words:?}");
+    let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let run = render(dir.path(), "doc-run.yaml", &args);
+    let (ok, out) = validate(&[run.clone()]);
+    assert!(ok, "{out}");
+    let docs = load(&run);
+    let job = docs.iter().find(|d| d["metadata"]["name"] == "herd-r-doc").expect("the workers' Job");
+    assert_eq!(job["spec"]["completions"], 50);
 }
