@@ -383,7 +383,7 @@ fn the_documented_launch_command_renders_a_valid_run_of_50_workers() {
     let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
     let dir = tempfile::tempdir().unwrap();
     let run = render(dir.path(), "doc-run.yaml", &args);
-    let (ok, out) = validate(&[run.clone()]);
+    let (ok, out) = validate(std::slice::from_ref(&run));
     assert!(ok, "{out}");
     let docs = load(&run);
     let job = docs.iter().find(|d| d["metadata"]["name"] == "herd-r-doc").expect("the workers' Job");
