@@ -101,5 +101,25 @@ if [ "${PERF:-0}" = 1 ]; then
   perf_pid=$!
   REPEAT=1 joins perf "ws://$HERD_ADDR/conv/{conv}" > /dev/null
   wait "$perf_pid" || true
-  perf report -i "$OUT/joins-serve.perf" --no-children --sort sym -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12
+  perf report -i "$OUT/joins-serve.perf" --no-children --sort sym -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12 || true
 fi
+
+[ "$held" -gt 0 ] || exit 0
+echo "== memory: a fresh herd serve ($THREADS executors) holding $held rooms of 2 (no other connection)"
+$BIN serve --listen 127.0.0.1:0 --threads "$THREADS" > "$OUT/joins-serve-mem.log" 2>&1 &
+MEM=$!
+PIDS+=($MEM)
+for _ in $(seq 200); do grep -q listening "$OUT/joins-serve-mem.log" && break; sleep 0.05; done
+MEM_ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$OUT/joins-serve-mem.log" | head -1)
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$MEM/status"; }
+RSS0=$(rss_kb)
+rm -f "$OUT/hold-mem.fifo"
+mkfifo "$OUT/hold-mem.fifo"
+python3 benches/hold-rooms.py --addr "$MEM_ADDR" --count "$held" < "$OUT/hold-mem.fifo" > "$OUT/hold-mem.log" 2>&1 &
+PIDS+=($!)
+exec {fd}> "$OUT/hold-mem.fifo"
+HOLD_FDS+=("$fd")
+for _ in $(seq 1200); do grep -q HELD "$OUT/hold-mem.log" && break; sleep 0.1; done
+RSS1=$(rss_kb)
+echo "RSS grew $(( (RSS1 - RSS0) / 1024 )) MiB for $((2 * held)) memberships in $held rooms:" \
+  "$(( (RSS1 - RSS0) * 1024 / (2 * held) )) bytes per membership, room names, tables and other cores' copies included"
