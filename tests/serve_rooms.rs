@@ -241,3 +241,22 @@ fn a_message_sent_right_after_joined_arrives_with_many_executors() {
     }
     assert_eq!(metric(&srv, "herd_server_messages_delivered_total"), TRIALS as f64);
 }
+
+/// `to` is relayed like a `/conv/` frame: `--echo` returns it to the sender as well, and
+/// `--duplicate-every 1` delivers every copy twice.
+#[test]
+fn echo_and_fault_injection_apply_to_to() {
+    let srv = ServeProc::start(&["--threads", "2", "--echo", "--duplicate-every", "1"]);
+    let mut a = Client::connect(&srv.addr, "/user/a");
+    let mut b = Client::connect(&srv.addr, "/user/b");
+    a.join("r");
+    b.join("r");
+    a.send("to r hi there");
+    for c in [&mut a, &mut b] {
+        c.expect("hi there");
+        c.expect("hi there");
+    }
+    let m = srv.metrics();
+    assert_eq!(m["herd_server_messages_duplicated_total"], 2.0);
+    assert_eq!(m["herd_server_messages_received_total"], 1.0);
+}
