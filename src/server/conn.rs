@@ -1,9 +1,12 @@
-//! One server connection: HTTP routing (`/conv/{id}`, `/metrics`, `/healthz`), the upgrade, and
-//! the loop that relays what the client sends and writes what its room sends it.
+//! One server connection: HTTP routing (`/conv/{id}`, `/user/{id}`, `/metrics`, `/healthz`), the
+//! upgrade, and the loop that relays what the client sends (or runs its commands, `commands.rs`)
+//! and writes what its rooms send it.
 
+use super::commands::{self, Command};
 use super::core::Core;
 use super::mailbox::Mailbox;
 use super::metrics::{add, inc};
+use super::rooms::Slot;
 use crate::runtime::net::{Listener, Socket};
 use crate::ws::handshake::{self, ReadHeadError};
 use async_tungstenite::WebSocketStream;
@@ -15,13 +18,21 @@ use std::rc::Rc;
 use std::task::Poll;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Error as WsError, Message};
+use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-/// Longest room name accepted.
+/// Longest room (or user) id accepted in a path.
 const MAX_ROOM: usize = 256;
 
+/// What an upgraded connection is.
+enum Endpoint {
+    /// `/conv/{id}`: a member of room `{id}` from the start; its text frames go to that room.
+    Conv(String),
+    /// `/user/{id}`: in no room at first; its text frames are commands.
+    User,
+}
+
 enum Route {
-    Room(String, String),
+    Upgrade(Endpoint, String),
     Metrics,
     Health,
     Reply(u16, &'static str, String),
@@ -41,11 +52,15 @@ fn route(head: &[u8], core: &Core) -> Route {
         "/healthz" => return Route::Health,
         _ => {}
     }
-    let Some(room) = path.strip_prefix("/conv/") else {
-        return Route::Reply(404, "Not Found", "WebSocket endpoint is /conv/{id}\n".into());
+    let (id, endpoint) = if let Some(room) = path.strip_prefix("/conv/") {
+        (room, Endpoint::Conv(room.to_string()))
+    } else if let Some(user) = path.strip_prefix("/user/") {
+        (user, Endpoint::User)
+    } else {
+        return Route::Reply(404, "Not Found", "WebSocket endpoints are /conv/{id} and /user/{id}\n".into());
     };
-    if room.is_empty() || room.len() > MAX_ROOM || room.contains('/') {
-        return Route::Reply(404, "Not Found", "room id must be 1-256 characters without '/'\n".into());
+    if id.is_empty() || id.len() > MAX_ROOM || id.contains('/') {
+        return Route::Reply(404, "Not Found", "the id must be 1-256 characters without '/'\n".into());
     }
     if let Some(p) = req.ws_problem {
         return Route::Reply(400, "Bad Request", format!("{p}\n"));
@@ -59,7 +74,7 @@ fn route(head: &[u8], core: &Core) -> Route {
             return Route::Reply(503, "Service Unavailable", "connection limit reached\n".into());
         }
     }
-    Route::Room(room.to_string(), key)
+    Route::Upgrade(endpoint, key)
 }
 
 async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctype: &str, body: &[u8]) {
@@ -109,8 +124,8 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
             return;
         }
     };
-    let (room, key) = match route(&buf[..end], &core) {
-        Route::Room(r, k) => (r, k),
+    let (endpoint, key) = match route(&buf[..end], &core) {
+        Route::Upgrade(e, k) => (e, k),
         Route::Metrics => {
             inc(&core.counters().http_requests);
             let body = super::metrics::render(&core.shared.totals());
@@ -130,17 +145,18 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
     let leftover = buf[end..].to_vec();
     drop(buf);
 
-    // Join before answering 101, so everything sent after the client sees 101 reaches it.
-    let id = core.new_id();
     let mailbox = Rc::new(Mailbox::new(core.shared.cfg.queue));
-    let (room, first) = core.rooms.borrow_mut().join(&room, id, mailbox.clone());
-    core.mailboxes.borrow_mut().insert(id, mailbox.clone());
-    core.live.set(core.live.get() + 1);
-    inc(&core.counters().connections_opened);
-    if first {
-        core.publish_rooms();
-        core.announce_join(&room).await;
-    }
+    let slot = core.open(mailbox.clone());
+    // Join before answering 101, and answer once the membership is effective on every core, so
+    // everything sent after the client sees 101 reaches it.
+    let room = match endpoint {
+        Endpoint::Conv(name) => {
+            let (room, epoch) = core.join(slot, &name);
+            core.effective(epoch).await;
+            Some(room)
+        }
+        Endpoint::User => None,
+    };
 
     if stream.write_all(&handshake::accept_response(&key)).await.is_ok() {
         let max = core.shared.cfg.max_frame;
@@ -150,17 +166,36 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
         let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(cfg)).await;
-        serve_ws(&core, &room, id, &mailbox, ws).await;
+        serve_ws(&core, room, slot, &mailbox, ws).await;
     }
+    core.close(slot);
+}
 
-    let last = core.rooms.borrow_mut().leave(&room, id);
-    if last {
-        core.announce_leave(&room);
-        core.publish_rooms();
+/// A `/user/` connection's text frame: a command, answered through its mailbox.
+async fn command(core: &Core, slot: Slot, frame: Utf8Bytes) {
+    match commands::parse(&frame) {
+        Command::Join(name) => {
+            let (_, epoch) = core.join(slot, name);
+            core.reply(slot, epoch, commands::joined(name));
+        }
+        Command::Leave(name) => {
+            core.leave(slot, name);
+            core.reply(slot, 0, commands::left(name));
+        }
+        Command::To(name, at) => match core.member_of(slot, name) {
+            Some(room) => core.relay(room, slot, commands::payload(&frame, at)).await,
+            None => {
+                inc(&core.counters().not_member);
+                core.reply(slot, 0, commands::not_member(name));
+            }
+        },
+        Command::Unknown => unknown_command(core, slot),
     }
-    core.mailboxes.borrow_mut().remove(&id);
-    core.live.set(core.live.get() - 1);
-    inc(&core.counters().connections_closed);
+}
+
+fn unknown_command(core: &Core, slot: Slot) {
+    inc(&core.counters().unknown_command);
+    core.reply(slot, 0, commands::UNKNOWN.into());
 }
 
 enum Event {
@@ -170,13 +205,8 @@ enum Event {
     Shutdown,
 }
 
-async fn serve_ws(
-    core: &Core,
-    room: &std::sync::Arc<str>,
-    id: u64,
-    mailbox: &Mailbox,
-    mut ws: WebSocketStream<Stream>,
-) {
+/// `room`: the room of a `/conv/` connection (`None` for `/user/`).
+async fn serve_ws(core: &Core, room: Option<u32>, slot: Slot, mailbox: &Mailbox, mut ws: WebSocketStream<Stream>) {
     let mut delay_timer: Option<crate::runtime::net::idle::Delay> = None;
     loop {
         let ev = poll_fn(|cx| {
@@ -213,6 +243,7 @@ async fn serve_ws(
         match ev {
             Event::Write => {
                 let now = crate::measure::clock::now_ns();
+                // Relayed messages written (the server's answers to commands are not messages).
                 let mut n = 0u64;
                 // A consumer that stops reading blocks this write; its mailbox overflowing (or
                 // the server stopping) must still end the connection, so both are raced.
@@ -220,7 +251,7 @@ async fn serve_ws(
                     while mailbox.head_due().is_some_and(|d| d <= now) {
                         let Some(o) = mailbox.pop() else { break };
                         ws.feed(Message::Text(o.text)).await?;
-                        n += 1;
+                        n += u64::from(!o.reply);
                     }
                     ws.flush().await
                 };
@@ -241,9 +272,14 @@ async fn serve_ws(
                 }
             }
             Event::Frame(Some(Ok(Message::Text(t)))) => {
-                core.relay(room, id, t).await;
+                match room {
+                    Some(room) => core.relay(room, slot, t).await,
+                    None => command(core, slot, t).await,
+                }
                 glommio::yield_if_needed().await;
             }
+            // Commands only in text; a binary frame on `/user/` is answered, not closed on.
+            Event::Frame(Some(Ok(Message::Binary(_)))) if room.is_none() => unknown_command(core, slot),
             Event::Frame(Some(Ok(Message::Binary(_)))) => {
                 close(&mut ws, CloseCode::Unsupported, "text frames only").await;
                 return;

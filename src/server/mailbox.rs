@@ -13,6 +13,8 @@ pub struct Outgoing {
     pub text: Utf8Bytes,
     /// When it may be written (clock ns); `0` for at once. Used by `--delay`.
     pub due_ns: u64,
+    /// The server's answer to a command (`joined`, `left`, `error ...`), not a relayed message.
+    pub reply: bool,
 }
 
 pub struct Mailbox {
@@ -107,7 +109,7 @@ mod tests {
     use super::*;
 
     fn out(s: &str) -> Outgoing {
-        Outgoing { text: s.into(), due_ns: 0 }
+        Outgoing { text: s.into(), due_ns: 0, reply: false }
     }
 
     #[test]
@@ -125,7 +127,7 @@ mod tests {
     fn fifo_order() {
         let m = Mailbox::new(8);
         m.offer(out("a"));
-        m.offer(Outgoing { text: "b".into(), due_ns: 5 });
+        m.offer(Outgoing { text: "b".into(), due_ns: 5, reply: false });
         assert_eq!(m.pop().unwrap().text.as_str(), "a");
         assert_eq!(m.head_due(), Some(5));
         assert_eq!(m.pop().unwrap().text.as_str(), "b");

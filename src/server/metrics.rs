@@ -24,6 +24,10 @@ pub struct CoreCounters {
     pub duplicated_fault: AtomicU64,
     pub frames_too_large: AtomicU64,
     pub invalid_utf8: AtomicU64,
+    /// `to {room} ...` from a connection not in the room (refused).
+    pub not_member: AtomicU64,
+    /// Frames on a `/user/` connection that are no command.
+    pub unknown_command: AtomicU64,
 }
 
 pub fn inc(c: &AtomicU64) {
@@ -50,6 +54,8 @@ pub struct ServerTotals {
     pub slow_consumers_closed: u64,
     pub frames_too_large: u64,
     pub invalid_utf8: u64,
+    pub commands_not_member: u64,
+    pub commands_unknown: u64,
 }
 
 pub fn totals(cores: &[CoreCounters], rooms: u64) -> ServerTotals {
@@ -68,6 +74,8 @@ pub fn totals(cores: &[CoreCounters], rooms: u64) -> ServerTotals {
         t.slow_consumers_closed += c.slow_consumers_closed.load(Relaxed);
         t.frames_too_large += c.frames_too_large.load(Relaxed);
         t.invalid_utf8 += c.invalid_utf8.load(Relaxed);
+        t.commands_not_member += c.not_member.load(Relaxed);
+        t.commands_unknown += c.unknown_command.load(Relaxed);
     }
     t.connections = t.connections_opened.saturating_sub(closed);
     t
@@ -137,6 +145,14 @@ pub fn render(t: &ServerTotals) -> String {
         t.frames_too_large,
     );
     one("herd_server_invalid_utf8_total", "Connections closed with 1007 for invalid UTF-8.", t.invalid_utf8);
+    let _ = writeln!(
+        s,
+        "# HELP herd_server_commands_refused_total Commands of /user/ connections answered with an error, by reason.\n\
+         # TYPE herd_server_commands_refused_total counter\n\
+         herd_server_commands_refused_total{{reason=\"not_member\"}} {}\n\
+         herd_server_commands_refused_total{{reason=\"unknown_command\"}} {}",
+        t.commands_not_member, t.commands_unknown
+    );
     s
 }
 
@@ -151,9 +167,14 @@ mod tests {
         add(&cores[1].connections_opened, 2);
         inc(&cores[1].connections_closed);
         add(&cores[0].dropped_fault, 5);
+        inc(&cores[1].not_member);
+        add(&cores[0].unknown_command, 3);
         let t = totals(&cores, 7);
         assert_eq!((t.connections, t.rooms, t.messages_dropped_fault), (2, 7, 5));
+        assert_eq!((t.commands_not_member, t.commands_unknown), (1, 3));
         let text = render(&t);
+        assert!(text.contains("herd_server_commands_refused_total{reason=\"not_member\"} 1\n"));
+        assert!(text.contains("herd_server_commands_refused_total{reason=\"unknown_command\"} 3\n"));
         assert!(text.contains("herd_server_connections 2\n"));
         assert!(text.contains("herd_server_messages_dropped_total{reason=\"fault\"} 5\n"));
         for name in

@@ -2,17 +2,21 @@
 //!
 //! One pinned glommio executor per core, each with its own `SO_REUSEPORT` listener. A connection
 //! to `/conv/{id}` joins room `{id}`; each text frame it sends is relayed to every other member,
-//! on its own core directly and on other cores through their inboxes. `GET /metrics` on the
-//! same port (or `--metrics-listen`) serves Prometheus text.
+//! on its own core directly and on other cores through their inboxes. A connection to
+//! `/user/{id}` joins and leaves rooms, and sends to them, with text commands (`commands.rs`).
+//! `GET /metrics` on the same port (or `--metrics-listen`) serves Prometheus text.
 //!
 //! Layout: `mod.rs` config and lifecycle, `worker.rs` one executor's accept loop, `core.rs` one
-//! executor's state and relay, `conn.rs` one connection, `rooms.rs` membership, `mailbox.rs`
+//! executor's state and relay, `conn.rs` one connection, `commands.rs` the `/user/` commands,
+//! `rooms.rs` membership, `presence.rs` telling other cores about it in batches, `mailbox.rs`
 //! bounded outgoing queues, `metrics.rs` counters. Imports run one way: worker -> conn -> core.
 
+pub mod commands;
 mod conn;
 mod core;
 pub mod mailbox;
 pub mod metrics;
+pub mod presence;
 pub mod rooms;
 mod worker;
 

@@ -73,12 +73,16 @@ pub async fn run_core(
                     core.on_message(m);
                 }
                 if core.shared.stop.load(Ordering::SeqCst) {
-                    core.stopping.set();
+                    core.stop();
                     break;
                 }
             }
         })
         .detach();
+    }
+    {
+        let core = core.clone();
+        crate::runtime::net::idle::spawn(async move { core.presence_task().await }).detach();
     }
     if let Some(l) = metrics {
         let core = core.clone();
@@ -106,11 +110,11 @@ pub async fn run_core(
     }
     drop(listener);
     // Graceful shutdown: every connection closes with 1001, then the core exits.
-    for m in core.mailboxes.borrow().values() {
+    for m in core.reg.borrow().mailboxes() {
         m.request_close();
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while core.live.get() > 0 && std::time::Instant::now() < deadline {
+    while core.live() > 0 && std::time::Instant::now() < deadline {
         crate::runtime::net::idle::sleep(Duration::from_millis(10)).await;
     }
     shared.heartbeats.retire(idx);
