@@ -33,6 +33,12 @@ thread_local! {
 /// clock, never later than now. The offset between the two clocks is read at most
 /// [`OFFSET_TTL_NS`] before the call, so a clock step shifts results for at most that long.
 pub fn from_realtime_ns(real_ns: u64) -> u64 {
+    from_realtime_ns_at(real_ns).0
+}
+
+/// [`from_realtime_ns`], and the clock reading it was mapped at (never earlier than the first):
+/// a read that dates its bytes learns how long they waited without a second clock read.
+pub fn from_realtime_ns_at(real_ns: u64) -> (u64, u64) {
     let now = now_ns();
     let offset = REAL_OFFSET.with(|c| {
         let (at, offset) = c.get();
@@ -47,7 +53,7 @@ pub fn from_realtime_ns(real_ns: u64) -> u64 {
         c.set((now.max(1), offset));
         offset
     });
-    map_realtime(real_ns, offset, now)
+    (map_realtime(real_ns, offset, now), now)
 }
 
 /// A realtime stamp on this clock, given the clocks' offset (realtime minus clock) and now:

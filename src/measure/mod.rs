@@ -4,6 +4,7 @@
 
 pub mod accounting;
 pub mod clock;
+pub mod cpu;
 pub mod latency;
 pub mod marker;
 pub mod pacing;

@@ -198,6 +198,12 @@ pub struct Counters {
     pub tls_resumed: u64,
     /// Pings, pongs, unmarked frames and close codes.
     pub wire: crate::ws::wire::WireCounters,
+    /// Gauges set at each snapshot from the executor thread's own `schedstat` (see
+    /// `measure/cpu.rs`): time on a CPU and time waiting for one since the thread started, and
+    /// 1 when the kernel gave them (merged: how many threads did).
+    pub cpu_run_ns: u64,
+    pub cpu_wait_ns: u64,
+    pub cpu_threads: u64,
 }
 
 impl Counters {
@@ -249,6 +255,9 @@ impl Counters {
             tls_handshakes,
             tls_resumed,
             wire,
+            cpu_run_ns,
+            cpu_wait_ns,
+            cpu_threads,
         } = o;
         self.conns_attempted += conns_attempted;
         self.conns_established += conns_established;
@@ -271,6 +280,9 @@ impl Counters {
         self.msgs_unsent += msgs_unsent;
         self.tls_handshakes += tls_handshakes;
         self.tls_resumed += tls_resumed;
+        self.cpu_run_ns += cpu_run_ns;
+        self.cpu_wait_ns += cpu_wait_ns;
+        self.cpu_threads += cpu_threads;
         for (a, b) in self.errors.iter_mut().zip(errors.iter()) {
             *a += b;
         }
@@ -290,6 +302,12 @@ pub struct Histos {
     /// The parts of `connect`: TCP connect, TLS handshake (wss:// only), WebSocket upgrade, and
     /// the join sequence (`--join`/`--expect`; what a chat user feels as entering a room).
     pub phases: [Histogram<u64>; ConnectPhase::COUNT],
+    /// Send lag: how late each message left against its intended send time (herd's own delay,
+    /// part of `corrected`).
+    pub send_lag: Histogram<u64>,
+    /// Read lag: from the kernel's receive time of the bytes to herd's read of them (not part of
+    /// latency, which counts to the kernel's time).
+    pub read_lag: Histogram<u64>,
 }
 
 impl Default for Histos {
@@ -299,6 +317,8 @@ impl Default for Histos {
             uncorrected: new_histogram(),
             connect: new_histogram(),
             phases: std::array::from_fn(|_| new_histogram()),
+            send_lag: new_histogram(),
+            read_lag: new_histogram(),
         }
     }
 }
@@ -345,6 +365,18 @@ thread_local! {
     static PHASE_LOG: std::cell::RefCell<PhaseLog> = std::cell::RefCell::new(PhaseLog::default());
 }
 
+thread_local! {
+    /// Read lags recorded on this thread since its core's last snapshot. A thread-local because
+    /// reads date their bytes in the socket (`runtime/net/socket.rs`), which has no handle on
+    /// the core's statistics; allocated on the first read that has a kernel time.
+    static READ_LAG: std::cell::RefCell<Option<Box<Histogram<u64>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records, on this core, that a read came `ns` after the kernel received its last bytes.
+pub fn record_read_lag(ns: u64) {
+    READ_LAG.with_borrow_mut(|h| h.get_or_insert_with(|| Box::new(new_histogram())).saturating_record((ns / 1000).max(1)));
+}
+
 /// Records how long a phase of opening a connection took, on this core.
 pub fn record_phase(phase: ConnectPhase, ns: u64) {
     PHASE_LOG.with_borrow_mut(|l| {
@@ -388,13 +420,19 @@ impl Histos {
     }
 
     fn all(&self) -> Vec<&Histogram<u64>> {
-        let mut v = vec![&self.corrected, &self.uncorrected, &self.connect];
+        let mut v = vec![&self.corrected, &self.uncorrected, &self.connect, &self.send_lag, &self.read_lag];
         v.extend(self.phases.iter());
         v
     }
 
     fn all_mut(&mut self) -> Vec<&mut Histogram<u64>> {
-        let mut v = vec![&mut self.corrected, &mut self.uncorrected, &mut self.connect];
+        let mut v = vec![
+            &mut self.corrected,
+            &mut self.uncorrected,
+            &mut self.connect,
+            &mut self.send_lag,
+            &mut self.read_lag,
+        ];
         v.extend(self.phases.iter_mut());
         v
     }
@@ -416,6 +454,11 @@ impl CoreStats {
         self.interval.uncorrected.saturating_record((uncorrected_ns / 1000).max(1));
     }
 
+    /// A message left `ns` after its intended send time (0 when it left on time or early).
+    pub fn record_send_lag(&mut self, ns: u64) {
+        self.interval.send_lag.saturating_record((ns / 1000).max(1));
+    }
+
     pub fn record_connect(&mut self, ns: u64) {
         self.interval.connect.saturating_record((ns / 1000).max(1));
     }
@@ -431,11 +474,18 @@ impl CoreStats {
                 let _ = a.add(b);
             }
         }
+        if let Some(h) = READ_LAG.take() {
+            let _ = self.interval.read_lag.add(&*h);
+        }
     }
 
     /// Takes a snapshot and starts a new interval.
     pub fn snapshot(&mut self, core: usize, at_ns: u64, last: bool) -> Snapshot {
         self.take_phase_log();
+        // The thread's CPU so far: one small file read per interval, never per message.
+        if let Some(c) = crate::measure::cpu::this_thread() {
+            (self.counters.cpu_run_ns, self.counters.cpu_wait_ns, self.counters.cpu_threads) = (c.run_ns, c.wait_ns, 1);
+        }
         // An idle core records nothing: no copy of its (large, empty) histograms.
         let interval = (!self.interval.is_empty()).then(|| {
             let h = Box::new(self.interval.clone());
@@ -548,6 +598,8 @@ mod tests {
         a.record_delivery(1_500_000, 1_000_000);
         b.record_delivery(3_000_000, 2_000_000);
         b.record_delivery(5_000, 0);
+        a.record_send_lag(0);
+        b.record_send_lag(9_000_000);
 
         let mut m = Merged::new(2);
         m.fold(&a.snapshot(0, 1, false));
@@ -557,6 +609,9 @@ mod tests {
         assert_eq!(m.counters.errors_of(ErrorKind::Reset), 1);
         assert_eq!(m.total.corrected.len(), 3);
         assert_eq!(m.total.uncorrected.min(), 1, "sub-microsecond values count as 1 µs");
+        let lag = &m.total.send_lag;
+        assert_eq!(lag.len(), 2, "send lag merges like latency");
+        assert!(lag.equivalent(lag.max(), 9_000) && lag.min() == 1, "{} {}", lag.min(), lag.max());
 
         // A later cumulative snapshot of core 0 replaces its counters, and adds its new interval.
         a.counters.msgs_sent = 4;
@@ -588,12 +643,14 @@ mod tests {
             record_phase(ConnectPhase::Tls, 7_000_000);
             record_tls_handshake(true);
             record_tls_handshake(false);
+            record_read_lag(250_000);
             let s = a.snapshot(0, 1, false);
             let h = s.interval.as_ref().expect("phases were recorded");
             assert_eq!(h.phases[ConnectPhase::Tcp as usize].len(), 1);
             assert_eq!(h.phases[ConnectPhase::Tls as usize].len(), 2);
             assert_eq!(h.phases[ConnectPhase::Upgrade as usize].len(), 0);
             assert_eq!((s.counters.tls_handshakes, s.counters.tls_resumed), (2, 1));
+            assert_eq!((h.read_lag.len(), h.read_lag.min()), (1, 250), "read lags reach the snapshot");
             // Taken once: the next snapshot has only what came since.
             let s = a.snapshot(0, 2, false);
             assert!(s.interval.is_none(), "nothing recorded since: no histograms sent");

@@ -10,13 +10,19 @@ use serde::{Deserialize, Serialize};
 /// How the histograms are encoded; a reader checks it before decoding.
 pub const ENCODING: &str = "hdr-v2-base64";
 
-/// The corrected, uncorrected and connect histograms of a run (microseconds).
+/// The corrected, uncorrected, connect, send-lag and read-lag histograms of a run (microseconds).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct EncodedHistos {
     pub encoding: String,
     pub corrected: String,
     pub uncorrected: String,
     pub connect: String,
+    /// herd's own send and read lag; absent from results of herd versions before them (read as
+    /// empty).
+    #[serde(default)]
+    pub send_lag: String,
+    #[serde(default)]
+    pub read_lag: String,
 }
 
 impl Default for EncodedHistos {
@@ -44,6 +50,8 @@ pub fn encode(h: &Histos) -> EncodedHistos {
         corrected: encode_one(&h.corrected),
         uncorrected: encode_one(&h.uncorrected),
         connect: encode_one(&h.connect),
+        send_lag: encode_one(&h.send_lag),
+        read_lag: encode_one(&h.read_lag),
     }
 }
 
@@ -61,7 +69,15 @@ pub fn decode_one(name: &str, text: &str) -> Result<Histogram<u64>, String> {
     Ok(out)
 }
 
-/// Decodes the three histograms; the error names the one that is bad.
+/// [`decode_one`], with an absent histogram (an older results file) read as empty.
+fn decode_optional(name: &str, text: &str) -> Result<Histogram<u64>, String> {
+    if text.trim().is_empty() {
+        return Ok(new_histogram());
+    }
+    decode_one(name, text)
+}
+
+/// Decodes the histograms; the error names the one that is bad.
 pub fn decode(e: &EncodedHistos) -> Result<Histos, String> {
     if e.encoding != ENCODING {
         return Err(format!("histograms.encoding is {:?}, not {ENCODING:?}", e.encoding));
@@ -70,6 +86,8 @@ pub fn decode(e: &EncodedHistos) -> Result<Histos, String> {
         corrected: decode_one("corrected", &e.corrected)?,
         uncorrected: decode_one("uncorrected", &e.uncorrected)?,
         connect: decode_one("connect", &e.connect)?,
+        send_lag: decode_optional("send_lag", &e.send_lag)?,
+        read_lag: decode_optional("read_lag", &e.read_lag)?,
         // Per-phase connect histograms are not carried in results files: merged results have
         // the connect total only.
         ..Default::default()
@@ -88,7 +106,14 @@ mod tests {
             h.uncorrected.record(us / 2 + 1).unwrap();
         }
         h.connect.record_n(1234, 40).unwrap();
+        h.send_lag.record_n(3, 7).unwrap();
+        h.read_lag.record_n(40, 2).unwrap();
         let back = decode(&encode(&h)).unwrap();
+        assert_eq!(back.send_lag, h.send_lag);
+        assert_eq!(back.read_lag, h.read_lag);
+        let mut older = encode(&h);
+        (older.send_lag, older.read_lag) = (String::new(), String::new());
+        assert_eq!(decode(&older).unwrap().send_lag.len(), 0, "results without lags merge as empty");
         assert_eq!(back.corrected, h.corrected);
         assert_eq!(back.uncorrected, h.uncorrected);
         assert_eq!(back.connect, h.connect);

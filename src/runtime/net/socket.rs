@@ -84,7 +84,16 @@ impl Socket {
             let r = if self.timestamps {
                 recv_timestamped(self.fd.as_raw_fd(), buf).map(|(n, ts)| {
                     if n > 0 {
-                        self.rx_ns.set(ts.map_or(0, crate::measure::clock::from_realtime_ns));
+                        let rx = match ts {
+                            Some(ts) => {
+                                let (rx, now) = crate::measure::clock::from_realtime_ns_at(ts);
+                                // How long the bytes waited for this read: herd's read lag.
+                                crate::measure::stats::record_read_lag(now - rx);
+                                rx
+                            }
+                            None => 0,
+                        };
+                        self.rx_ns.set(rx);
                     }
                     n
                 })
