@@ -99,6 +99,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     // first message is due; a core that acknowledges later sends late, and that shows as latency.
     let cpu_send0 = Cpu::now();
     let t_send = Instant::now();
+    let herd_cpu0 = crate::measure::cpu::threads(&control.heartbeats.tids());
     let mut late_cores = vec![];
     if signals.count() == 0 && !watch.crossed() && !stalled() {
         let start = now_ns() + START_MARGIN.as_nanos() as u64;
@@ -116,6 +117,11 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     }
     let send_s = t_send.elapsed().as_secs_f64();
     let send_end_ns = now_ns();
+    // The executor threads' CPU while sending: whether herd itself was short of it.
+    let herd_cpu = match (herd_cpu0, crate::measure::cpu::threads(&control.heartbeats.tids())) {
+        (Some((a, _)), Some((b, n))) => Some(crate::measure::cpu::CpuShare::between(a, b, n, (send_s * 1e9) as u64)),
+        _ => None,
+    };
 
     // Drain phase: until nothing is owed, the drain time is up, or a second signal.
     let t_drain = Instant::now();
@@ -265,6 +271,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
             cpu_per_delivery_us: (!embedded && delivered > 0).then(|| cpu_send.total_s() * 1e6 / delivered as f64),
         },
         server: server_totals,
+        generator: Default::default(),
         push,
         notes,
         start,
@@ -272,6 +279,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         judged: Default::default(),
         shape: None,
     };
+    r.generator.cpu = herd_cpu.map(|c| crate::outcome::generator::cpu(&c, crate::measure::cpu::quota_cores()));
     results::fill_stats(&mut r, m, report.peak_open);
     r.shape = crate::shape::results::build(
         s.shape.as_ref(),

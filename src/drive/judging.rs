@@ -1,6 +1,7 @@
 //! What `herd run` adds to a load for judging it: a reporter observer recording the run over
 //! time ([`crate::outcome::series`]), with `--abort-on-fail` a live threshold watch, and at the end the
-//! honest-ending notes, the threshold verdicts and the run's verdict.
+//! honest-ending notes, herd's own delay ([`crate::outcome::generator`]), the threshold verdicts
+//! and the run's verdict.
 
 use crate::client::Phase;
 use crate::drive::load::Hooks;
@@ -64,6 +65,8 @@ pub fn conclude(r: &mut RunResult, judge: &Judge, watch: &Watch, m: &Merged, pen
         ));
     }
     r.notes.extend(crate::outcome::endings::notes(r, pending_at_drain_end));
+    r.generator = crate::outcome::generator::build(&m.total, r.generator.cpu.take());
+    r.notes.extend(crate::outcome::generator::note(&r.generator));
     r.judged.series = Some(Series {
         samples: watch.samples(),
         corrected_spectrum: series::spectrum(&m.total.corrected),

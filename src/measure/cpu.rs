@@ -107,7 +107,7 @@ pub fn quota_cores() -> Option<f64> {
 }
 
 /// The executor threads' CPU over a span of the run (the send phase), from two readings of
-/// their summed statistics.
+/// their summed statistics ([`threads`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CpuShare {
     /// Executor threads that gave statistics.
@@ -149,6 +149,23 @@ impl CpuShare {
             0.0
         }
     }
+}
+
+/// The summed statistics of these threads of this process (herd's executors: see
+/// `Heartbeats::tids`), and how many gave them; `None` when none did. Read at the send phase's
+/// start and end: one small file per thread, twice a run.
+pub fn threads(tids: &[i32]) -> Option<(SchedStat, u64)> {
+    let mut sum = SchedStat::default();
+    let mut n = 0;
+    for tid in tids {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")) else { continue };
+        if let Some(st) = parse_schedstat(&text) {
+            sum.run_ns += st.run_ns;
+            sum.wait_ns += st.wait_ns;
+            n += 1;
+        }
+    }
+    (n > 0).then_some((sum, n))
 }
 
 #[cfg(test)]
@@ -203,6 +220,19 @@ mod tests {
         assert_eq!(parse_cfs("-1\n", "100000\n"), None);
         assert_eq!(parse_cfs("200000\n", "100000\n"), Some(2.0));
         assert_eq!(parse_cfs("", "100000"), None);
+    }
+
+    #[test]
+    fn threads_are_read_by_id_and_summed() {
+        let Some(_) = this_thread() else { return };
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let other = std::thread::spawn(|| unsafe { libc::gettid() }).join().unwrap();
+        let (one, n) = threads(&[me]).expect("this thread is readable");
+        assert_eq!(n, 1);
+        assert!(one.run_ns > 0, "{one:?}");
+        assert_eq!(threads(&[me, other]).map(|(_, n)| n), Some(1), "a thread that ended gives nothing");
+        assert!(threads(&[]).is_none());
     }
 
     #[test]

@@ -221,6 +221,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
                 .then(|| cpu_send * 1e6 / delivered as f64),
         },
         server: None,
+        generator: Default::default(),
         push: None,
         notes,
         start: None,

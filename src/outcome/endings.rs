@@ -110,6 +110,7 @@ mod tests {
             phases: Default::default(),
             process: Default::default(),
             server: None,
+            generator: Default::default(),
             push: None,
             notes: vec![],
             judged: Default::default(),

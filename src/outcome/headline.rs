@@ -50,6 +50,8 @@ use Unit::*;
 
 const ATTEMPTED: &str = "/connections/attempted";
 const EXPECTED: &str = "/messages/expected";
+/// The send phase times herd's executor threads: what run-queue wait and busy time are shares of.
+const THREAD_MS: &str = "/generator/cpu/thread_ms";
 
 /// name, source, unit, better, percent of, final only.
 type Row = (&'static str, Source, Unit, Better, Option<&'static str>, bool);
@@ -91,6 +93,14 @@ const TABLE: &[Row] = &[
     ("rss_per_conn", Ptr("/process/rss_per_connection_bytes"), Bytes, Lower, None, true),
     ("cpu_per_delivery", Ptr("/process/cpu_per_delivery_us"), Micros, Lower, None, true),
     ("rss_peak", Ptr("/process/rss_peak_bytes"), Bytes, Lower, None, true),
+    ("send_lag_p50", Ptr("/generator/send_lag/p50_ms"), Ms, Lower, None, false),
+    ("send_lag_p99", Ptr("/generator/send_lag/p99_ms"), Ms, Lower, None, false),
+    ("send_lag_max", Ptr("/generator/send_lag/max_ms"), Ms, Lower, None, false),
+    ("read_lag_p50", Ptr("/generator/read_lag/p50_ms"), Ms, Lower, None, false),
+    ("read_lag_p99", Ptr("/generator/read_lag/p99_ms"), Ms, Lower, None, false),
+    ("read_lag_max", Ptr("/generator/read_lag/max_ms"), Ms, Lower, None, false),
+    ("run_queue_wait", Ptr("/generator/cpu/run_queue_wait_ms"), Ms, Lower, Some(THREAD_MS), true),
+    ("herd_busy", Ptr("/generator/cpu/busy_ms"), Ms, Lower, Some(THREAD_MS), true),
 ];
 
 /// Other spellings accepted for a name.
@@ -208,6 +218,18 @@ mod tests {
         for n in names() {
             assert!(lookup(n).is_some(), "{n}");
         }
+    }
+
+    #[test]
+    fn herds_own_delays_are_figures_too() {
+        let d = json!({"generator": {
+            "send_lag": {"p99_ms": 9.5, "max_ms": 12.0},
+            "cpu": {"thread_ms": 4000.0, "run_queue_wait_ms": 1520.0}
+        }});
+        assert_eq!(lookup("send_lag_p99").unwrap().value(&d), Some(9.5));
+        assert_eq!(lookup("send_lag_max").unwrap().value(&d), Some(12.0));
+        assert_eq!(lookup("run_queue_wait").unwrap().percent(&d), Some(38.0));
+        assert_eq!(lookup("read_lag_p99").unwrap().value(&d), None, "not measured is not zero");
     }
 
     #[test]

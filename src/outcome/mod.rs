@@ -3,6 +3,7 @@
 //! `compare` and `report`, histograms encoded for results files, and writing files in place.
 
 pub mod endings;
+pub mod generator;
 pub mod headline;
 pub mod histcodec;
 pub mod outfile;

@@ -51,6 +51,8 @@ pub struct RunResult {
     pub server: Option<ServerTotals>,
     /// What happened to the Pushgateway pushes (absent without --pushgateway).
     pub push: Option<crate::metrics::PushReport>,
+    /// herd's own delays: send lag, read lag and its threads' CPU while sending.
+    pub generator: crate::outcome::generator::Generator,
     /// Anything a reader of these figures should know (limits reached, outputs that failed).
     pub notes: Vec<String>,
     /// When sending started against `--start-at` (absent without it).
@@ -204,6 +206,7 @@ pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
     r.errors = errors(&m.counters);
     r.websocket = m.counters.wire.clone();
     r.histograms = crate::outcome::histcodec::encode(&m.total);
+    r.generator = crate::outcome::generator::build(&m.total, r.generator.cpu.take());
 }
 
 /// The summary table printed on stdout at the end of a run.
@@ -263,6 +266,7 @@ pub fn summary(r: &RunResult) -> String {
             name, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
         );
     }
+    s.push_str(&crate::outcome::generator::summary_lines(&r.generator));
     let k = &r.connect;
     let _ = writeln!(
         s,
@@ -379,6 +383,7 @@ pub fn live_doc(m: &Merged) -> serde_json::Value {
             "uncorrected": latency(&m.total.uncorrected),
         },
         "connect": connect_times(&m.total.connect),
+        "generator": {"send_lag": latency(&m.total.send_lag), "read_lag": latency(&m.total.read_lag)},
         "errors": errors(&m.counters),
     })
 }

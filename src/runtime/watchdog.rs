@@ -48,6 +48,11 @@ impl Heartbeats {
         self.beat(idx);
     }
 
+    /// The thread ids of the executors running now (for their scheduler statistics).
+    pub fn tids(&self) -> Vec<i32> {
+        self.tids.iter().map(|t| t.load(Ordering::SeqCst)).filter(|&t| t != 0).collect()
+    }
+
     pub fn beat(&self, idx: usize) {
         self.beats[idx].store(crate::measure::clock::now_ns(), Ordering::Relaxed);
     }
