@@ -193,7 +193,7 @@ mod tests {
         let g = build(&histos(&lags), Some(share(0.0)));
         assert!(g.starved);
         let n = note(&g).unwrap();
-        assert!(n.starts_with("herd sent late (send lag p99 20.00 ms, max 20.00 ms"), "{n}");
+        assert!(n.starts_with("herd sent late (send lag p99 20.02 ms, max 20.02 ms"), "{n}");
         assert!(n.contains("waited for a CPU 0.0 %"), "{n}");
         let g = build(&histos(&lags), None);
         assert!(note(&g).unwrap().contains("no run-queue figures"), "without schedstat: said so");
