@@ -11,8 +11,12 @@
 //! | --- | --- | --- |
 //! | `herd_delivery_latency_seconds` | histogram | delivery latency from the intended send time (corrected for coordinated omission) |
 //! | `herd_delivery_latency_uncorrected_seconds` | histogram | delivery latency from the actual send time |
-//! | `herd_delivery_latency_quantile_seconds{kind,quantile}` | gauge | exact HDR quantiles over the run so far; `quantile` is 0.5, 0.9, 0.99, 0.999 or 1 (the maximum), `kind` is `corrected` or `uncorrected`; absent while nothing was delivered |
+//! | `herd_delivery_latency_quantile_seconds{kind,quantile}` | gauge | exact HDR quantiles over the run so far; `quantile` is 0.5, 0.9, 0.99, 0.999 or 1 (the maximum), `kind` is `corrected`, `uncorrected` or `send_lag`; absent while nothing was recorded |
 //! | `herd_connect_duration_seconds` | histogram | TCP connect plus WebSocket handshake |
+//! | `herd_send_lag_seconds` | histogram | how late messages left against their intended send time (herd's own delay; `kind="send_lag"` in the quantile gauges) |
+//! | `herd_read_lag_seconds` | histogram | from the kernel's receive time to herd's read |
+//! | `herd_core_cpu_seconds_total{core,state}` | counter | each executor thread's CPU since it started: `busy` on a CPU, `run_queue_wait` ready and waiting for one |
+//! | `herd_cpu_quota_cpus` | gauge | the cgroup CPU quota herd runs under, in CPUs (absent without one) |
 //! | `herd_connections` | gauge | open now: established − closed by peer − closed by herd |
 //! | `herd_core_connections{core}` | gauge | the same, per executor core |
 //! | `herd_connections_attempted_total`, `_established_total`, `_failed_total`, `_reconnected_total`, `_closed_by_peer_total`, `_closed_total` | counter | connection outcomes |
@@ -67,7 +71,7 @@ pub fn encode_with_bounds(
     merged: &Merged,
     bounds_seconds: &[f64],
 ) -> String {
-    match try_encode(prefix, run, phase, merged, bounds_seconds) {
+    match try_encode(prefix, run, phase, merged, bounds_seconds, crate::measure::cpu::quota_cores()) {
         Ok(text) => text,
         Err(e) => format!("# herd could not encode its metrics: {}\n", e.to_string().replace('\n', " ")),
     }
@@ -79,6 +83,7 @@ fn try_encode(
     phase: Phase,
     merged: &Merged,
     bounds_seconds: &[f64],
+    quota_cpus: Option<f64>,
 ) -> prometheus::Result<String> {
     let prefix = sanitize_prefix(prefix);
     let name = |base: &str| {
@@ -168,6 +173,28 @@ fn try_encode(
     }
     reg.register(Box::new(per_core))?;
 
+    // herd's own CPU: whether herd itself is the bottleneck (see `outcome/generator.rs`).
+    let core_cpu = prometheus::CounterVec::new(
+        Opts::new(
+            name("core_cpu_seconds_total"),
+            "CPU time of each executor thread since it started: on a CPU (state=busy) or ready and waiting for one (state=run_queue_wait).",
+        ),
+        &["core", "state"],
+    )?;
+    for (i, core) in merged.per_core().iter().enumerate().filter(|(_, c)| c.cpu_threads > 0) {
+        core_cpu.with_label_values(&[i.to_string().as_str(), "busy"]).inc_by(core.cpu_run_ns as f64 / 1e9);
+        core_cpu.with_label_values(&[i.to_string().as_str(), "run_queue_wait"]).inc_by(core.cpu_wait_ns as f64 / 1e9);
+    }
+    reg.register(Box::new(core_cpu))?;
+    if let Some(q) = quota_cpus {
+        let g = prometheus::Gauge::with_opts(Opts::new(
+            name("cpu_quota_cpus"),
+            "The CPU quota herd runs under (cgroup cpu.max), in CPUs; absent without one.",
+        ))?;
+        g.set(q);
+        reg.register(Box::new(g))?;
+    }
+
     let errors =
         IntCounterVec::new(Opts::new(name("errors_total"), "Per-connection errors by category."), &["category"])?;
     for kind in ErrorKind::ALL {
@@ -216,7 +243,11 @@ fn try_encode(
         ),
         &["quantile", "kind"],
     )?;
-    for (kind, h) in [("corrected", &merged.total.corrected), ("uncorrected", &merged.total.uncorrected)] {
+    for (kind, h) in [
+        ("corrected", &merged.total.corrected),
+        ("uncorrected", &merged.total.uncorrected),
+        ("send_lag", &merged.total.send_lag),
+    ] {
         if h.is_empty() {
             continue;
         }
@@ -240,6 +271,16 @@ fn try_encode(
             &merged.total.uncorrected,
         ),
         ("connect_duration_seconds", "TCP connect plus WebSocket handshake.", &merged.total.connect),
+        (
+            "send_lag_seconds",
+            "How late messages left against their intended send time: herd's own delay, which corrected latency includes.",
+            &merged.total.send_lag,
+        ),
+        (
+            "read_lag_seconds",
+            "From the kernel's receive time of bytes to herd's read of them (not part of latency).",
+            &merged.total.read_lag,
+        ),
     ] {
         histograms.add(&name(base), help, h, &bounds)?;
     }
@@ -282,8 +323,13 @@ mod tests {
         for _ in 0..10 {
             a.record_connect(1_200_000);
         }
+        for i in 0..100u64 {
+            a.record_send_lag(i * 100_000); // 0 .. 9.9 ms
+        }
         let mut m = Merged::new(2);
-        m.fold(&a.snapshot(0, 1, false));
+        let mut s = a.snapshot(0, 1, false);
+        (s.counters.cpu_run_ns, s.counters.cpu_wait_ns, s.counters.cpu_threads) = (2_500_000_000, 500_000_000, 1);
+        m.fold(&s);
         let mut b = CoreStats::default();
         b.counters.conns_established = 3;
         m.fold(&b.snapshot(1, 1, false));
@@ -340,6 +386,13 @@ mod tests {
         assert_eq!(value(&t, "herd_connect_duration_seconds_bucket{le=\"0.001\"}"), 0.0);
         let p50 = value(&t, "herd_delivery_latency_quantile_seconds{kind=\"corrected\",quantile=\"0.5\"}");
         assert!((p50 - 0.000344).abs() < 1e-6, "p50 {p50}");
+        assert_eq!(value(&t, "herd_send_lag_seconds_count"), 100.0);
+        assert_eq!(value(&t, "herd_send_lag_seconds_bucket{le=\"0.005\"}"), 51.0);
+        let lag99 = value(&t, "herd_delivery_latency_quantile_seconds{kind=\"send_lag\",quantile=\"0.99\"}");
+        assert!((lag99 - 0.0098).abs() < 2e-5, "send lag p99 {lag99}");
+        assert_eq!(value(&t, "herd_read_lag_seconds_count"), 0.0);
+        assert_eq!(value(&t, "herd_core_cpu_seconds_total{core=\"0\",state=\"busy\"}"), 2.5);
+        assert_eq!(value(&t, "herd_core_cpu_seconds_total{core=\"0\",state=\"run_queue_wait\"}"), 0.5);
         let max = value(&t, "herd_delivery_latency_quantile_seconds{kind=\"uncorrected\",quantile=\"1\"}");
         assert!((max - 0.000439).abs() < 1e-6, "max {max}");
         let info = t.lines().find(|l| l.starts_with("herd_run_info{")).unwrap();
