@@ -227,8 +227,43 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         start: None,
         histograms: Default::default(),
     };
+    r.generator.cpu = generator_cpu(inputs);
     results::fill_stats(&mut r, &merged, peak_open);
+    // A node short of CPU taints the merged figures even when the others were not: its own note
+    // (above, by shard) says which.
+    r.generator.starved |= inputs.iter().any(|i| i.doc.generator.starved);
     Ok(r)
+}
+
+/// The executor threads' CPU of every node while sending, added (threads and times add; the
+/// span is the longest); absent when no node measured it. Nodes' quotas differ, so the merge has
+/// none: each shard's line shows its own.
+fn generator_cpu(inputs: &[Input]) -> Option<crate::outcome::generator::GeneratorCpu> {
+    let cpus: Vec<_> = inputs.iter().filter_map(|i| i.doc.generator.cpu.as_ref()).collect();
+    if cpus.is_empty() {
+        return None;
+    }
+    let mut c = crate::outcome::generator::GeneratorCpu::default();
+    for x in cpus {
+        c.threads += x.threads;
+        c.span_ms = c.span_ms.max(x.span_ms);
+        c.thread_ms += x.thread_ms;
+        c.busy_ms += x.busy_ms;
+        c.run_queue_wait_ms += x.run_queue_wait_ms;
+    }
+    if c.thread_ms > 0.0 {
+        c.busy_percent = 100.0 * c.busy_ms / c.thread_ms;
+        c.run_queue_wait_percent = 100.0 * c.run_queue_wait_ms / c.thread_ms;
+    }
+    Some(c)
+}
+
+/// A shard's own delay for its summary line: send lag p99 and run-queue wait, and STARVED when
+/// that node noted it was short of CPU or sent late.
+fn generator_part(g: &crate::outcome::generator::Generator) -> String {
+    let wait = g.cpu.as_ref().map(|c| format!("  cpu wait {:.1} %", c.run_queue_wait_percent)).unwrap_or_default();
+    let starved = if g.starved { "  STARVED (herd's own delay)" } else { "" };
+    format!("  send lag p99 {:.3} ms{wait}{starved}", g.send_lag.p99_ms)
 }
 
 /// One line per shard for the summary.
@@ -243,7 +278,7 @@ pub fn shard_lines(inputs: &[Input]) -> String {
             .unwrap_or(f64::NAN);
         let late = i.doc.start.as_ref().filter(|s| s.late_s > 0.0).map(|s| format!("  late {:.3}s", s.late_s));
         s.push_str(&format!(
-            "shard {:<7} {}  run {}  established {}  sent {}  expected {}  delivered {}  missed {}  p99 {:.3} ms  {}{}\n",
+            "shard {:<7} {}  run {}  established {}  sent {}  expected {}  delivered {}  missed {}  p99 {:.3} ms  {}{}{}\n",
             i.shard.to_string(),
             i.name,
             i.doc.run_id,
@@ -254,7 +289,8 @@ pub fn shard_lines(inputs: &[Input]) -> String {
             m.expected.saturating_sub(m.delivered),
             p99,
             i.doc.outcome,
-            late.unwrap_or_default()
+            late.unwrap_or_default(),
+            generator_part(&i.doc.generator)
         ));
     }
     s
@@ -317,6 +353,37 @@ mod tests {
         let lines = shard_lines(&i);
         assert_eq!(lines.lines().count(), 3);
         assert!(lines.contains("shard 2/3") && lines.contains("f2.json"), "{lines}");
+    }
+
+    #[test]
+    fn send_lag_merges_exactly_and_the_starved_node_is_named() {
+        let shard = |s: &str, lag_us: u64, wait_ms: f64, starved: bool| {
+            let mut h = Histos::default();
+            h.corrected.record(1000).unwrap();
+            h.send_lag.record_n(lag_us, 10).unwrap();
+            let mut d: serde_json::Value = serde_json::from_str(&doc(s, 1, &[1000])).unwrap();
+            d["histograms"] = serde_json::to_value(encode_histograms(&h)).unwrap();
+            d["generator"] = json!({
+                "send_lag": {"count": 10, "p99_ms": lag_us as f64 / 1e3},
+                "cpu": {"threads": 2, "span_ms": 2000.0, "thread_ms": 4000.0, "busy_ms": 400.0,
+                        "run_queue_wait_ms": wait_ms, "run_queue_wait_percent": wait_ms / 40.0},
+                "starved": starved
+            });
+            parse(&format!("{s}.json"), &d.to_string()).unwrap()
+        };
+        let i = vec![shard("0/2", 200, 40.0, false), shard("1/2", 30_000, 2000.0, true)];
+        let r = combine(&i, &[]).unwrap();
+        assert_eq!(r.generator.send_lag.count, 20, "from the added histograms");
+        assert!((r.generator.send_lag.p50_ms - 0.2).abs() < 0.01, "{:?}", r.generator.send_lag);
+        assert!((r.generator.send_lag.max_ms - 30.0).abs() < 0.1, "{:?}", r.generator.send_lag);
+        let cpu = r.generator.cpu.as_ref().unwrap();
+        assert_eq!((cpu.threads, cpu.thread_ms, cpu.run_queue_wait_ms), (4, 8000.0, 2040.0));
+        assert!((cpu.run_queue_wait_percent - 25.5).abs() < 1e-9);
+        assert!(r.generator.starved);
+        let lines = shard_lines(&i);
+        let starved: Vec<&str> = lines.lines().filter(|l| l.contains("STARVED")).collect();
+        assert_eq!(starved.len(), 1, "{lines}");
+        assert!(starved[0].starts_with("shard 1/2") && starved[0].contains("cpu wait 50.0 %"), "{lines}");
     }
 
     #[test]

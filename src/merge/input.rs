@@ -46,6 +46,9 @@ pub struct Doc {
     pub histograms: EncodedHistos,
     #[serde(default)]
     pub shape: Option<crate::shape::results::ShapeResults>,
+    /// herd's own delays on that node (absent from results of herd versions before them).
+    #[serde(default)]
+    pub generator: crate::outcome::generator::Generator,
 }
 
 /// Reads one results document (pure: `text` is the file's content). The error says why the

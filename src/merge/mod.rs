@@ -61,6 +61,10 @@ pub fn merge_files(files: &[PathBuf], partial: bool) -> Result<(serde_json::Valu
                 "run_id": i.doc.run_id,
                 "outcome": i.doc.outcome,
                 "late_s": i.doc.start.as_ref().map_or(0.0, |s| s.late_s),
+                // Which node was short of CPU (its own note says by how much).
+                "starved": i.doc.generator.starved,
+                "send_lag_p99_ms": i.doc.generator.send_lag.p99_ms,
+                "run_queue_wait_percent": i.doc.generator.cpu.as_ref().map(|c| c.run_queue_wait_percent),
             })
         })
         .collect();
