@@ -460,10 +460,12 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             s.counters.msgs_expected += owed;
             s.counters.msgs_missed_away += away;
             // herd's own delay, which corrected latency includes.
-            s.record_send_lag(m.sent_ns.saturating_sub(m.intended_ns));
+            let lag = m.sent_ns.saturating_sub(m.intended_ns);
+            s.record_send_lag(lag);
             if let Some(w) = s.windows.stages.get_mut(stage) {
                 w.sent += 1;
                 w.expected += owed;
+                w.sent_late += u64::from(lag > crate::measure::windows::LATE_SEND_NS);
             }
         }
         if let Err(e) = ws.feed(text).await {

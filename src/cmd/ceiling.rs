@@ -104,6 +104,9 @@ pub struct Step {
     pub ws_upgrade_p99_ms: f64,
     pub rss_bytes: u64,
     pub passed: bool,
+    /// Share of the step herd's executor threads spent ready but waiting for a CPU (absent where
+    /// the kernel does not say).
+    pub herd_cpu_wait_percent: Option<f64>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -242,6 +245,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
             break ("interrupted".to_string(), "interrupted by a signal".to_string());
         }
         let target = (steps.last().map_or(0, |st: &Step| st.target) + a.step).min(max);
+        let cpu0 = (crate::measure::cpu::threads(&control.heartbeats.tids()), std::time::Instant::now());
         control.allow(target);
         // Every connection of the step has connected or failed (the cores publish this), and
         // the reporter has folded it.
@@ -281,6 +285,13 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         }
         let bad_pct = if attempted == 0 { 0.0 } else { (failed + dropped) as f64 * 100.0 / attempted as f64 };
         let open = control.open_total();
+        let herd_cpu_wait_percent = match (cpu0.0, crate::measure::cpu::threads(&control.heartbeats.tids())) {
+            (Some((a, _)), Some((b, n))) => {
+                let wall = cpu0.1.elapsed().as_nanos() as u64;
+                Some(crate::measure::cpu::CpuShare::between(a, b, n, wall).wait_share() * 100.0)
+            }
+            _ => None,
+        };
         let mut step = Step {
             target,
             open,
@@ -292,6 +303,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
             ws_upgrade_p99_ms: upgrade_p99_us as f64 / 1000.0,
             rss_bytes: process::rss_bytes(),
             passed: false,
+            herd_cpu_wait_percent,
         };
         if !s.quiet {
             crate::errln!(
@@ -308,6 +320,7 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         } else {
             None
         };
+        let verdict = verdict.map(|(by, why)| (by, why + &herd_short_of_cpu(step.herd_cpu_wait_percent)));
         prev = (cur, hist);
         step.passed = verdict.is_none();
         steps.push(step);
@@ -346,6 +359,18 @@ pub fn main(a: &CeilingArgs) -> Result<CeilingResult> {
         f.write_json(&r)?;
     }
     Ok(r)
+}
+
+/// What a failed step's reason adds when herd's own threads were short of CPU during it (pure):
+/// the failure may be herd's, not the target's.
+pub fn herd_short_of_cpu(wait_percent: Option<f64>) -> String {
+    match wait_percent {
+        Some(w) if w > crate::outcome::generator::RUN_QUEUE_WAIT_BOUND_PERCENT => format!(
+            "; herd itself was short of CPU during this step (its threads waited for a CPU {w:.0} % of it), so \
+             the failure may be herd's, not the target's: use more cores or fewer connections per node"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// `Slab:` of /proc/meminfo, in bytes.
@@ -416,6 +441,7 @@ mod tests {
             ws_upgrade_p99_ms: upgrade,
             rss_bytes: 0,
             passed: false,
+            herd_cpu_wait_percent: None,
         };
         let limit = Duration::from_secs(1);
         let range = Some((32768, 60999)); // 28,232 ports; half is 14,116
@@ -430,6 +456,14 @@ mod tests {
         assert_eq!(by, "handshake_p99");
         assert!(why.contains("upgrades are slow"), "{why}");
         assert_eq!(slow_connects(&step(14_100, 5050.0, 1.0), limit, 1, None).0, "handshake_p99");
+    }
+
+    #[test]
+    fn a_failed_step_says_when_herd_was_short_of_cpu() {
+        assert!(herd_short_of_cpu(Some(45.0))
+            .starts_with("; herd itself was short of CPU during this step (its threads waited for a CPU 45 % of it)"));
+        assert_eq!(herd_short_of_cpu(Some(3.0)), "", "a herd with its CPU does not blame itself");
+        assert_eq!(herd_short_of_cpu(None), "");
     }
 
     #[test]

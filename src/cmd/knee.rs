@@ -54,6 +54,11 @@ pub struct Step {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub within: bool,
+    /// Messages of the step herd sent more than 10 ms late (its own delay).
+    pub sent_late: u64,
+    /// herd itself sent this step late (send lag p99 past 10 ms): a step past the bound may be
+    /// herd's failure, not the target's.
+    pub herd_late: bool,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -89,7 +94,18 @@ pub fn step(st: &StageResult, p99_limit_ms: f64) -> Step {
         p50_ms: l.p50_ms,
         p99_ms: l.p99_ms,
         within: st.delivered > 0 && l.p99_ms <= p99_limit_ms && st.missed == 0,
+        sent_late: st.sent_late,
+        herd_late: crate::outcome::generator::part_sent_late(st.sent, st.sent_late),
     }
+}
+
+/// The note for a curve whose first step past the bound is one herd itself sent late (pure).
+pub fn herd_late_note(curve: &[Step]) -> Option<String> {
+    let st = curve.iter().find(|s| !s.within).filter(|s| s.herd_late)?;
+    Some(format!(
+        "the step at {}/s per sender went past the bound while herd itself sent late ({} of {} messages over          10 ms late): its latency includes herd's own delay, so the knee may be herd's, not the target's; use more          cores or fewer connections per node",
+        st.rate_per_sender, st.sent_late, st.sent
+    ))
 }
 
 /// The knee: the last step before the first one past the bound.
@@ -179,6 +195,13 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
         run.notes
             .push(format!("stopped after the step past the bound (p99 over {limit_ms} ms); later steps did not run"));
     }
+    if let Some(n) = herd_late_note(&curve) {
+        run.notes.push(n);
+        // A note makes the run's verdict `attention`, as for any other note.
+        if run.judged.verdict == "clean" {
+            run.judged.verdict = "attention".into();
+        }
+    }
     let k = knee(&curve).cloned();
     let result = KneeResult {
         p99_limit_ms: limit_ms,
@@ -212,7 +235,11 @@ pub fn summary(k: &KneeResult) -> String {
             st.p50_ms,
             st.p99_ms,
             st.missed,
-            if st.within { "within" } else { "PAST the bound" }
+            match (st.within, st.herd_late) {
+                (true, _) => "within",
+                (false, false) => "PAST the bound",
+                (false, true) => "PAST the bound, herd itself sending late",
+            }
         );
     }
     match (k.knee_rate_per_sender, k.knee_deliveries_per_s) {
@@ -241,7 +268,29 @@ mod tests {
             p50_ms: p99 / 2.0,
             p99_ms: p99,
             within: p99 <= 50.0 && missed == 0,
+            sent_late: 0,
+            herd_late: false,
         }
+    }
+
+    #[test]
+    fn a_failed_step_herd_sent_late_is_said_to_be_herds() {
+        let mut s = StageResult { rate: 4.0, sent: 1000, expected: 2000, delivered: 2000, ..Default::default() };
+        s.latency.corrected.p99_ms = 80.0;
+        s.sent_late = 11;
+        let late = step(&s, 50.0);
+        assert!(!late.within && late.herd_late);
+        let curve = vec![st(1.0, 5.0, 0), late.clone(), st(8.0, 90.0, 0)];
+        let n = herd_late_note(&curve).unwrap();
+        assert!(
+            n.starts_with("the step at 4/s per sender went past the bound while herd itself sent late (11 of 1000"),
+            "{n}"
+        );
+        s.sent_late = 10;
+        assert!(!step(&s, 50.0).herd_late, "1 % late is within the send lag bound");
+        assert!(herd_late_note(&[st(1.0, 5.0, 0), step(&s, 50.0)]).is_none(), "the target's failure, not herd's");
+        let later = vec![st(1.0, 90.0, 0), late];
+        assert!(herd_late_note(&later).is_none(), "only the first step past the bound is judged");
     }
 
     #[test]

@@ -174,10 +174,7 @@ mod tests {
 
     #[test]
     fn schedstat_has_run_wait_and_slices() {
-        assert_eq!(
-            parse_schedstat("431921 51948 1\n"),
-            Some(SchedStat { run_ns: 431_921, wait_ns: 51_948 })
-        );
+        assert_eq!(parse_schedstat("431921 51948 1\n"), Some(SchedStat { run_ns: 431_921, wait_ns: 51_948 }));
         assert_eq!(parse_schedstat("431921 51948"), None, "three fields or it is not schedstat");
         assert_eq!(parse_schedstat("a b c"), None);
         assert_eq!(parse_schedstat(""), None);

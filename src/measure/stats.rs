@@ -374,7 +374,8 @@ thread_local! {
 
 /// Records, on this core, that a read came `ns` after the kernel received its last bytes.
 pub fn record_read_lag(ns: u64) {
-    READ_LAG.with_borrow_mut(|h| h.get_or_insert_with(|| Box::new(new_histogram())).saturating_record((ns / 1000).max(1)));
+    READ_LAG
+        .with_borrow_mut(|h| h.get_or_insert_with(|| Box::new(new_histogram())).saturating_record((ns / 1000).max(1)));
 }
 
 /// Records how long a phase of opening a connection took, on this core.
@@ -426,13 +427,8 @@ impl Histos {
     }
 
     fn all_mut(&mut self) -> Vec<&mut Histogram<u64>> {
-        let mut v = vec![
-            &mut self.corrected,
-            &mut self.uncorrected,
-            &mut self.connect,
-            &mut self.send_lag,
-            &mut self.read_lag,
-        ];
+        let mut v =
+            vec![&mut self.corrected, &mut self.uncorrected, &mut self.connect, &mut self.send_lag, &mut self.read_lag];
         v.extend(self.phases.iter_mut());
         v
     }

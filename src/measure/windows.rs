@@ -24,9 +24,16 @@ pub struct StageStats {
     pub expected: u64,
     pub delivered: u64,
     pub duplicated: u64,
+    /// Messages of the stage that left more than [`LATE_SEND_NS`] after their intended time:
+    /// over 1 % of `sent`, the stage's send lag p99 passed that bound.
+    pub sent_late: u64,
     pub corrected: Option<Histogram<u64>>,
     pub uncorrected: Option<Histogram<u64>>,
 }
+
+/// The send lag bound of the run's note (`outcome/generator.rs`), in ns, for counting a stage's
+/// late sends.
+pub const LATE_SEND_NS: u64 = 10_000_000;
 
 fn record(h: &mut Option<Histogram<u64>>, ns: u64) {
     h.get_or_insert_with(new_histogram).saturating_record((ns / 1000).max(1));
@@ -185,6 +192,7 @@ impl MergedWindows {
             s.expected += c.expected;
             s.delivered += c.delivered;
             s.duplicated += c.duplicated;
+            s.sent_late += c.sent_late;
         }
         s
     }
@@ -255,6 +263,10 @@ pub struct StageResult {
     pub delivered: u64,
     pub missed: u64,
     pub duplicated: u64,
+    /// Of `sent`, those herd sent more than 10 ms late (its own delay, inside this stage's
+    /// corrected latency).
+    #[serde(default)]
+    pub sent_late: u64,
     /// Deliveries of this stage's messages per second of the stage.
     pub deliveries_per_s: f64,
     pub latency: crate::measure::latency::LatencyPair,

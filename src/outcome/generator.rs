@@ -16,7 +16,7 @@ use std::fmt::Write;
 /// corrected latency carries that. On a core of its own herd sends within tens of microseconds of
 /// the intended time; on a 2-core host shared with a compiler its p99 reached 2 to 4 ms in debug
 /// builds (README, "Is herd the bottleneck?").
-pub const SEND_LAG_P99_BOUND_MS: f64 = 10.0;
+pub const SEND_LAG_P99_BOUND_MS: f64 = crate::measure::windows::LATE_SEND_NS as f64 / 1e6;
 
 /// Run-queue wait, as a share of the send phase per executor thread, above which herd counts as
 /// short of CPU. A core that gets a CPU whenever it needs one waits under 1 %; sharing it with a
@@ -75,9 +75,16 @@ pub fn cpu(share: &CpuShare, quota_cpus: Option<f64>) -> GeneratorCpu {
 
 /// The generator figures of a run from its histograms and its send phase's CPU.
 pub fn build(total: &Histos, cpu: Option<GeneratorCpu>) -> Generator {
-    let mut g = Generator { send_lag: latency(&total.send_lag), read_lag: latency(&total.read_lag), cpu, starved: false };
+    let mut g =
+        Generator { send_lag: latency(&total.send_lag), read_lag: latency(&total.read_lag), cpu, starved: false };
     g.starved = short_of_cpu(&g) || sent_late(&g);
     g
+}
+
+/// Whether herd sent a part of a run (a `herd knee` step) late past the bound: more than 1 % of
+/// its `sent` messages left over [`SEND_LAG_P99_BOUND_MS`] late, so its send lag p99 passed it.
+pub fn part_sent_late(sent: u64, sent_late: u64) -> bool {
+    sent > 0 && sent_late * 100 > sent
 }
 
 fn short_of_cpu(g: &Generator) -> bool {
@@ -91,7 +98,8 @@ fn sent_late(g: &Generator) -> bool {
 /// The note for a run whose figures include herd's own delay, if they do.
 pub fn note(g: &Generator) -> Option<String> {
     let lag = format!("send lag p99 {:.2} ms, max {:.2} ms", g.send_lag.p99_ms, g.send_lag.max_ms);
-    let quota = |c: &GeneratorCpu| c.quota_cpus.map(|q| format!(", under a CPU quota of {q:.2} CPUs")).unwrap_or_default();
+    let quota =
+        |c: &GeneratorCpu| c.quota_cpus.map(|q| format!(", under a CPU quota of {q:.2} CPUs")).unwrap_or_default();
     match &g.cpu {
         Some(c) if short_of_cpu(g) => Some(format!(
             "herd was short of CPU for {:.0} % of the send phase (its threads' run-queue wait; busy {:.0} %{}): \
@@ -197,6 +205,13 @@ mod tests {
         assert!(n.contains("waited for a CPU 0.0 %"), "{n}");
         let g = build(&histos(&lags), None);
         assert!(note(&g).unwrap().contains("no run-queue figures"), "without schedstat: said so");
+    }
+
+    #[test]
+    fn a_part_is_late_past_one_percent() {
+        assert!(!part_sent_late(1000, 10), "1 % late: p99 is on the bound, not past it");
+        assert!(part_sent_late(1000, 11));
+        assert!(!part_sent_late(0, 0));
     }
 
     #[test]

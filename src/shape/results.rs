@@ -72,6 +72,7 @@ pub fn stages(shape: &Shape, m: &Merged, sent_for_ns: u64) -> Vec<StageResult> {
                 delivered: st.delivered,
                 missed: st.expected.saturating_sub(st.delivered),
                 duplicated: st.duplicated,
+                sent_late: st.sent_late,
                 deliveries_per_s: if secs > 0.0 { st.delivered as f64 / secs } else { 0.0 },
                 latency: {
                     let (c, u) = m.windows.stage_histograms(i);
