@@ -13,14 +13,16 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// Send lag p99 above which a run gets a note (with at least [`MIN_LATE_SENDS`] messages that
-/// late): 1 % of messages left 10 ms or more late, and corrected latency carries that. On a core of its own herd sends within tens of microseconds of
-/// the intended time; on a 2-core host shared with a compiler its p99 reached 2 to 4 ms in debug
-/// builds (README, "Is herd the bottleneck?").
+/// late): 1 % of messages left 10 ms or more late, and corrected latency carries that. On a core
+/// of its own herd sends within tens of microseconds of the intended time; on a 2-core host
+/// shared with other builds, debug runs measured p99 of 0.5 to 4 ms (README, "Is herd the
+/// bottleneck?").
 pub const SEND_LAG_P99_BOUND_MS: f64 = crate::measure::windows::LATE_SEND_NS as f64 / 1e6;
 
 /// Run-queue wait, as a share of the send phase per executor thread, above which herd counts as
-/// short of CPU. A core that gets a CPU whenever it needs one waits under 1 %; sharing it with a
-/// compiler, 5 to 15 %; sharing it with busy loops, 40 % and more.
+/// short of CPU. A thread that gets a CPU whenever it needs one waits under 1 %; on a 2-core host
+/// shared with other builds, 3 to 16 % (50 % at the busiest); beside three or four busy loops on
+/// its core, 49 % and 83 %.
 pub const RUN_QUEUE_WAIT_BOUND_PERCENT: f64 = 20.0;
 
 /// The executor threads' CPU over the send phase.
