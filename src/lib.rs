@@ -33,6 +33,7 @@ pub mod measure;
 pub mod merge;
 pub mod metrics;
 pub mod outcome;
+pub mod population;
 pub mod report;
 pub mod runtime;
 pub mod server;
