@@ -443,7 +443,7 @@ async fn send_due(ctx: &CoreCtx, conv: &Conv, member: u32, ws: &mut Ws) -> Resul
             m.encode_padded(p.scenario.size, &mut buf);
             session::message(
                 &ctx.target.protocol,
-                &Fill { vars: v, token, seq, payload: buf.as_str() },
+                &Fill { vars: v, token, seq, payload: buf.as_str(), rooms: &[] },
                 &mut ctx.scratch.borrow_mut(),
             )
         };

@@ -89,7 +89,7 @@ async fn expect(ws: &mut Ws, t: &Target, fill: &Fill<'_>, p: &Pattern) -> Result
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(s))) => {
-                if p.matches(s.as_str()) {
+                if p.matches_room(s.as_str(), fill.vars.conv) {
                     return Ok(());
                 }
                 if let Some(Automatic::Reply(i)) = steps::classify(None, &t.protocol.replies, s.as_str()) {
@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn messages_are_bare_or_enveloped_text_or_binary() {
         let vars = Vars { conv: 3, member: 0, user: 12 };
-        let fill = Fill { vars, token: "", seq: 9, payload: "~h1.m~" };
+        let fill = Fill { vars, token: "", seq: 9, payload: "~h1.m~", rooms: &[] };
         let mut scratch = String::new();
         let mut p = Protocol::default();
         assert_eq!(message(&p, &fill, &mut scratch), Message::text("~h1.m~"));

@@ -144,12 +144,14 @@ pub struct RunArgs {
     pub file_tables: toml::Table,
     #[command(flatten)]
     pub collect: crate::collect::post::PostArgs,
+    #[command(flatten)]
+    pub population: crate::population::PopulationArgs,
 }
 
 /// Combines the flags (a scenario file's keys are flags by now: `crate::cli`), presets and
 /// defaults (pure). `online_cores` is the machine's core list.
 pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
-    if let Some(table) = a.file_tables.keys().next() {
+    if let Some(table) = a.file_tables.keys().find(|k| *k != "population") {
         return Err(Error::Usage(format!("scenario table [{table}]: herd has no such table (keys are flag names)")));
     }
     let members = a.members.unwrap_or_else(|| default_of(defaults::MEMBERS, units::parse_count_u32));
@@ -284,8 +286,22 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         Some(u) => Some(crate::config::template::UrlTemplate::parse(u).map_err(|e| bad("url", e))?),
         None => None,
     };
-    let protocol = protocol::resolve(&a.protocol, url_template.as_ref())?;
-    let shard = crate::config::shard::resolve(&a.shard, conversations).map_err(Error::Usage)?;
+    let population = crate::population::config::resolve(
+        &a.population,
+        a.file_tables.get("population"),
+        crate::population::config::ClassDefaults { rate, size: size as usize },
+    )?;
+    if let Some(p) = &population {
+        population_fits(a, &shapes, p)?;
+    }
+    let protocol = protocol::resolve_for(&a.protocol, url_template.as_ref(), population.is_some())?;
+    let shard_units = population.as_ref().map_or(conversations, |p| p.users.div_ceil(p.community));
+    let shard = crate::config::shard::resolve(&a.shard, shard_units).map_err(Error::Usage)?;
+    let seed = a.seed.unwrap_or_else(random_seed);
+    let generated = match &population {
+        Some(p) => Some(crate::population::Shared(std::sync::Arc::new(crate::population::generate(p, seed)?))),
+        None => None,
+    };
     let start_when = (a.shard.start_when)
         .map(|w| crate::drive::start_when::check(w, shard.map(|s| s.count), a.metrics.pushgateway.is_some()))
         .transpose()
@@ -316,7 +332,7 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         server_threads,
         out: a.out.clone(),
         hdr_log: a.hdr_log.clone(),
-        seed: a.seed.unwrap_or_else(random_seed),
+        seed,
         quiet: a.quiet,
         protocol,
         shard,
@@ -327,7 +343,34 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         shape: shapes.shape,
         churn: shapes.churn,
         storm: shapes.storm,
+        population,
+        generated,
     })
+}
+
+/// What a population cannot be combined with (yet), each refused by name.
+fn population_fits(a: &RunArgs, shapes: &crate::shape::args::Resolved, p: &crate::population::PopulationSpec) -> Result<()> {
+    let grid = [
+        ("conversations", a.conversations.is_some()),
+        ("members", a.members.is_some()),
+        ("senders", a.senders.is_some()),
+    ];
+    if let Some((key, _)) = grid.iter().find(|g| g.1) {
+        return Err(Error::Usage(format!(
+            "--{key}: a population ({} users) replaces the grid of conversations; give its room classes instead",
+            p.users
+        )));
+    }
+    let unsupported = [
+        ("stage", shapes.shape.is_some()),
+        ("churn", shapes.churn.is_some()),
+        ("storm", shapes.storm.is_some()),
+        ("reconnect", a.reconnect),
+    ];
+    if let Some((key, _)) = unsupported.iter().find(|g| g.1) {
+        return Err(Error::Usage(format!("--{key}: not available with a population (only with -c/-k)")));
+    }
+    Ok(())
 }
 
 /// `0,2-3` -> [0, 2, 3].

@@ -64,13 +64,30 @@ pub struct Scenario {
     /// `--churn`: receivers leaving and joining again per second, across the scenario.
     pub churn: Option<f64>,
     pub storm: Option<crate::shape::Storm>,
+    /// A population of users in rooms (`[population]`, `--users`) instead of the grid.
+    pub population: Option<crate::population::PopulationSpec>,
+    /// That population, generated from the seed (the same on every node).
+    #[serde(skip)]
+    pub generated: Option<crate::population::Shared>,
 }
 
 impl Scenario {
     /// The connections this process opens (its shard's, when sharded).
     pub fn connections(&self) -> u64 {
+        if let Some(p) = &self.generated {
+            return p.connections_of(self.communities());
+        }
         let convs = self.shard.map_or(self.conversations, |s| s.len_of(self.conversations));
         convs as u64 * self.members as u64
+    }
+}
+
+impl Scenario {
+    /// A population's communities this process runs (its shard's: `c % N == I`).
+    pub fn communities(&self) -> Vec<u32> {
+        let Some(p) = &self.generated else { return vec![] };
+        let (index, count) = self.shard.map_or((0, 1), |s| (s.index, s.count));
+        crate::population::place::shard_communities(p, index, count)
     }
 }
 

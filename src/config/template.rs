@@ -6,6 +6,10 @@
 //! - `{member}`: the member's number within its conversation, 0-based (senders come first).
 //! - `{user}`: the connection's number across the whole run, `conv * members + member`.
 //! - `{token}`: the user's line of `--tokens FILE` (line `user mod lines`).
+//! - `{room}`: the room a join step or message is for: a population's room number, in a grid
+//!   the conversation number (the same as `{conv}`).
+//! - `{rooms}`: every room of the connection's user, comma-separated (for servers that take
+//!   the list at connect; a grid connection's one conversation).
 //! - `{seq}`: the message's sequence number of its sender (`--send` only).
 //! - `{payload}`: herd's marker padded to `--size` bytes (`--send` only).
 //!
@@ -39,12 +43,15 @@ pub enum Var {
     Token,
     Seq,
     Payload,
+    Room,
+    Rooms,
 }
 
 impl Var {
-    pub const ALL: [Var; 6] = [Var::Conv, Var::Member, Var::User, Var::Token, Var::Seq, Var::Payload];
+    pub const ALL: [Var; 8] =
+        [Var::Conv, Var::Member, Var::User, Var::Token, Var::Seq, Var::Payload, Var::Room, Var::Rooms];
     /// Placeholders known for every connection (URL, headers, join and keep-alive frames).
-    pub const CONNECTION: &'static [Var] = &[Var::Conv, Var::Member, Var::User, Var::Token];
+    pub const CONNECTION: &'static [Var] = &[Var::Conv, Var::Member, Var::User, Var::Token, Var::Room, Var::Rooms];
     /// Placeholders of a chat message (`--send`).
     pub const MESSAGE: &'static [Var] = &Var::ALL;
 
@@ -56,6 +63,8 @@ impl Var {
             Var::Token => "token",
             Var::Seq => "seq",
             Var::Payload => "payload",
+            Var::Room => "room",
+            Var::Rooms => "rooms",
         }
     }
 
@@ -86,11 +95,13 @@ pub struct Fill<'a> {
     pub token: &'a str,
     pub seq: u64,
     pub payload: &'a str,
+    /// `{rooms}`: a population connection's rooms (empty: the conversation alone).
+    pub rooms: &'a [u32],
 }
 
 impl<'a> Fill<'a> {
     pub fn new(vars: Vars, token: &'a str) -> Fill<'a> {
-        Fill { vars, token, seq: 0, payload: "" }
+        Fill { vars, token, seq: 0, payload: "", rooms: &[] }
     }
 }
 
@@ -120,7 +131,14 @@ impl Text {
                 out.push_str(l);
                 Ok(())
             }
-            Piece::Var(Var::Conv) => write!(out, "{}", f.vars.conv),
+            Piece::Var(Var::Conv) | Piece::Var(Var::Room) => write!(out, "{}", f.vars.conv),
+            Piece::Var(Var::Rooms) if f.rooms.is_empty() => write!(out, "{}", f.vars.conv),
+            Piece::Var(Var::Rooms) => {
+                for (i, r) in f.rooms.iter().enumerate() {
+                    let _ = write!(out, "{}{r}", if i == 0 { "" } else { "," });
+                }
+                Ok(())
+            }
             Piece::Var(Var::Member) => write!(out, "{}", f.vars.member),
             Piece::Var(Var::User) => write!(out, "{}", f.vars.user),
             Piece::Var(Var::Seq) => write!(out, "{}", f.seq),
@@ -381,7 +399,7 @@ mod tests {
             ("wss://", "no host"),
             ("ws://", "no host"),
             ("ws://h:99999/", "bad port"),
-            ("ws://h/{room}", "unknown placeholder"),
+            ("ws://h/{roomz}", "unknown placeholder"),
             ("ws://h/{conv", "unclosed"),
             ("ws://h/a}b", "stray"),
             ("ws://h/a b", "a space or control character"),
@@ -411,7 +429,8 @@ mod tests {
             Var::MESSAGE,
         )
         .unwrap();
-        let f = Fill { vars: Vars { conv: 2, member: 1, user: 9 }, token: "", seq: 17, payload: "~h1.x~--" };
+        let f =
+            Fill { vars: Vars { conv: 2, member: 1, user: 9 }, token: "", seq: 17, payload: "~h1.x~--", rooms: &[] };
         let mut s = String::from("old");
         t.render(&f, &mut s);
         assert_eq!(s, r#"{"type":"msg","room":"2","seq":17,"body":"~h1.x~--","x":{},"y":"{ a }"}"#);
@@ -423,8 +442,8 @@ mod tests {
 
     #[test]
     fn text_templates_catch_typos_and_misplaced_placeholders() {
-        let e = Text::parse(r#"{"room":"{room}"}"#, Var::CONNECTION).unwrap_err();
-        assert!(e.contains("unknown placeholder '{room}'") && e.contains("{conv}"), "{e}");
+        let e = Text::parse(r#"{"room":"{rom}"}"#, Var::CONNECTION).unwrap_err();
+        assert!(e.contains("unknown placeholder '{rom}'") && e.contains("{conv}"), "{e}");
         let e = Text::parse("{payload}", Var::CONNECTION).unwrap_err();
         assert!(e.contains("not available"), "{e}");
         // Not a placeholder: upper case, digits, unclosed.
@@ -432,5 +451,19 @@ mod tests {
         let mut s = String::new();
         t.render(&Fill::new(Vars { conv: 1, member: 0, user: 0 }, ""), &mut s);
         assert_eq!(s, "{Conv} {c0} {conv");
+    }
+
+    #[test]
+    fn room_and_rooms_fill_from_the_population_or_the_conversation() {
+        let t = Text::parse("join {room} of [{rooms}]", Var::CONNECTION).unwrap();
+        let mut s = String::new();
+        let v = Vars { conv: 7, member: 0, user: 3 };
+        t.render(&Fill { rooms: &[4, 7, 19], ..Fill::new(v, "") }, &mut s);
+        assert_eq!(s, "join 7 of [4,7,19]");
+        t.render(&Fill::new(v, ""), &mut s);
+        assert_eq!(s, "join 7 of [7]");
+        let u = UrlTemplate::parse("ws://127.0.0.1:9/sub?rooms={rooms}").unwrap();
+        u.render_target_fill(&Fill { rooms: &[1, 2], ..Fill::new(v, "") }, &mut s);
+        assert_eq!(s, "/sub?rooms=1,2");
     }
 }

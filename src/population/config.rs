@@ -184,6 +184,11 @@ pub struct ClassDefaults {
     pub size: usize,
 }
 
+/// The scenario file's `[population]` table, read as its keys.
+pub fn table(v: &toml::Value) -> Result<PopulationTable> {
+    v.clone().try_into().map_err(|e| Error::Usage(format!("scenario [population]: {e}")))
+}
+
 /// Flags over the file's `[population]` table; `None` when neither describes a population.
 pub fn resolve(
     args: &PopulationArgs,

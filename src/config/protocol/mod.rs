@@ -171,6 +171,12 @@ const RESERVED_HEADERS: &[&str] = &[
 /// Combines the flags (the scenario file's keys are flags by now) and the preset (pure). `url` is
 /// the run's URL template, if any (without one, herd targets its embedded server).
 pub fn resolve(a: &ProtocolArgs, url: Option<&UrlTemplate>) -> Result<Protocol> {
+    resolve_for(a, url, false)
+}
+
+/// [`resolve`] for a run that is a population (`population`) or the grid: a population takes
+/// its preset's room variant (`presets::rooms`), and its joins and messages must name the room.
+pub fn resolve_for(a: &ProtocolArgs, url: Option<&UrlTemplate>, population: bool) -> Result<Protocol> {
     let usage = |flag: &str, msg: String| Error::Usage(format!("--{flag}: {msg}"));
     let target_name = a.target.clone();
     let preset = match &target_name {
@@ -190,7 +196,21 @@ pub fn resolve(a: &ProtocolArgs, url: Option<&UrlTemplate>) -> Result<Protocol> 
     };
     let text = |flag: &str, s: &str, vars: &[Var]| Text::parse(s, vars).map_err(|e| usage(flag, format!("'{s}': {e}")));
 
-    let join = join_steps(a, preset)?;
+    let rooms = match (population, presets::rooms(preset.name)) {
+        (true, None) => {
+            return Err(usage(
+                "target",
+                format!(
+                    "'{}' cannot run a population: its server takes one channel per connection, and a \
+                     population's connection joins every room of its user (run it with -c/-k)",
+                    preset.name
+                ),
+            ))
+        }
+        (true, r) => r,
+        (false, _) => None,
+    };
+    let join = join_steps(a, preset, rooms.as_ref())?;
     let pattern = |flag: &str, s: &str| Pattern::parse(s).map_err(|e| usage(flag, e));
     let expect_timeout = a.expect_timeout.unwrap_or(DEFAULT_EXPECT_TIMEOUT);
     if expect_timeout.is_zero() {
@@ -205,7 +225,8 @@ pub fn resolve(a: &ProtocolArgs, url: Option<&UrlTemplate>) -> Result<Protocol> 
         Some(s) if !s.is_empty() => Some(pattern("pong-frame", &s)?),
         _ => None,
     };
-    let send = match a.send.clone().or(preset.send.map(String::from)) {
+    let preset_send = rooms.map(|r| r.send).or(preset.send);
+    let send = match a.send.clone().or(preset_send.map(String::from)) {
         Some(s) if !s.is_empty() => {
             let t = text("send", &s, Var::MESSAGE)?;
             if !t.uses(Var::Payload) {
@@ -271,6 +292,9 @@ pub fn resolve(a: &ProtocolArgs, url: Option<&UrlTemplate>) -> Result<Protocol> 
         unmarked: a.unmarked.unwrap_or(preset.unmarked),
         binary: a.binary,
     };
+    if population {
+        p.check_rooms(url)?;
+    }
     if p.tokens.is_none() && (url.is_some_and(|u| u.uses(Var::Token)) || p.texts().any(|t| t.uses(Var::Token))) {
         return Err(usage("tokens", "a template uses {token}: give --tokens FILE (one token per line)".into()));
     }
@@ -295,6 +319,39 @@ impl Protocol {
 }
 
 impl Protocol {
+    /// Where a population's per-room join steps start: the first step that names `{room}`
+    /// (the steps before it run once per connection). `join.len()`: none does.
+    pub fn room_steps_from(&self) -> usize {
+        self.join
+            .iter()
+            .position(|s| match s {
+                Step::Send(t) => t.uses(Var::Room),
+                Step::Expect(p) => p.names_room(),
+            })
+            .unwrap_or(self.join.len())
+    }
+
+    /// A population's protocol: each room is joined by name (or listed in the URL), and each
+    /// message says its room.
+    fn check_rooms(&self, url: Option<&UrlTemplate>) -> Result<()> {
+        let usage = |flag: &str, msg: &str| Err(Error::Usage(format!("--{flag}: {msg}")));
+        let listed = url.is_some_and(|u| u.uses(Var::Rooms));
+        if self.room_steps_from() == self.join.len() && !listed {
+            return usage(
+                "join",
+                "a population's connection joins every room of its user: name the room with {room} \
+                 (e.g. --join 'join {room}' --expect 'joined {room}'), or list them with {rooms} in --url",
+            );
+        }
+        if !self.send.as_ref().is_some_and(|t| t.uses(Var::Room)) {
+            return usage(
+                "send",
+                "a population's message goes to one room: name it with {room} (e.g. 'to {room} {payload}')",
+            );
+        }
+        Ok(())
+    }
+
     /// Whether the upgrade request carries an Origin header.
     pub fn sends_origin(&self) -> bool {
         self.headers.iter().any(|h| h.name.eq_ignore_ascii_case("origin"))
@@ -307,15 +364,15 @@ impl Protocol {
 }
 
 /// The join sequence: flags (`--join` and `--expect`, in command-line order; a scenario file's
-/// `join` list arrives as those flags), else the preset's. Empty strings are dropped
-/// (`--join ''`: none).
-fn join_steps(a: &ProtocolArgs, preset: &presets::Preset) -> Result<Vec<Step>> {
+/// `join` list arrives as those flags), else the preset's (its room variant for a population).
+/// Empty strings are dropped (`--join ''`: none).
+fn join_steps(a: &ProtocolArgs, preset: &presets::Preset, rooms: Option<&presets::RoomSteps>) -> Result<Vec<Step>> {
     use presets::PresetStep;
     let raw: Vec<(bool, String)> = if !a.join.is_empty() || !a.expect.is_empty() {
         steps::interleave(&a.join, &a.expect, &a.expect_after)
     } else {
-        preset
-            .join
+        rooms
+            .map_or(preset.join, |r| r.join)
             .iter()
             .map(|s| match s {
                 PresetStep::Send(s) => (false, s.to_string()),
@@ -428,7 +485,7 @@ mod tests {
         assert!(e(a(|a| a.target = Some("nchan".into())), None).contains("needs --url"));
         assert!(e(a(|a| a.target = Some("xmpp".into())), Some(&u)).contains("unknown target"));
         assert!(e(a(|a| a.send = Some("{\"t\":\"{seq}\"}".into())), Some(&u)).contains("no {payload}"));
-        assert!(e(a(|a| a.join = vec!["{\"room\":\"{room}\"}".into()]), Some(&u)).contains("--join"));
+        assert!(e(a(|a| a.join = vec!["{\"room\":\"{rom}\"}".into()]), Some(&u)).contains("--join"));
         assert!(e(a(|a| a.join = vec!["{payload}".into()]), Some(&u)).contains("not available"));
         assert!(e(a(|a| a.headers = vec!["NoColon".into()]), Some(&u)).contains("NAME:VALUE"));
         assert!(e(a(|a| a.headers = vec!["Sec-WebSocket-Protocol: x".into()]), Some(&u)).contains("--subprotocol"));

@@ -130,6 +130,53 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// A preset's join steps and message envelope for a population, where one connection joins
+/// every room of its user: the steps before the first that names `{room}` run once per
+/// connection, the rest once per room, each waiting for the server's acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomSteps {
+    pub join: &'static [PresetStep],
+    pub send: &'static str,
+}
+
+/// The population variant of preset `name`; `None` for a server that cannot hold one connection
+/// in many rooms (nchan: its pub/sub location takes one channel per socket).
+pub fn rooms(name: &str) -> Option<RoomSteps> {
+    use PresetStep::{Expect, Send};
+    match name {
+        "herd" => {
+            Some(RoomSteps { join: &[Send("join {room}"), Expect("^joined {room}$")], send: "to {room} {payload}" })
+        }
+        "socketio" => Some(RoomSteps {
+            // The join event carries the room as its acknowledgement id, so each join's answer
+            // (`43<id>[...]`) names its room.
+            join: &[
+                Expect(r"^0\{"),
+                Send("40"),
+                Expect("^40"),
+                Send(r#"42{room}["join","room-{room}"]"#),
+                Expect(r"^43{room}\["),
+            ],
+            send: r#"42["message","{payload}","room-{room}"]"#,
+        }),
+        "phoenix" => Some(RoomSteps {
+            join: &[
+                Send(r#"["{room}","{room}","room:{room}","phx_join",{}]"#),
+                Expect(r#"^\["{room}","{room}","room:{room}","phx_reply",\{"status":"ok""#),
+            ],
+            send: r#"["{room}","{seq}","room:{room}","new_msg",{"body":"{payload}"}]"#,
+        }),
+        "actioncable" => Some(RoomSteps {
+            join: &[
+                Send(r#"{"command":"subscribe","identifier":"{\"channel\":\"ChatChannel\",\"room\":\"{room}\"}"}"#),
+                Expect(r#"room\\":\\"{room}\\"\}","type":"confirm_subscription""#),
+            ],
+            send: r#"{"command":"message","identifier":"{\"channel\":\"ChatChannel\",\"room\":\"{room}\"}","data":"{\"body\":\"{payload}\"}"}"#,
+        }),
+        _ => None,
+    }
+}
+
 /// The default preset.
 pub fn herd() -> &'static Preset {
     &PRESETS[0]
@@ -178,7 +225,8 @@ mod tests {
 
     #[test]
     fn json_presets_render_valid_json() {
-        let fill = Fill { vars: Vars { conv: 7, member: 1, user: 29 }, token: "", seq: 3, payload: "~h1.a.b~---" };
+        let fill =
+            Fill { vars: Vars { conv: 7, member: 1, user: 29 }, token: "", seq: 3, payload: "~h1.a.b~---", rooms: &[] };
         for name in ["phoenix", "actioncable", "socketio"] {
             let p = find(name).unwrap();
             let mut s = String::new();

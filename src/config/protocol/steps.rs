@@ -15,6 +15,16 @@ use serde::{Serialize, Serializer};
 #[derive(Clone, Debug)]
 pub struct Pattern {
     re: Regex,
+    source: String,
+    /// The pattern holds `{room}`: compiled as a group of digits that must be the room joined
+    /// (one regex per run, not one per membership).
+    room: bool,
+}
+
+/// What each `{room}` in a pattern stands for while compiled (numbered: a pattern may name the
+/// room more than once).
+fn room_group(i: usize) -> String {
+    format!("(?P<herd_room{i}>[0-9]+)")
 }
 
 impl Pattern {
@@ -22,17 +32,43 @@ impl Pattern {
         if s.is_empty() {
             return Err("an empty pattern matches every frame".into());
         }
+        let parts: Vec<&str> = s.split("{room}").collect();
+        let room = parts.len() > 1;
+        let mut compiled = String::from(parts[0]);
+        for (i, p) in parts[1..].iter().enumerate() {
+            compiled.push_str(&room_group(i));
+            compiled.push_str(p);
+        }
         // A frame is at most --max-frame; the default size limit of a compiled regex is ample for
         // patterns a user types, and a pattern beyond it is refused here rather than at a frame.
-        Regex::new(s).map(|re| Pattern { re }).map_err(|e| format!("'{s}' is not a valid pattern: {e}"))
+        Regex::new(&compiled)
+            .map(|re| Pattern { re, source: s.to_string(), room })
+            .map_err(|e| format!("'{s}' is not a valid pattern: {e}"))
     }
 
+    /// Whether the frame matches (`{room}` matching any room).
     pub fn matches(&self, frame: &str) -> bool {
         self.re.is_match(frame)
     }
 
+    /// Whether the frame matches with `{room}` being `room`.
+    pub fn matches_room(&self, frame: &str, room: u64) -> bool {
+        if !self.room {
+            return self.re.is_match(frame);
+        }
+        let groups = self.source.matches("{room}").count();
+        self.re.captures_iter(frame).any(|c| {
+            (0..groups).all(|i| c.name(&format!("herd_room{i}")).is_some_and(|m| m.as_str().parse::<u64>() == Ok(room)))
+        })
+    }
+
     pub fn as_str(&self) -> &str {
-        self.re.as_str()
+        &self.source
+    }
+
+    /// Whether the pattern names the room (`{room}`).
+    pub fn names_room(&self) -> bool {
+        self.room
     }
 }
 
@@ -163,5 +199,19 @@ mod tests {
         // Order unknown (no positions): every expect after the joins.
         assert_eq!(interleave(&j, &e[..1], &[]), vec![(false, "40"), (false, "42join"), (true, "^0")]);
         assert_eq!(interleave::<&str>(&[], &e, &[0, 0]), vec![(true, "^0"), (true, "^40")]);
+    }
+
+    #[test]
+    fn a_room_in_a_pattern_must_be_the_room_joined() {
+        let p = super::Pattern::parse("^joined {room}$").unwrap();
+        assert!(p.matches_room("joined 42", 42));
+        assert!(!p.matches_room("joined 421", 42) && !p.matches_room("joined 4", 42));
+        assert!(!p.matches_room("joined x", 42));
+        assert!(p.matches("joined 7"));
+        assert_eq!(p.as_str(), "^joined {room}$");
+        let q = super::Pattern::parse("^43{room}\\[").unwrap();
+        assert!(q.matches_room("437[\"joined\"]", 7) && !q.matches_room("438[", 7));
+        let twice = super::Pattern::parse("^\\[\"{room}\",\"room:{room}\"").unwrap();
+        assert!(twice.matches_room("[\"5\",\"room:5\"", 5) && !twice.matches_room("[\"5\",\"room:6\"", 5));
     }
 }
