@@ -370,7 +370,7 @@ async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, tra
 }
 
 /// When the last frame's bytes reached this host (the kernel's stamp), or now.
-fn rx_time(ws: &Ws) -> u64 {
+pub(super) fn rx_time(ws: &Ws) -> u64 {
     match ws.get_ref().get_ref().get_ref().rx_ns() {
         0 => now_ns(),
         t => t,
@@ -392,7 +392,7 @@ async fn close_bounded(ctx: &CoreCtx, ws: &mut Ws) {
 /// herd's own close at the end of a run (1000), then reading until the server's answer and its
 /// end of the TCP connection; a server that never answers or never hangs up is not waited for
 /// long. (An aborted run does not wait at all: its cores stop without waiting for these.)
-async fn close(ws: &mut Ws) {
+pub(super) async fn close(ws: &mut Ws) {
     let _ = crate::runtime::net::idle::timeout(Duration::from_secs(2), async {
         let _ = ws.close(Some(session::normal_close())).await;
         while let Some(Ok(_)) = ws.next().await {}
@@ -403,7 +403,7 @@ async fn close(ws: &mut Ws) {
 
 /// After the peer's close frame: sends herd's echo (tungstenite queued it) and reads until the
 /// peer ends the TCP connection, for at most [`PEER_CLOSE_LINGER`].
-async fn linger(ws: &mut Ws) {
+pub(super) async fn linger(ws: &mut Ws) {
     let _ = crate::runtime::net::idle::timeout(PEER_CLOSE_LINGER, async {
         let _ = ws.flush().await;
         while let Some(Ok(_)) = ws.next().await {}

@@ -82,6 +82,20 @@ pub async fn open(
     source: Option<IpAddr>,
     path_buf: &mut String,
 ) -> Result<Ws, ErrorKind> {
+    open_in(t, vars, None, key_seed, source, path_buf).await
+}
+
+/// [`open`] for a connection in `rooms` (a population's user): `{rooms}` in the URL lists
+/// them, and the join steps that name `{room}` run once per room (`protocol::joined_rooms`).
+/// `None`: a grid connection, in its one conversation.
+pub async fn open_in(
+    t: &Target,
+    vars: &Vars,
+    rooms: Option<&[u32]>,
+    key_seed: u64,
+    source: Option<IpAddr>,
+    path_buf: &mut String,
+) -> Result<Ws, ErrorKind> {
     let t0 = now_ns();
     let mut socket = start_connect(t, source).map_err(|e| connect_error_kind(&e))?;
     // An empty write completes once the TCP connection is established (or fails with its error).
@@ -90,13 +104,16 @@ pub async fn open(
         .map_err(|e| connect_error_kind(&e))?;
     stats::record_phase(ConnectPhase::Tcp, now_ns() - t0);
     let stream = secure(t, socket).await?;
-    let ws = upgrade(t, vars, key_seed, path_buf, stream).await?;
+    let ws = upgrade(t, vars, rooms.unwrap_or(&[]), key_seed, path_buf, stream).await?;
     if t.protocol.join.is_empty() {
         return Ok(ws);
     }
     let t0 = now_ns();
     // Boxed: a join in flight should not grow every connection's future.
-    let ws = Box::pin(session::joined(ws, t, vars)).await?;
+    let ws = match rooms {
+        None => Box::pin(session::joined(ws, t, vars)).await?,
+        Some(rooms) => Box::pin(session::joined_rooms(ws, t, vars, rooms)).await?,
+    };
     stats::record_phase(ConnectPhase::Join, now_ns() - t0);
     Ok(ws)
 }
@@ -151,13 +168,14 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(t: &Target, socket: S) -> Res
 async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     t: &Target,
     vars: &Vars,
+    rooms: &[u32],
     key_seed: u64,
     path_buf: &mut String,
     mut stream: S,
 ) -> Result<WebSocketStream<CloseWatch<S>>, ErrorKind> {
     let t0 = now_ns();
     let key = handshake::client_key(key_seed);
-    let req = session::upgrade_request(t, vars, &key, path_buf);
+    let req = session::upgrade_request(t, vars, rooms, &key, path_buf);
     stream.write_all(&req).await.map_err(|e| upgrade_error_kind(t, &e))?;
     stream.flush().await.map_err(|e| upgrade_error_kind(t, &e))?;
     drop(req);

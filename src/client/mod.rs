@@ -17,6 +17,7 @@
 //! - `conn.rs` one connection's life; `ramp.rs` opening the core's connections (the connect
 //!   ramp, or the stages' connection target); `core.rs` one executor's loop: scheduler,
 //!   snapshots, closing;
+//! - `rooms/` the same for a population: connections in many rooms, whole communities per core;
 //! - `mod.rs` what the run's orchestrator sees (plan, control, target, start).
 
 mod conn;
@@ -28,6 +29,7 @@ pub mod phase;
 mod plan;
 mod ramp;
 pub mod reconnect;
+mod rooms;
 pub mod session;
 mod shaping;
 mod state;
@@ -55,8 +57,11 @@ pub fn start(
         let (target, control, tx) = (target.clone(), control.clone(), tx.clone());
         let name = format!("herd-core-{}", plan.idx);
         let (cpu, watched) = (plan.cpu, (control.heartbeats.clone(), plan.idx));
-        handles.push(crate::runtime::executor::spawn_pinned(&name, cpu, watched, move || {
-            core::run_core(plan, target, control, tx)
+        handles.push(crate::runtime::executor::spawn_pinned(&name, cpu, watched, move || async move {
+            match plan.scenario.generated.clone() {
+                Some(pop) => rooms::run_core(plan, pop, target, control, tx).await,
+                None => core::run_core(plan, target, control, tx).await,
+            }
         })?);
     }
     Ok(handles)

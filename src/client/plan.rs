@@ -13,6 +13,8 @@ pub struct CorePlan {
     pub scenario: Arc<Scenario>,
     /// The conversations it owns (global numbers).
     pub convs: Vec<u64>,
+    /// A population's communities it owns, whole (empty in a grid).
+    pub communities: Vec<u32>,
     /// Connections per second for this core (its share of `--connect-rate`).
     pub connect_rate: f64,
     /// `--churn`: this core's share of leaves and joins per second.
@@ -37,6 +39,9 @@ pub fn assign(conversations: impl IntoIterator<Item = u64>, cores: usize) -> Vec
 impl CorePlan {
     /// The connections of this core's conversations.
     pub fn total_conns(&self) -> u64 {
+        if let Some(p) = &self.scenario.generated {
+            return p.connections_of(self.communities.iter().copied());
+        }
         self.convs.len() as u64 * self.scenario.members as u64
     }
 }

@@ -26,9 +26,10 @@ const PING_PAYLOAD: &[u8] = b"herd";
 /// How long a failed connection waits for the server's close answer before dropping TCP.
 const FAIL_LINGER: Duration = Duration::from_secs(1);
 
-/// The upgrade request of one connection. `path` is a buffer for the request target.
-pub fn upgrade_request(t: &Target, vars: &Vars, key: &str, path: &mut String) -> Vec<u8> {
-    let fill = Fill::new(*vars, t.tokens.get(vars.user));
+/// The upgrade request of one connection (in `rooms`, for `{rooms}`: a population's user).
+/// `path` is a buffer for the request target.
+pub fn upgrade_request(t: &Target, vars: &Vars, rooms: &[u32], key: &str, path: &mut String) -> Vec<u8> {
+    let fill = Fill { rooms, ..Fill::new(*vars, t.tokens.get(vars.user)) };
     t.template.render_target_fill(&fill, path);
     let p = &t.protocol;
     let mut extra = Vec::with_capacity(p.headers.len() + 1);
@@ -59,10 +60,29 @@ pub fn check_answer(t: &Target, head: &[u8], body: &[u8], key: &str) -> Result<(
 /// matching server frame (at most `--expect-timeout`: `join_timeout`), then hands the connection
 /// back. While waiting, the server's pings are answered (`--reply`) and other frames are
 /// skipped; a close from the server fails the join with its code and reason counted.
-pub async fn joined(mut ws: Ws, t: &Target, vars: &Vars) -> Result<Ws, ErrorKind> {
+pub async fn joined(ws: Ws, t: &Target, vars: &Vars) -> Result<Ws, ErrorKind> {
+    run_steps(ws, t, vars, &t.protocol.join).await
+}
+
+/// The join sequence of a connection in many rooms: the steps before the first that names
+/// `{room}` once, then the rest once per room, in order, each room's acknowledgement awaited
+/// before the next room's join goes out.
+pub async fn joined_rooms(mut ws: Ws, t: &Target, vars: &Vars, rooms: &[u32]) -> Result<Ws, ErrorKind> {
+    let (once, per_room) = t.protocol.join.split_at(t.protocol.room_steps_from());
+    ws = run_steps(ws, t, vars, once).await?;
+    if per_room.is_empty() {
+        return Ok(ws);
+    }
+    for &room in rooms {
+        ws = run_steps(ws, t, &Vars { conv: room as u64, ..*vars }, per_room).await?;
+    }
+    Ok(ws)
+}
+
+async fn run_steps(mut ws: Ws, t: &Target, vars: &Vars, join: &[Step]) -> Result<Ws, ErrorKind> {
     let fill = Fill::new(*vars, t.tokens.get(vars.user));
     let mut buf = String::new();
-    for step in &t.protocol.join {
+    for step in join {
         match step {
             Step::Send(j) => {
                 j.render(&fill, &mut buf);

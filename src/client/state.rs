@@ -49,6 +49,7 @@ impl Slot {
     }
 }
 
+#[derive(Default)]
 pub struct SenderState {
     /// Messages due so far (set by the scheduler).
     pub due: Cell<u64>,

@@ -132,7 +132,11 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         (Some(u), _) => u.clone(),
         (None, Some(sv)) => {
             let scheme = if embedded_cert.is_some() { "wss" } else { "ws" };
-            format!("{scheme}://{}/conv/{{conv}}?user={{user}}", sv.addr)
+            match s.generated {
+                // A population's connection is in no room at the upgrade: it joins each.
+                Some(_) => format!("{scheme}://{}/user/{{user}}", sv.addr),
+                None => format!("{scheme}://{}/conv/{{conv}}?user={{user}}", sv.addr),
+            }
         }
         (None, None) => unreachable!("embedded server exists when no URL is given"),
     };
@@ -206,7 +210,16 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let scenario = Arc::new(s.clone());
     // `--churn` is across the whole scenario: each core takes its connections' share.
     let churn_per_conn = s.churn.unwrap_or(0.0) / (s.conversations as f64 * s.members as f64);
-    let plans: Vec<CorePlan> = client::assign(crate::drive::shard::conversations(s.conversations, s.shard), cores)
+    // A population's communities go whole to cores; a grid's conversations round-robin.
+    let mut communities = match &s.generated {
+        Some(p) => crate::population::place::assign_cores(p, &s.communities(), cores),
+        None => vec![vec![]; cores],
+    };
+    let convs = match &s.generated {
+        Some(_) => vec![vec![]; cores],
+        None => client::assign(crate::config::shard::conversations(s.conversations, s.shard), cores),
+    };
+    let plans: Vec<CorePlan> = convs
         .into_iter()
         .enumerate()
         .map(|(idx, convs)| (idx, convs.len(), convs))
@@ -215,6 +228,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
             cpu: s.cores[idx],
             scenario: scenario.clone(),
             convs,
+            communities: std::mem::take(&mut communities[idx]),
             connect_rate: s.connect_rate / cores as f64,
             churn: churn_per_conn * convs_len as f64 * s.members as f64,
             sources: sources.clone(),

@@ -1,5 +1,7 @@
-//! Figures for parts of a run: per stage (`--stage`, `herd knee`) and per outage (connections
-//! lost and coming back: `--storm`, or a server that drops them under `--reconnect`).
+//! Figures for parts of a run: per stage (`--stage`, `herd knee`), per room class (a
+//! population's direct messages, groups, channels: counted like a stage, by the class of the
+//! message's room) and per outage (connections lost and coming back: `--storm`, or a server
+//! that drops them under `--reconnect`).
 //!
 //! A message belongs to the stage that holds its intended send time, on both sides of the
 //! account: `expected` counts at send, `delivered` and the latency at receipt, so a stage's
@@ -126,11 +128,32 @@ impl Outages {
 pub struct CoreWindows {
     pub stages: Vec<StageStats>,
     pub outages: Outages,
+    /// Per room class of a population (empty in a grid).
+    pub classes: Vec<StageStats>,
 }
 
 impl CoreWindows {
     pub fn new(stages: usize) -> CoreWindows {
-        CoreWindows { stages: vec![StageStats::default(); stages], outages: Outages::default() }
+        CoreWindows { stages: vec![StageStats::default(); stages], ..Default::default() }
+    }
+
+    /// With `classes` room classes as well.
+    pub fn with_classes(stages: usize, classes: usize) -> CoreWindows {
+        CoreWindows { classes: vec![StageStats::default(); classes], ..CoreWindows::new(stages) }
+    }
+
+    /// A message sent in a room of class `k`, owed to `owed` connections (`undo`: its write
+    /// failed, it was not sent after all).
+    pub fn class_sent(&mut self, k: usize, owed: u64, undo: bool) {
+        if let Some(c) = self.classes.get_mut(k) {
+            if undo {
+                c.sent -= 1;
+                c.expected -= owed;
+            } else {
+                c.sent += 1;
+                c.expected += owed;
+            }
+        }
     }
 
     /// The counters, without histograms.
@@ -139,6 +162,7 @@ impl CoreWindows {
         let o = &self.outages;
         CoreWindows {
             stages: self.stages.iter().map(stage).collect(),
+            classes: self.classes.iter().map(stage).collect(),
             outages: Outages {
                 closed: o.closed.clone(),
                 open: o.open,
@@ -151,7 +175,11 @@ impl CoreWindows {
 
     /// A snapshot: cumulative counters, histograms since the previous one.
     pub fn take(&mut self) -> CoreWindows {
-        CoreWindows { stages: self.stages.iter_mut().map(StageStats::take).collect(), outages: self.outages.take() }
+        CoreWindows {
+            stages: self.stages.iter_mut().map(StageStats::take).collect(),
+            outages: self.outages.take(),
+            classes: self.classes.iter_mut().map(StageStats::take).collect(),
+        }
     }
 }
 
@@ -164,6 +192,31 @@ pub struct MergedWindows {
     per_core: Vec<CoreWindows>,
     stage_hist: Vec<Pair>,
     outage_hist: Pair,
+    class_hist: Vec<Pair>,
+}
+
+/// Adds the histograms of `from` into `hist`, one pair per window.
+fn fold_hist(hist: &mut Vec<Pair>, from: &[StageStats]) {
+    if hist.len() < from.len() {
+        hist.resize(from.len(), (None, None));
+    }
+    for (h, s) in hist.iter_mut().zip(from) {
+        add(&mut h.0, &s.corrected);
+        add(&mut h.1, &s.uncorrected);
+    }
+}
+
+/// Window `i`'s counters summed over cores.
+fn sum(per_core: &[CoreWindows], pick: impl Fn(&CoreWindows) -> Option<&StageStats>) -> StageStats {
+    let mut s = StageStats::default();
+    for c in per_core.iter().filter_map(pick) {
+        s.sent += c.sent;
+        s.expected += c.expected;
+        s.delivered += c.delivered;
+        s.duplicated += c.duplicated;
+        s.sent_late += c.sent_late;
+    }
+    s
 }
 
 impl MergedWindows {
@@ -171,13 +224,8 @@ impl MergedWindows {
         if self.per_core.len() <= core {
             self.per_core.resize(core + 1, CoreWindows::default());
         }
-        if self.stage_hist.len() < w.stages.len() {
-            self.stage_hist.resize(w.stages.len(), (None, None));
-        }
-        for (h, s) in self.stage_hist.iter_mut().zip(&w.stages) {
-            add(&mut h.0, &s.corrected);
-            add(&mut h.1, &s.uncorrected);
-        }
+        fold_hist(&mut self.stage_hist, &w.stages);
+        fold_hist(&mut self.class_hist, &w.classes);
         add(&mut self.outage_hist.0, &w.outages.corrected);
         add(&mut self.outage_hist.1, &w.outages.uncorrected);
         // Keep counters only: the histograms were folded above.
@@ -186,15 +234,21 @@ impl MergedWindows {
 
     /// Stage `i`'s counters summed over cores (no histograms: see [`Self::stage_histograms`]).
     pub fn stage(&self, i: usize) -> StageStats {
-        let mut s = StageStats::default();
-        for c in self.per_core.iter().filter_map(|c| c.stages.get(i)) {
-            s.sent += c.sent;
-            s.expected += c.expected;
-            s.delivered += c.delivered;
-            s.duplicated += c.duplicated;
-            s.sent_late += c.sent_late;
-        }
-        s
+        sum(&self.per_core, |c| c.stages.get(i))
+    }
+
+    /// Room class `k`'s counters summed over cores.
+    pub fn class(&self, k: usize) -> StageStats {
+        sum(&self.per_core, |c| c.classes.get(k))
+    }
+
+    /// Room class `k`'s merged histograms (corrected, uncorrected), if it recorded any.
+    pub fn class_histograms(&self, k: usize) -> (Option<&Histogram<u64>>, Option<&Histogram<u64>>) {
+        self.class_hist.get(k).map_or((None, None), |(a, b)| (a.as_ref(), b.as_ref()))
+    }
+
+    pub fn class_count(&self) -> usize {
+        self.per_core.iter().map(|c| c.classes.len()).max().unwrap_or(0)
     }
 
     /// Stage `i`'s merged histograms (corrected, uncorrected), if it recorded any.

@@ -5,8 +5,10 @@
 //                    [--ping-timeout-ms 20000] [--exit-on-stdin-eof]
 //
 // A client emits `join` with a room name (an ack callback, if given, is called once joined),
-// then `message` events; each message goes to the room with `socket.to(room)` (mode `to`: not
-// back to its sender) or `io.to(room)` (mode `io`: to the sender too). The report counts
+// as often as it has rooms, then `message` events: `message(body)` goes to the room joined last,
+// `message(body, room)` to that room (a room the socket has not joined is refused and counted
+// in `messages_not_member`). Each goes with `socket.to(room)` (mode `to`: not back to its
+// sender) or `io.to(room)` (mode `io`: to the sender too). The report counts
 // connections, joins, messages, Engine.IO pings sent and pongs received, messages emitted before
 // a join, and disconnect reasons. Prints `LISTENING 127.0.0.1:PORT` once listening.
 'use strict';
@@ -22,7 +24,7 @@ const a = peer.parseArgs(NAME, {
 if (!['to', 'io'].includes(a.mode)) peer.die(NAME, '--mode to|io');
 
 const c = {
-  connections: 0, joins: 0, messages_received: 0, messages_before_join: 0,
+  connections: 0, joins: 0, messages_received: 0, messages_before_join: 0, messages_not_member: 0,
   pings_sent: 0, pongs_received: 0, disconnect_reasons: {},
 };
 const server = http.createServer();
@@ -41,9 +43,10 @@ io.on('connection', (socket) => {
     c.joins++;
     if (typeof ack === 'function') ack('joined');
   });
-  socket.on('message', (body) => {
-    const room = socket.data.room;
+  socket.on('message', (body, to) => {
+    const room = to === undefined ? socket.data.room : String(to);
     if (!room) { c.messages_before_join++; return; }
+    if (!socket.rooms.has(room)) { c.messages_not_member++; return; }
     c.messages_received++;
     (a.mode === 'io' ? io.to(room) : socket.to(room)).emit('message', body);
   });

@@ -1,0 +1,456 @@
+//! One connection of a population: a device of a user, in every room of its user. It connects,
+//! joins each room (waiting for each acknowledgement), then waits on a frame from the server,
+//! the scheduler saying messages are due (the user's first device sends for the user), a
+//! keep-alive, or the core closing.
+//!
+//! Accounting, on the core that owns the user's whole community:
+//! - at send, `expected += (connections joined in the room now) - 1`: every other connected
+//!   device of the room's members, the sender's own other devices included;
+//! - at receipt, a message counts toward `delivered` only if it was sent after this connection
+//!   had joined its rooms, once per (room, sender, seq) on this connection (`Ledger`).
+
+use super::state::{Conn, RoomsCtx};
+use crate::accounting::Receipt;
+use crate::client::conn::{close, linger, rx_time};
+use crate::client::target::Ws;
+use crate::client::{connect, direct, protocol};
+use crate::clock::now_ns;
+use crate::marker::{self, DecodeError, Marker};
+use crate::population::ledger::Ledger;
+use crate::protocol::Unmarked;
+use crate::stats::ErrorKind;
+use crate::template::{Fill, Vars};
+use crate::wire;
+use futures_util::{SinkExt, StreamExt};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use tungstenite::{Error as WsError, Message};
+
+enum Event {
+    Frame(Option<Result<Message, WsError>>),
+    Direct(usize),
+    Send,
+    KeepAlive,
+    Close,
+}
+
+/// The body of a connection task.
+pub async fn run(ctx: Rc<RoomsCtx>, ci: usize) {
+    let c = &ctx.conns[ci];
+    let first = futures_lite::future::or(async { Some(Box::pin(attempt(&ctx, c)).await) }, async {
+        closing(&ctx, c).await;
+        None
+    })
+    .await;
+    ctx.connect_settled();
+    match first {
+        Some(Some(ws)) => session(&ctx, ci, ws).await,
+        Some(None) => {}
+        // Cut short by the run closing: neither failed nor succeeded.
+        None => ctx.stats.borrow_mut().counters.conns_attempted -= 1,
+    }
+    ctx.live.set(ctx.live.get() - 1);
+    if ctx.live.get() == 0 {
+        ctx.nudge();
+    }
+}
+
+async fn closing(ctx: &RoomsCtx, c: &Conn) {
+    poll_fn(|cx| {
+        if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
+            return Poll::Ready(());
+        }
+        c.slot.register(cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+fn vars(c: &Conn, room: u32) -> Vars {
+    Vars { conv: room as u64, member: c.device, user: c.user as u64 }
+}
+
+/// One attempt within `--connect-timeout`: connected and joined in every room, or failed.
+async fn attempt(ctx: &RoomsCtx, c: &Conn) -> Option<Box<Ws>> {
+    let p = &ctx.plan;
+    let rooms = ctx.pop.rooms_of(c.user);
+    let v = vars(c, rooms.first().copied().unwrap_or(0));
+    let conn_id = ctx.pop.devices(c.user).start as u64 + c.device as u64;
+    let seed = p.scenario.seed ^ conn_id.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let t0 = now_ns();
+    let mut path = String::new();
+    let r = crate::net::idle::timeout(p.scenario.connect_timeout, async {
+        let source = (!p.sources.is_empty()).then(|| p.sources[(conn_id % p.sources.len() as u64) as usize]);
+        Ok(connect::open_in(&ctx.target, &v, Some(rooms), seed, source, &mut path).await)
+    })
+    .await;
+    let mut st = ctx.stats.borrow_mut();
+    match r {
+        Ok(Ok(ws)) => {
+            st.counters.conns_established += 1;
+            st.record_connect(now_ns() - t0);
+            Some(Box::new(ws))
+        }
+        Ok(Err(kind)) => {
+            st.counters.conns_failed += 1;
+            st.counters.error(kind);
+            None
+        }
+        Err(_) => {
+            st.counters.conns_failed += 1;
+            st.counters.error(ErrorKind::ConnectTimeout);
+            None
+        }
+    }
+}
+
+/// What one connection knows of its rooms while it serves.
+struct Joined {
+    /// Its user's rooms (global ids, ascending) and their local indices.
+    local: Vec<u32>,
+    /// Stream `prefix[i] + s` is sender `s` of the user's `i`-th room.
+    prefix: Vec<u32>,
+    /// (local room, sender index) this connection sends for (the first device only).
+    sends: Vec<(u32, u32)>,
+    ledger: Ledger,
+}
+
+fn join(ctx: &RoomsCtx, c: &Conn) -> Joined {
+    let rooms = ctx.pop.rooms_of(c.user);
+    let local: Vec<u32> = rooms.iter().map(|&r| ctx.local(r).map_or(u32::MAX, |l| l as u32)).collect();
+    let mut prefix = Vec::with_capacity(rooms.len() + 1);
+    let mut total = 0u32;
+    let mut sends = Vec::new();
+    for &l in &local {
+        prefix.push(total);
+        let Some(room) = ctx.rooms.get(l as usize) else { continue };
+        total += room.senders.len() as u32;
+        if c.device == 0 {
+            let members = ctx.pop.members(room.id);
+            if let Some(s) = members[..room.senders.len()].iter().position(|&u| u == c.user) {
+                sends.push((l, s as u32));
+            }
+        }
+    }
+    prefix.push(total);
+    // Owed from now: what each sender sent so far is not.
+    let sent_at = |i: usize| -> u64 {
+        let k = prefix.partition_point(|&p| p as usize <= i) - 1;
+        let room = &ctx.rooms[local[k] as usize];
+        room.senders[i - prefix[k] as usize].sent.get()
+    };
+    let ledger = Ledger::new(total as usize, sent_at);
+    Joined { local, prefix, sends, ledger }
+}
+
+/// One established connection, joined in its rooms, until it closes.
+async fn session(ctx: &RoomsCtx, ci: usize, mut ws: Box<Ws>) {
+    let c = &ctx.conns[ci];
+    let mut j = join(ctx, c);
+    for &l in &j.local {
+        if let Some(room) = ctx.rooms.get(l as usize) {
+            room.open.set(room.open.get() + 1);
+        }
+    }
+    for &(l, s) in &j.sends {
+        ctx.set_connected(&ctx.rooms[l as usize].senders[s as usize], true);
+    }
+    c.slot.set(crate::client::state::Slot::OPEN, true);
+    let established_ns = now_ns();
+    let by_peer = serve(ctx, ci, established_ns, &mut j, &mut ws).await;
+    c.slot.set(crate::client::state::Slot::OPEN, false);
+    for &(l, s) in &j.sends {
+        ctx.set_connected(&ctx.rooms[l as usize].senders[s as usize], false);
+    }
+    for &l in &j.local {
+        if let Some(room) = ctx.rooms.get(l as usize) {
+            room.open.set(room.open.get() - 1);
+        }
+    }
+    let mut st = ctx.stats.borrow_mut();
+    st.counters.msgs_holes_evicted += j.ledger.holes_evicted;
+    match by_peer {
+        None => st.counters.conns_closed += 1,
+        Some((kind, closed_frame)) => {
+            st.counters.conns_closed_by_peer += 1;
+            st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
+            if closed_frame {
+                drop(st);
+                Box::pin(linger(&mut ws)).await;
+            }
+        }
+    }
+}
+
+/// Serves until the run closes (`None`) or the peer ends the connection (its error category,
+/// and whether it sent a close frame).
+async fn serve(
+    ctx: &RoomsCtx,
+    ci: usize,
+    established_ns: u64,
+    j: &mut Joined,
+    ws: &mut Ws,
+) -> Option<(Option<ErrorKind>, bool)> {
+    let c = &ctx.conns[ci];
+    let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(ci as u64));
+    let mut pings_done = owed_pings();
+    let mut awaiting_pong = false;
+    let mut direct = false;
+    let max_frame = ctx.target.ws_config.max_frame_size.unwrap_or(usize::MAX);
+    let max_frame = max_frame.min(ctx.target.ws_config.max_message_size.unwrap_or(usize::MAX));
+    let chunk = ctx.target.ws_config.read_buffer_size.max(16);
+    loop {
+        let ev = poll_fn(|cx| {
+            if ctx.closing.get() {
+                return Poll::Ready(Event::Close);
+            }
+            let due = j.sends.iter().any(|&(l, s)| {
+                let st = &ctx.rooms[l as usize].senders[s as usize];
+                st.due.get() > st.sent.get()
+            });
+            if due {
+                return Poll::Ready(Event::Send);
+            }
+            if owed_pings() > pings_done {
+                return Poll::Ready(Event::KeepAlive);
+            }
+            if direct {
+                match direct::poll_read(ws, cx, &ctx.read_buf, chunk) {
+                    Poll::Ready(0) => direct = false,
+                    Poll::Ready(n) => return Poll::Ready(Event::Direct(n)),
+                    Poll::Pending => {}
+                }
+            }
+            if !direct {
+                if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Frame(f));
+                }
+                direct = ws.get_ref().between_messages();
+            }
+            c.slot.register(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        match ev {
+            Event::Close => {
+                let _slot = ctx.closing_slots.acquire_permit(1).await;
+                Box::pin(close(ws)).await;
+                return None;
+            }
+            Event::Send => {
+                if let Err(e) = Box::pin(send_due(ctx, c, j, ws)).await {
+                    let mut st = ctx.stats.borrow_mut();
+                    st.counters.error(ErrorKind::SendFailed);
+                    st.counters.wire.close_received(wire::ABNORMAL);
+                    return Some((Some(protocol::failure(&e).0), false));
+                }
+            }
+            Event::KeepAlive => {
+                pings_done = owed_pings();
+                let v = vars(c, 0);
+                let sent =
+                    Box::pin(protocol::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                        .await;
+                if let Err(e) = sent {
+                    ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
+                    return Some((Some(protocol::failure(&e).0), false));
+                }
+            }
+            Event::Direct(n) => {
+                let now = rx_time(ws);
+                let buf = ctx.read_buf.borrow();
+                let p = &ctx.target.protocol;
+                let taken = direct::take_data_frames(&buf[..n], max_frame, |binary, payload| {
+                    if binary {
+                        if !p.binary {
+                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        }
+                    } else if protocol::answers(&ctx.target, payload) {
+                        return false;
+                    }
+                    on_frame(ctx, c, established_ns, j, payload, now);
+                    true
+                });
+                if taken < n {
+                    ws.get_mut().hand_over(&buf[taken..n]);
+                    direct = false;
+                }
+            }
+            Event::Frame(Some(Ok(msg))) => {
+                if let Some(auto) = protocol::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
+                    drop(msg);
+                    let v = vars(c, 0);
+                    let sent = Box::pin(protocol::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                    if let Err(e) = sent {
+                        ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
+                        return Some((Some(protocol::failure(&e).0), false));
+                    }
+                    glommio::yield_if_needed().await;
+                    continue;
+                }
+                let now = rx_time(ws);
+                match &msg {
+                    Message::Text(t) => on_frame(ctx, c, established_ns, j, t.as_bytes(), now),
+                    Message::Binary(b) => {
+                        if !ctx.target.protocol.binary {
+                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
+                        }
+                        on_frame(ctx, c, established_ns, j, b, now);
+                    }
+                    Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
+                    Message::Pong(_) => {
+                        awaiting_pong = false;
+                        ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
+                    }
+                    Message::Close(f) => {
+                        let w = &mut ctx.stats.borrow_mut().counters.wire;
+                        let code = protocol::peer_close(w, ws, f.as_ref());
+                        w.close_received(code);
+                        return Some((None, true));
+                    }
+                    Message::Frame(_) => {}
+                }
+            }
+            Event::Frame(None) => {
+                ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL);
+                return Some((None, false));
+            }
+            Event::Frame(Some(Err(e))) => {
+                let (kind, code) = protocol::failure(&e);
+                ctx.stats.borrow_mut().counters.wire.close_failed(ws.get_ref().close());
+                match code {
+                    Some(code) => {
+                        Box::pin(protocol::fail(ws, code)).await;
+                        ctx.stats.borrow_mut().counters.wire.close_sent(code);
+                    }
+                    None => ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL),
+                }
+                return Some((Some(kind), false));
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// Sends every message due in each room this connection sends in, each stamped with its
+/// intended and actual send time.
+async fn send_due(ctx: &RoomsCtx, c: &Conn, j: &Joined, ws: &mut Ws) -> Result<(), WsError> {
+    let token = ctx.target.tokens.get(c.user as u64);
+    for &(l, s) in &j.sends {
+        let room = &ctx.rooms[l as usize];
+        let st = &room.senders[s as usize];
+        let Some(crate::client::state::Sched::Fixed(sched)) = st.schedule.get() else { continue };
+        let class = ctx.pop.room_class[room.id as usize] as usize;
+        let size = ctx.pop.spec.classes[class].message_size;
+        while st.sent.get() < st.due.get() {
+            let seq = st.sent.get();
+            let m = Marker {
+                run: ctx.plan.run_id,
+                conv: room.id as u64,
+                sender: s,
+                seq,
+                intended_ns: sched.due_ns(seq),
+                sent_ns: now_ns(),
+            };
+            let text = {
+                let mut buf = ctx.marker_buf.borrow_mut();
+                m.encode_padded(size, &mut buf);
+                let fill = Fill { seq, payload: buf.as_str(), ..Fill::new(vars(c, room.id), token) };
+                protocol::message(&ctx.target.protocol, &fill, &mut ctx.scratch.borrow_mut())
+            };
+            // Counted before the write: a receiver on this core may read it before this task
+            // resumes.
+            let owed = room.open.get().saturating_sub(1) as u64;
+            st.sent.set(seq + 1);
+            ctx.backlog.set(ctx.backlog.get() - 1);
+            {
+                let mut t = ctx.stats.borrow_mut();
+                t.counters.msgs_sent += 1;
+                t.counters.msgs_expected += owed;
+                t.windows.class_sent(class, owed, false);
+            }
+            if let Err(e) = ws.feed(text).await {
+                // Earlier frames of this batch went out when fed; only this one is taken back.
+                st.sent.set(st.sent.get() - 1);
+                ctx.backlog.set(ctx.backlog.get() + 1);
+                let mut t = ctx.stats.borrow_mut();
+                t.counters.msgs_sent -= 1;
+                t.counters.msgs_expected -= owed;
+                t.windows.class_sent(class, owed, true);
+                return Err(e);
+            }
+        }
+    }
+    ws.flush().await
+}
+
+fn on_frame(ctx: &RoomsCtx, c: &Conn, from: u64, j: &mut Joined, frame: &[u8], now: u64) {
+    let mut stats = ctx.stats.borrow_mut();
+    let rooms = ctx.pop.rooms_of(c.user);
+    let found = marker::find_all(frame, |r| {
+        let m = match r {
+            Ok(m) => m,
+            Err(DecodeError::Truncated) | Err(DecodeError::Malformed) => {
+                stats.counters.error(ErrorKind::MarkerMalformed);
+                return;
+            }
+        };
+        if m.run != ctx.plan.run_id {
+            stats.counters.error(ErrorKind::MarkerForeign);
+            return;
+        }
+        // The room must be one of this user's, and the sender one of the room's.
+        let Some(pos) = u32::try_from(m.conv).ok().and_then(|r| rooms.binary_search(&r).ok()) else {
+            stats.counters.error(ErrorKind::MarkerOutOfRange);
+            return;
+        };
+        let Some(room) = ctx.rooms.get(j.local[pos] as usize) else {
+            stats.counters.error(ErrorKind::MarkerOutOfRange);
+            return;
+        };
+        let Some(st) = room.senders.get(m.sender as usize) else {
+            stats.counters.error(ErrorKind::MarkerOutOfRange);
+            return;
+        };
+        if c.device == 0 && ctx.pop.members(room.id)[m.sender as usize] == c.user {
+            stats.counters.msgs_echoed += 1;
+            return;
+        }
+        if m.seq >= st.sent.get() {
+            stats.counters.error(ErrorKind::MarkerOutOfRange);
+            return;
+        }
+        if m.sent_ns < from {
+            stats.counters.msgs_unexpected += 1;
+            return;
+        }
+        let class = ctx.pop.room_class[room.id as usize] as usize;
+        match j.ledger.receive((j.prefix[pos] + m.sender) as usize, m.seq) {
+            Receipt::Duplicate => {
+                stats.counters.msgs_duplicated += 1;
+                if let Some(w) = stats.windows.classes.get_mut(class) {
+                    w.duplicated += 1;
+                }
+            }
+            r => {
+                if r != Receipt::First {
+                    stats.counters.msgs_reordered += 1;
+                }
+                stats.counters.msgs_delivered += 1;
+                let (corrected, uncorrected) = m.latencies(now);
+                stats.record_delivery(corrected, uncorrected);
+                if let Some(w) = stats.windows.classes.get_mut(class) {
+                    w.record_delivery(corrected, uncorrected);
+                }
+            }
+        }
+    });
+    if found == 0 {
+        match ctx.target.protocol.unmarked {
+            Unmarked::Error => stats.counters.error(ErrorKind::MarkerMissing),
+            Unmarked::Ignore => stats.counters.wire.unmarked_frames += 1,
+        }
+    }
+}
