@@ -278,9 +278,11 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         histograms: Default::default(),
         judged: Default::default(),
         shape: None,
+        population: None,
     };
     r.generator.cpu = herd_cpu.map(|c| crate::outcome::generator::cpu(&c, crate::measure::cpu::quota_cores()));
     results::fill_stats(&mut r, m, report.peak_open);
+    r.population = s.generated.as_ref().map(|p| crate::population::results::build(p, m));
     r.shape = crate::shape::results::build(
         s.shape.as_ref(),
         s.storm,

@@ -42,6 +42,17 @@ fn workload(scenario: &serde_json::Value) -> serde_json::Map<String, serde_json:
 pub fn check(inputs: &[Input], partial: bool) -> Result<Vec<u32>, String> {
     let first = inputs.first().ok_or("no results files given")?;
     let base = workload(&first.scenario);
+    // A population is generated from the seed: shards of one population share it.
+    let has_population = first.scenario.get("population").is_some_and(|p| !p.is_null());
+    if let Some(i) = inputs.iter().find(|i| has_population && i.scenario.get("seed") != first.scenario.get("seed")) {
+        return Err(format!(
+            "{} and {} are shards of populations from different seeds ({} and {}): give every shard the same --seed",
+            first.name,
+            i.name,
+            first.scenario.get("seed").map_or("absent".into(), |v| v.to_string()),
+            i.scenario.get("seed").map_or("absent".into(), |v| v.to_string())
+        ));
+    }
     for i in &inputs[1..] {
         let w = workload(&i.scenario);
         if w != base {
@@ -137,6 +148,10 @@ fn summary_scenario(i: &Input) -> Result<Scenario, String> {
     };
     let mut out = args::resolve(&args, &[0]).map_err(|e| format!("{}: scenario: {e}", i.name))?;
     (out.shape, out.storm, out.churn) = super::shapes::scenario_parts(i)?;
+    if let Some(p) = s.get("population").filter(|v| !v.is_null()) {
+        out.population =
+            Some(serde_json::from_value(p.clone()).map_err(|e| format!("{}: scenario.population: {e}", i.name))?);
+    }
     Ok(out)
 }
 
@@ -198,6 +213,14 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
         websocket: Default::default(),
         judged: Default::default(),
         shape: super::shapes::merge(inputs, first, max(|i| i.doc.phases.send_s))?,
+        population: {
+            let pops: Vec<(&str, &crate::population::results::PopulationResults)> =
+                inputs.iter().filter_map(|i| i.doc.population.as_ref().map(|p| (i.name.as_str(), p))).collect();
+            if !pops.is_empty() && pops.len() < inputs.len() {
+                return Err("some files are results of a population and some are not".into());
+            }
+            crate::population::results::merge(&pops)?
+        },
         connect_phases: Default::default(),
         tls: None,
         duration_s: max(|i| i.doc.duration_s),

@@ -49,6 +49,7 @@ pub struct Doc {
     /// herd's own delays on that node (absent from results of herd versions before them).
     #[serde(default)]
     pub generator: crate::outcome::generator::Generator,
+    pub population: Option<crate::population::results::PopulationResults>,
 }
 
 /// Reads one results document (pure: `text` is the file's content). The error says why the

@@ -115,6 +115,7 @@ mod tests {
             notes: vec![],
             judged: Default::default(),
             shape: None,
+            population: None,
             start: None,
             histograms: Default::default(),
             connect_phases: Default::default(),

@@ -65,6 +65,9 @@ pub struct RunResult {
     /// Stages, outages, churn (absent for a plain run without outages).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shape: Option<crate::shape::results::ShapeResults>,
+    /// A population's figures and its results per room class (absent for a grid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub population: Option<crate::population::results::PopulationResults>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -224,17 +227,24 @@ pub fn summary(r: &RunResult) -> String {
     if r.tls.as_ref().is_some_and(|t| t.insecure) {
         let _ = writeln!(s, "WARNING      --insecure: server certificates were NOT verified");
     }
-    let _ = writeln!(
-        s,
-        "scenario     {} conversations x {} members, {} sender(s) at {}/s, {} B, {:.1}s sending",
-        r.scenario.conversations,
-        r.scenario.members,
-        r.scenario.senders,
-        r.scenario.rate,
-        r.scenario.size,
-        r.phases.send_s
-    );
-    if let Some(sh) = r.scenario.shard {
+    match &r.population {
+        Some(p) => s.push_str(&crate::population::results::summary_lines(p)),
+        None => {
+            let _ = writeln!(
+                s,
+                "scenario     {} conversations x {} members, {} sender(s) at {}/s, {} B, {:.1}s sending",
+                r.scenario.conversations,
+                r.scenario.members,
+                r.scenario.senders,
+                r.scenario.rate,
+                r.scenario.size,
+                r.phases.send_s
+            );
+        }
+    }
+    if let (Some(sh), Some(_)) = (r.scenario.shard, &r.population) {
+        let _ = writeln!(s, "shard        {sh}: the communities c with c % {} == {}", sh.count, sh.index);
+    } else if let Some(sh) = r.scenario.shard {
         let all = r.scenario.conversations;
         let _ = writeln!(s, "shard        {sh}: {} of the {all} conversations", sh.len_of(all));
     }

@@ -105,6 +105,14 @@ impl Serialize for Dist {
     }
 }
 
+/// Read back from results files (`herd merge`) as written.
+impl<'de> Deserialize<'de> for Dist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Dist, D::Error> {
+        let s = String::deserialize(d)?;
+        Dist::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The `[population]` table of a scenario file.
 #[derive(Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -153,7 +161,7 @@ pub struct PopulationArgs {
 }
 
 /// One resolved room class.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ClassSpec {
     pub name: String,
     /// Rooms of this class across the population.
@@ -168,7 +176,7 @@ pub struct ClassSpec {
 }
 
 /// A resolved population: what generation needs, nothing more.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PopulationSpec {
     pub users: u32,
     pub devices: Dist,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod generate;
 pub mod ledger;
 pub mod place;
+pub mod results;
 pub mod rng;
 #[cfg(test)]
 mod run_tests;

@@ -6,7 +6,7 @@ use super::generate::Population;
 use serde::Serialize;
 
 /// A weighted distribution's summary.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Spread {
     pub mean: f64,
     pub p50: u64,
@@ -39,7 +39,8 @@ impl Spread {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ClassSummary {
     pub name: String,
     pub rooms: u64,
@@ -55,7 +56,8 @@ pub struct ClassSummary {
     pub deliveries_per_s: f64,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Summary {
     pub users: u64,
     pub connections: u64,
