@@ -8,7 +8,8 @@
 // as often as it has rooms, then `message` events: `message(body)` goes to the room joined last,
 // `message(body, room)` to that room (a room the socket has not joined is refused and counted
 // in `messages_not_member`). Each goes with `socket.to(room)` (mode `to`: not back to its
-// sender) or `io.to(room)` (mode `io`: to the sender too). The report counts
+// sender) or `io.to(room)` (mode `io`: to the sender too); `deliveries` counts the sockets it
+// goes to. The report counts
 // connections, joins, messages, Engine.IO pings sent and pongs received, messages emitted before
 // a join, and disconnect reasons. Prints `LISTENING 127.0.0.1:PORT` once listening.
 'use strict';
@@ -25,6 +26,7 @@ if (!['to', 'io'].includes(a.mode)) peer.die(NAME, '--mode to|io');
 
 const c = {
   connections: 0, joins: 0, messages_received: 0, messages_before_join: 0, messages_not_member: 0,
+  deliveries: 0,
   pings_sent: 0, pongs_received: 0, disconnect_reasons: {},
 };
 const server = http.createServer();
@@ -48,6 +50,9 @@ io.on('connection', (socket) => {
     if (!room) { c.messages_before_join++; return; }
     if (!socket.rooms.has(room)) { c.messages_not_member++; return; }
     c.messages_received++;
+    // Sockets the message goes to: the room's, less the sender's own with `socket.to`.
+    const size = io.sockets.adapter.rooms.get(room)?.size || 0;
+    c.deliveries += a.mode === 'io' ? size : size - 1;
     (a.mode === 'io' ? io.to(room) : socket.to(room)).emit('message', body);
   });
   socket.on('disconnect', (reason) => {
