@@ -62,6 +62,7 @@ fn run_info(run_id: &str) -> RunInfo {
         size: 128,
         threads: CORES as u64,
         extra: vec![("scenario".to_string(), "test/synthetic".to_string())],
+        room_classes: vec![],
     }
 }
 

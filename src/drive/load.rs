@@ -181,6 +181,11 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
         size: s.size as u64,
         threads: cores as u64,
         extra: s.shard.map(|x| vec![("shards".to_string(), x.count.to_string())]).unwrap_or_default(),
+        room_classes: s
+            .population
+            .as_ref()
+            .map(|p| p.classes.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
     };
     let mut observers = hooks.observers;
     let pusher = hooks.push.map(|p| {

@@ -256,6 +256,7 @@ fn try_encode(
         }
     }
     reg.register(Box::new(quantiles))?;
+    super::classes::register(&reg, &name, &run.room_classes, merged)?;
 
     let bounds: Vec<f64> = bounds_seconds.iter().copied().filter(|b| b.is_finite()).collect();
     let mut histograms = Precomputed::default();
@@ -361,6 +362,7 @@ mod tests {
                 ("run_id".into(), "y".into()),
                 ("git_sha".into(), "dropped".into()),
             ],
+            room_classes: vec![],
         };
         let t = encode("herd", &run, Phase::Sending, &sample());
         assert_eq!(value(&t, "herd_connections"), 12.0);

@@ -24,6 +24,8 @@ pub struct RunInfo {
     /// (`job`, `instance`, `le`, `quantile`, `__*`) or already a label of `herd_run_info` gets an
     /// `extra_` prefix; later duplicates are dropped.
     pub extra: Vec<(String, String)>,
+    /// A population's room classes (the `room_class` label's values); empty for a grid.
+    pub room_classes: Vec<String>,
 }
 
 /// A valid metric-name prefix: other characters become `_`, a leading digit gets a `_` before it,

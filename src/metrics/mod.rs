@@ -20,6 +20,7 @@
 
 mod args;
 mod buckets;
+mod classes;
 mod encode;
 mod grouping;
 mod labels;
