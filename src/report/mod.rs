@@ -6,6 +6,7 @@
 //! `series` (recorded by every run); with `--hdr-log FILE`, latency over time and the
 //! distribution come from the HdrHistogram interval log instead (full histograms per interval).
 
+mod classes;
 mod hdrlog;
 mod page;
 mod svg;

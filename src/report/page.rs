@@ -205,7 +205,9 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
     s.push_str("<section class=\"charts\"><h2>Latency</h2>");
     s.push_str(&dist);
     s.push_str(&over_time);
-    s.push_str("<h2>Throughput and connections</h2>");
+    s.push_str("</section>");
+    s.push_str(&super::classes::section(doc));
+    s.push_str("<section class=\"charts\"><h2>Throughput and connections</h2>");
     s.push_str(&line_chart(
         "throughput",
         "Messages per second",
