@@ -14,6 +14,7 @@ USERS=${USERS:-5000}          # users (one device each) held idle for the memory
 HOLD=${HOLD:-3s}
 RATE=${RATE:-6.75}            # per sender: 2,000 rooms of 2, or 1 room of 2,000 -> 13.5k deliveries/s
 DURATION=${DURATION:-15s}
+CONNECT_RATE=${CONNECT_RATE:-2000}   # each connection joins ~20 rooms, one acknowledgement at a time
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 
@@ -21,7 +22,7 @@ cargo build --release -q
 BIN=${HERD:-target/release/herd}
 
 if [ "$SERVER" = sio ]; then
-  node tests/peers/sio_peer.js --port 0 --exit-on-stdin-eof < <(sleep 100000) > "$OUT/server.log" 2>&1 &
+  node tests/peers/sio_peer.js --port 0 < /dev/null > "$OUT/server.log" 2>&1 &
   TARGET=(--target socketio)
   PATH_T="/socket.io/?EIO=4&transport=websocket"
 else
@@ -37,7 +38,8 @@ URL="ws://$ADDR$PATH_T"
 
 run() { # name, then herd run flags
   local name=$1; shift
-  $BIN run --url "$URL" "${TARGET[@]}" --seed 1 --quiet --out "$OUT/$name.json" "$@" > /dev/null
+  $BIN run --url "$URL" "${TARGET[@]}" --seed 1 --quiet --connect-rate "$CONNECT_RATE" --connect-timeout 30s \
+    --out "$OUT/$name.json" "$@" > /dev/null
 }
 
 echo "== memory: $USERS users held idle for $HOLD, in about 1 room each, then about 20"

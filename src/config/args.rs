@@ -168,7 +168,7 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         .unwrap_or_else(|| default_of(defaults::CONVERSATIONS, units::parse_count_u32));
     let senders = a.senders.unwrap_or_else(|| default_of(defaults::SENDERS, units::parse_count_u32));
     let mut rate = a.rate.unwrap_or_else(|| default_of(defaults::RATE, units::parse_rate));
-    let size = a.size.unwrap_or_else(|| default_of(defaults::SIZE, units::parse_bytes));
+    let mut size = a.size.unwrap_or_else(|| default_of(defaults::SIZE, units::parse_bytes));
     let max_frame = a.max_frame.unwrap_or_else(|| default_of(defaults::MAX_FRAME, units::parse_bytes));
     let connect_rate = a.connect_rate.unwrap_or_else(|| default_of(defaults::CONNECT_RATE, units::parse_rate));
     let mut duration = a.duration.unwrap_or_else(|| default_of(defaults::DURATION, units::parse_duration));
@@ -293,6 +293,15 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
     )?;
     if let Some(p) = &population {
         population_fits(a, &shapes, p)?;
+        // The run's rate and size are its classes' highest: what an idle run, the read buffer
+        // and the notes go by.
+        rate = p.classes.iter().map(|c| c.rate).fold(0.0, f64::max);
+        size = p.classes.iter().map(|c| c.message_size as u64).max().unwrap_or(size);
+        if size > max_frame {
+            return Err(Error::Usage(format!(
+                "a room class's message-size ({size}) is above --max-frame ({max_frame}): receivers would refuse it"
+            )));
+        }
     }
     let protocol = protocol::resolve_for(&a.protocol, url_template.as_ref(), population.is_some())?;
     let shard_units = population.as_ref().map_or(conversations, |p| p.users.div_ceil(p.community));

@@ -16,7 +16,9 @@ pub struct Scenario {
     pub conversations: u32,
     pub members: u32,
     pub senders: u32,
+    /// Messages per second per sender (a population's: its classes' highest).
     pub rate: f64,
+    /// Message size in bytes (a population's: its classes' largest).
     pub size: usize,
     /// Largest message or frame accepted from the server.
     pub max_frame: usize,
