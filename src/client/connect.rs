@@ -86,7 +86,7 @@ pub async fn open(
 }
 
 /// [`open`] for a connection in `rooms` (a population's user): `{rooms}` in the URL lists
-/// them, and the join steps that name `{room}` run once per room (`protocol::joined_rooms`).
+/// them, and the join steps that name `{room}` run once per room (`session::joined_rooms`).
 /// `None`: a grid connection, in its one conversation.
 pub async fn open_in(
     t: &Target,

@@ -3,7 +3,7 @@
 //! and delivered, and exact latency quantiles (corrected and uncorrected) from the class's HDR
 //! histograms.
 
-use crate::stats::Merged;
+use crate::measure::stats::Merged;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (1.0, "1")];
@@ -53,11 +53,11 @@ pub fn register(
 #[cfg(test)]
 mod tests {
     use crate::metrics::{encode, Phase, RunInfo};
-    use crate::stats::{CoreStats, Merged};
+    use crate::measure::stats::{CoreStats, Merged};
 
     #[test]
     fn each_class_gets_its_series_and_a_grid_none() {
-        let mut a = CoreStats { windows: crate::windows::CoreWindows::with_classes(0, 2), ..Default::default() };
+        let mut a = CoreStats { windows: crate::measure::windows::CoreWindows::with_classes(0, 2), ..Default::default() };
         a.windows.class_sent(0, 1, false);
         a.windows.class_sent(1, 40, false);
         a.windows.classes[0].record_delivery(2_000_000, 1_000_000);

@@ -3,8 +3,8 @@
 //! its key or flag.
 
 use crate::error::{Error, Result};
-use crate::scenario_file::{pick, FileText, Value};
-use crate::units;
+use crate::config::file::{pick, FileText, Value};
+use crate::config::units;
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 
@@ -333,8 +333,8 @@ fn class(c: &ClassTable, total_rooms: Option<u32>, community: u32, d: ClassDefau
     let message_size = match &c.message_size {
         Some(v) => {
             let b = units::parse_bytes(&v.text()).map_err(|e| bad("message-size", e))?;
-            if b > crate::scenario::defaults::MAX_SIZE as u64 {
-                return Err(bad("message-size", format!("{b} is above {}", crate::scenario::defaults::MAX_SIZE)));
+            if b > crate::config::args::defaults::MAX_SIZE as u64 {
+                return Err(bad("message-size", format!("{b} is above {}", crate::config::args::defaults::MAX_SIZE)));
             }
             b as usize
         }

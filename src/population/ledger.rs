@@ -7,7 +7,7 @@
 //! bytes per `StreamTracker` that would be the largest table of the run, while almost every
 //! stream of a healthy run is in order.
 
-use crate::accounting::{Receipt, StreamTracker};
+use crate::measure::accounting::{Receipt, StreamTracker};
 use std::collections::HashMap;
 
 /// Marks a stream whose tracker is in the spill map.

@@ -5,10 +5,10 @@
 
 use super::summary::{summarize, Spread, Summary};
 use super::Population;
-use crate::histcodec::{decode_one, encode_one};
-use crate::latency::{latency, LatencyPair};
-use crate::stats::Merged;
-use crate::windows::{CoreWindows, MergedWindows, StageStats};
+use crate::outcome::histcodec::{decode_one, encode_one};
+use crate::measure::latency::{latency, LatencyPair};
+use crate::measure::stats::Merged;
+use crate::measure::windows::{CoreWindows, MergedWindows, StageStats};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -63,7 +63,7 @@ fn class_result(
 }
 
 fn encode_pair(h: (Option<&Histogram<u64>>, Option<&Histogram<u64>>)) -> [String; 2] {
-    let e = |h: Option<&Histogram<u64>>| encode_one(h.unwrap_or(&crate::stats::new_histogram()));
+    let e = |h: Option<&Histogram<u64>>| encode_one(h.unwrap_or(&crate::measure::stats::new_histogram()));
     [e(h.0), e(h.1)]
 }
 

@@ -1,7 +1,7 @@
 //! A population through `herd run`'s scenario: the `[population]` table and flags resolve into
 //! the scenario with the preset's room variant, and what cannot run with one is refused by name.
 
-use crate::scenario::{resolve, RunArgs, ScenarioFile};
+use crate::config::args::{resolve, RunArgs, ScenarioFile};
 
 const POP: &str = "[population]\nusers = 300\ncommunity = 100\n\
                    [[population.class]]\nname = \"dm\"\nrooms = 200\nsize = 2\n\
@@ -23,7 +23,7 @@ fn a_population_resolves_with_the_herd_room_steps() {
     assert_eq!(s.connections(), p.connections() as u64);
     assert_eq!(s.communities(), vec![0, 1, 2]);
     assert_eq!(s.protocol.room_steps_from(), 0);
-    assert!(s.protocol.send.as_ref().unwrap().uses(crate::template::Var::Room));
+    assert!(s.protocol.send.as_ref().unwrap().uses(crate::config::template::Var::Room));
     // The same seed gives the same population.
     let again = resolve(&RunArgs { seed: Some(5), ..Default::default() }, &file(POP), &[0]).unwrap();
     assert_eq!(again.generated, s.generated);
@@ -34,7 +34,7 @@ fn a_population_resolves_with_the_herd_room_steps() {
 #[test]
 fn a_shard_runs_its_communities_only() {
     let mut a = RunArgs { seed: Some(5), ..Default::default() };
-    a.shard.shard = Some(crate::shard::Shard { index: 1, count: 2 });
+    a.shard.shard = Some(crate::config::shard::Shard { index: 1, count: 2 });
     let s = resolve(&a, &file(POP), &[0]).unwrap();
     assert_eq!(s.communities(), vec![1]);
     assert_eq!(s.connections(), s.generated.as_ref().unwrap().connections_of([1]));

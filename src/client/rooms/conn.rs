@@ -10,17 +10,17 @@
 //!   had joined its rooms, once per (room, sender, seq) on this connection (`Ledger`).
 
 use super::state::{Conn, RoomsCtx};
-use crate::accounting::Receipt;
+use crate::measure::accounting::Receipt;
 use crate::client::conn::{close, linger, rx_time};
 use crate::client::target::Ws;
-use crate::client::{connect, direct, protocol};
-use crate::clock::now_ns;
-use crate::marker::{self, DecodeError, Marker};
+use crate::client::{connect, direct, session};
+use crate::measure::clock::now_ns;
+use crate::measure::marker::{self, DecodeError, Marker};
 use crate::population::ledger::Ledger;
-use crate::protocol::Unmarked;
-use crate::stats::ErrorKind;
-use crate::template::{Fill, Vars};
-use crate::wire;
+use crate::config::protocol::Unmarked;
+use crate::measure::stats::ErrorKind;
+use crate::config::template::{Fill, Vars};
+use crate::ws::wire;
 use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -81,7 +81,7 @@ async fn attempt(ctx: &RoomsCtx, c: &Conn) -> Option<Box<Ws>> {
     let seed = p.scenario.seed ^ conn_id.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let t0 = now_ns();
     let mut path = String::new();
-    let r = crate::net::idle::timeout(p.scenario.connect_timeout, async {
+    let r = crate::runtime::net::idle::timeout(p.scenario.connect_timeout, async {
         let source = (!p.sources.is_empty()).then(|| p.sources[(conn_id % p.sources.len() as u64) as usize]);
         Ok(connect::open_in(&ctx.target, &v, Some(rooms), seed, source, &mut path).await)
     })
@@ -244,18 +244,18 @@ async fn serve(
                     let mut st = ctx.stats.borrow_mut();
                     st.counters.error(ErrorKind::SendFailed);
                     st.counters.wire.close_received(wire::ABNORMAL);
-                    return Some((Some(protocol::failure(&e).0), false));
+                    return Some((Some(session::failure(&e).0), false));
                 }
             }
             Event::KeepAlive => {
                 pings_done = owed_pings();
                 let v = vars(c, 0);
                 let sent =
-                    Box::pin(protocol::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                    Box::pin(session::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
                         .await;
                 if let Err(e) = sent {
                     ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
-                    return Some((Some(protocol::failure(&e).0), false));
+                    return Some((Some(session::failure(&e).0), false));
                 }
             }
             Event::Direct(n) => {
@@ -267,7 +267,7 @@ async fn serve(
                         if !p.binary {
                             ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
                         }
-                    } else if protocol::answers(&ctx.target, payload) {
+                    } else if session::answers(&ctx.target, payload) {
                         return false;
                     }
                     on_frame(ctx, c, established_ns, j, payload, now);
@@ -279,13 +279,13 @@ async fn serve(
                 }
             }
             Event::Frame(Some(Ok(msg))) => {
-                if let Some(auto) = protocol::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
+                if let Some(auto) = session::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
                     drop(msg);
                     let v = vars(c, 0);
-                    let sent = Box::pin(protocol::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                    let sent = Box::pin(session::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
                     if let Err(e) = sent {
                         ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
-                        return Some((Some(protocol::failure(&e).0), false));
+                        return Some((Some(session::failure(&e).0), false));
                     }
                     glommio::yield_if_needed().await;
                     continue;
@@ -306,7 +306,7 @@ async fn serve(
                     }
                     Message::Close(f) => {
                         let w = &mut ctx.stats.borrow_mut().counters.wire;
-                        let code = protocol::peer_close(w, ws, f.as_ref());
+                        let code = session::peer_close(w, ws, f.as_ref());
                         w.close_received(code);
                         return Some((None, true));
                     }
@@ -318,11 +318,11 @@ async fn serve(
                 return Some((None, false));
             }
             Event::Frame(Some(Err(e))) => {
-                let (kind, code) = protocol::failure(&e);
+                let (kind, code) = session::failure(&e);
                 ctx.stats.borrow_mut().counters.wire.close_failed(ws.get_ref().close());
                 match code {
                     Some(code) => {
-                        Box::pin(protocol::fail(ws, code)).await;
+                        Box::pin(session::fail(ws, code)).await;
                         ctx.stats.borrow_mut().counters.wire.close_sent(code);
                     }
                     None => ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL),
@@ -358,7 +358,7 @@ async fn send_due(ctx: &RoomsCtx, c: &Conn, j: &Joined, ws: &mut Ws) -> Result<(
                 let mut buf = ctx.marker_buf.borrow_mut();
                 m.encode_padded(size, &mut buf);
                 let fill = Fill { seq, payload: buf.as_str(), ..Fill::new(vars(c, room.id), token) };
-                protocol::message(&ctx.target.protocol, &fill, &mut ctx.scratch.borrow_mut())
+                session::message(&ctx.target.protocol, &fill, &mut ctx.scratch.borrow_mut())
             };
             // Counted before the write: a receiver on this core may read it before this task
             // resumes.

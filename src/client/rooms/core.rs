@@ -7,14 +7,14 @@ use super::conn;
 use super::state::RoomsCtx;
 use crate::client::control::Control;
 use crate::client::plan::CorePlan;
-use crate::client::protocol::PingRing;
+use crate::client::session::PingRing;
 use crate::client::state::Sched;
 use crate::client::target::Target;
-use crate::clock::now_ns;
-use crate::pacing::{self, Schedule};
-use crate::phase::Phase;
+use crate::measure::clock::now_ns;
+use crate::measure::pacing::{self, Schedule};
+use crate::client::phase::Phase;
 use crate::population::Shared;
-use crate::stats::{CoreStats, Snapshot};
+use crate::measure::stats::{CoreStats, Snapshot};
 use glommio::{Latency, Shares};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -33,7 +33,7 @@ type Heap = BinaryHeap<Reverse<(u64, u32, u32)>>;
 pub async fn run_core(plan: CorePlan, pop: Shared, target: Arc<Target>, control: Arc<Control>, tx: Sender<Snapshot>) {
     let conn_tq = glommio::executor().create_task_queue(Shares::default(), Latency::NotImportant, "conns");
     let total = plan.total_conns();
-    let reactor = match crate::net::Reactor::install() {
+    let reactor = match crate::runtime::net::Reactor::install() {
         Ok(r) => r,
         Err(e) => {
             crate::errln!("herd: core {}: cannot create its epoll set: {e}", plan.idx);
@@ -47,20 +47,20 @@ pub async fn run_core(plan: CorePlan, pop: Shared, target: Arc<Target>, control:
     let ping = target.protocol.ping_interval.and_then(|every| PingRing::new(every, now_ns(), total));
     let classes = pop.spec.classes.len();
     let ctx = Rc::new(RoomsCtx::new(plan, pop, target, control, ping));
-    ctx.stats.borrow_mut().windows = crate::windows::CoreWindows::with_classes(0, classes);
+    ctx.stats.borrow_mut().windows = crate::measure::windows::CoreWindows::with_classes(0, classes);
     let idx = ctx.plan.idx;
     {
         let ctx = ctx.clone();
-        crate::net::idle::spawn(async move {
+        crate::runtime::net::idle::spawn(async move {
             ramp(&ctx, conn_tq).await;
             ctx.ramp_over.set(true);
             ctx.nudge();
         })
         .detach();
     }
-    let belled = ctx.control.bell(idx).and_then(|b| crate::net::ticker::Ticker::with_bell(b).ok());
+    let belled = ctx.control.bell(idx).and_then(|b| crate::runtime::net::ticker::Ticker::with_bell(b).ok());
     let control_poll = if belled.is_some() { CONTROL_POLL } else { CONTROL_POLL_OFTEN };
-    let ticker = belled.map_or_else(crate::net::ticker::Ticker::new, Ok).ok();
+    let ticker = belled.map_or_else(crate::runtime::net::ticker::Ticker::new, Ok).ok();
     let interval_ns = ctx.plan.interval.as_nanos() as u64;
     let window_ns = ctx.plan.scenario.send_window.as_nanos() as u64;
     let mut next_snapshot = now_ns() + interval_ns;
@@ -141,7 +141,7 @@ pub async fn run_core(plan: CorePlan, pop: Shared, target: Arc<Target>, control:
             match &ticker {
                 Some(t) if ctx.connecting.get() == 0 => t.sleep_deferring_reads(Duration::from_nanos(wait)).await,
                 Some(t) => t.sleep(Duration::from_nanos(wait)).await,
-                None => crate::net::idle::sleep(Duration::from_nanos(wait)).await,
+                None => crate::runtime::net::idle::sleep(Duration::from_nanos(wait)).await,
             }
         } else {
             glommio::yield_if_needed().await;
@@ -210,18 +210,18 @@ async fn ramp(ctx: &Rc<RoomsCtx>, tq: glommio::TaskQueueHandle) {
             if ctx.closing.get() || ctx.control.abort.load(Ordering::Relaxed) {
                 return;
             }
-            crate::net::idle::sleep(Duration::from_millis(5)).await;
+            crate::runtime::net::idle::sleep(Duration::from_millis(5)).await;
             start = now_ns().saturating_sub(i * per_conn_ns);
         }
         let due = start + i * per_conn_ns;
         let now = now_ns();
         if due > now + 1_000_000 {
-            crate::net::idle::sleep(Duration::from_nanos(due - now)).await;
+            crate::runtime::net::idle::sleep(Duration::from_nanos(due - now)).await;
         }
         ctx.stats.borrow_mut().counters.conns_attempted += 1;
         ctx.connecting.set(ctx.connecting.get() + 1);
         ctx.live.set(ctx.live.get() + 1);
-        if crate::net::idle::spawn_into(conn::run(ctx.clone(), i as usize), tq).map(|t| t.detach()).is_err() {
+        if crate::runtime::net::idle::spawn_into(conn::run(ctx.clone(), i as usize), tq).map(|t| t.detach()).is_err() {
             ctx.stats.borrow_mut().counters.conns_attempted -= 1;
             ctx.connect_settled();
             ctx.live.set(ctx.live.get() - 1);

@@ -4,11 +4,11 @@
 
 use crate::client::control::Control;
 use crate::client::plan::CorePlan;
-use crate::client::protocol::PingRing;
+use crate::client::session::PingRing;
 use crate::client::state::{SenderState, Slot};
 use crate::client::target::Target;
 use crate::population::Shared;
-use crate::stats::CoreStats;
+use crate::measure::stats::CoreStats;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
