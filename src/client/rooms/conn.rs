@@ -169,18 +169,20 @@ async fn session(ctx: &RoomsCtx, ci: usize, mut ws: Box<Ws>) {
             room.open.set(room.open.get() - 1);
         }
     }
-    let mut st = ctx.stats.borrow_mut();
-    st.counters.msgs_holes_evicted += j.ledger.holes_evicted;
-    match by_peer {
-        None => st.counters.conns_closed += 1,
-        Some((kind, closed_frame)) => {
-            st.counters.conns_closed_by_peer += 1;
-            st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
-            if closed_frame {
-                drop(st);
-                Box::pin(linger(&mut ws)).await;
+    {
+        let mut st = ctx.stats.borrow_mut();
+        st.counters.msgs_holes_evicted += j.ledger.holes_evicted;
+        match by_peer {
+            None => st.counters.conns_closed += 1,
+            Some((kind, _)) => {
+                st.counters.conns_closed_by_peer += 1;
+                st.counters.error(kind.unwrap_or(ErrorKind::ClosedByPeer));
             }
         }
+    }
+    if let Some((_, true)) = by_peer {
+        // The peer's close frame ended it: herd's echo goes out, and the peer ends TCP.
+        Box::pin(linger(&mut ws)).await;
     }
 }
 
