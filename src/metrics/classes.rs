@@ -52,12 +52,13 @@ pub fn register(
 
 #[cfg(test)]
 mod tests {
-    use crate::metrics::{encode, Phase, RunInfo};
     use crate::measure::stats::{CoreStats, Merged};
+    use crate::metrics::{encode, Phase, RunInfo};
 
     #[test]
     fn each_class_gets_its_series_and_a_grid_none() {
-        let mut a = CoreStats { windows: crate::measure::windows::CoreWindows::with_classes(0, 2), ..Default::default() };
+        let mut a =
+            CoreStats { windows: crate::measure::windows::CoreWindows::with_classes(0, 2), ..Default::default() };
         a.windows.class_sent(0, 1, false);
         a.windows.class_sent(1, 40, false);
         a.windows.classes[0].record_delivery(2_000_000, 1_000_000);

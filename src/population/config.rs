@@ -2,9 +2,9 @@
 //! resolved [`PopulationSpec`] that generation works from. Every bad value is an error naming
 //! its key or flag.
 
-use crate::error::{Error, Result};
 use crate::config::file::{pick, FileText, Value};
 use crate::config::units;
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 

@@ -5,10 +5,10 @@
 
 use super::summary::{summarize, Spread, Summary};
 use super::Population;
-use crate::outcome::histcodec::{decode_one, encode_one};
 use crate::measure::latency::{latency, LatencyPair};
 use crate::measure::stats::Merged;
 use crate::measure::windows::{CoreWindows, MergedWindows, StageStats};
+use crate::outcome::histcodec::{decode_one, encode_one};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;

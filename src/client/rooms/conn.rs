@@ -10,16 +10,16 @@
 //!   had joined its rooms, once per (room, sender, seq) on this connection (`Ledger`).
 
 use super::state::{Conn, RoomsCtx};
-use crate::measure::accounting::Receipt;
 use crate::client::conn::{close, linger, rx_time};
 use crate::client::target::Ws;
 use crate::client::{connect, direct, session};
+use crate::config::protocol::Unmarked;
+use crate::config::template::{Fill, Vars};
+use crate::measure::accounting::Receipt;
 use crate::measure::clock::now_ns;
 use crate::measure::marker::{self, DecodeError, Marker};
-use crate::population::ledger::Ledger;
-use crate::config::protocol::Unmarked;
 use crate::measure::stats::ErrorKind;
-use crate::config::template::{Fill, Vars};
+use crate::population::ledger::Ledger;
 use crate::ws::wire;
 use futures_util::{SinkExt, StreamExt};
 use std::future::poll_fn;

@@ -6,15 +6,15 @@
 use super::conn;
 use super::state::RoomsCtx;
 use crate::client::control::Control;
+use crate::client::phase::Phase;
 use crate::client::plan::CorePlan;
 use crate::client::session::PingRing;
 use crate::client::state::Sched;
 use crate::client::target::Target;
 use crate::measure::clock::now_ns;
 use crate::measure::pacing::{self, Schedule};
-use crate::client::phase::Phase;
-use crate::population::Shared;
 use crate::measure::stats::{CoreStats, Snapshot};
+use crate::population::Shared;
 use glommio::{Latency, Shares};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

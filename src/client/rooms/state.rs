@@ -7,8 +7,8 @@ use crate::client::plan::CorePlan;
 use crate::client::session::PingRing;
 use crate::client::state::{SenderState, Slot};
 use crate::client::target::Target;
-use crate::population::Shared;
 use crate::measure::stats::CoreStats;
+use crate::population::Shared;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
