@@ -358,7 +358,11 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
 }
 
 /// What a population cannot be combined with (yet), each refused by name.
-fn population_fits(a: &RunArgs, shapes: &crate::shape::args::Resolved, p: &crate::population::PopulationSpec) -> Result<()> {
+fn population_fits(
+    a: &RunArgs,
+    shapes: &crate::shape::args::Resolved,
+    p: &crate::population::PopulationSpec,
+) -> Result<()> {
     let grid = [
         ("conversations", a.conversations.is_some()),
         ("members", a.members.is_some()),
