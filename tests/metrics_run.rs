@@ -1,5 +1,6 @@
 //! herd's metrics end to end: a real `herd serve` scraped by a real Prometheus, two `herd run`
-//! workers pushing to a real Pushgateway, then the pushed values checked against the workers'
+//! workers pushing to a real Pushgateway (and a third running a population against npm
+//! socket.io, for the per room class series), then the pushed values checked against the workers'
 //! results files and every dashboard query evaluated on that data. Also: a run whose
 //! Pushgateway is down still finishes and writes its results.
 
@@ -59,6 +60,21 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
             (w, out, child)
         })
         .collect();
+    // A third worker runs a population (direct messages and groups) against npm socket.io, so
+    // that the per room class series and panels have data.
+    let sio = common::peers::Peer::start(common::peers::Impl::SocketIo, &["--mode", "to"]);
+    let sio_url = sio.url("/socket.io/?EIO=4&transport=websocket");
+    let out_c = dir.path().join("c.json");
+    let child_c = Command::new(herd_bin())
+        .args(["run", "--url", &sio_url, "--target", "socketio", "-d", "5s", "-q", "--connect-rate", "20"])
+        .args(["--users", "40", "--room-class", "dm,rooms=40,size=2,rate=10"])
+        .args(["--room-class", "group,rooms=5,size=3-8,senders=0.5,rate=5", "--shard", "0/1"])
+        .args(["--pushgateway", &stack.pushgateway, "--push-interval", "500ms", "--job", job, "--run-id", "run-a"])
+        .args(["--instance", "worker-c", "-o", out_c.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let workers: Vec<_> = workers.into_iter().chain([(&"c", out_c, child_c)]).collect();
     let mut results = BTreeMap::new();
     for (w, out, mut child) in workers {
         assert!(child.wait().unwrap().success(), "worker {w} failed");
@@ -81,7 +97,13 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
         assert_eq!(get("herd_messages_sent_total"), u(v, "messages.sent") as f64);
         assert_eq!(get("herd_messages_delivered_total"), delivered);
         assert_eq!(get("herd_messages_missed_total"), 0.0);
-        assert_eq!(get("herd_connections_established_total"), 60.0);
+        assert_eq!(get("herd_connections_established_total"), u(v, "connections.established") as f64);
+        for c in v["population"]["classes"].as_array().into_iter().flatten() {
+            let class = [("instance", instance.as_str()), ("room_class", c["class"].as_str().unwrap())];
+            let pushed = sample(&pushed, "herd_class_messages_delivered_total", &class).expect("class series pushed");
+            assert_eq!(pushed, c["delivered"].as_f64().unwrap(), "{c}");
+            assert!(pushed > 0.0, "{c}");
+        }
         let p99 = sample(
             &pushed,
             "herd_delivery_latency_quantile_seconds",
@@ -94,7 +116,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
 
     // Prometheus has both workers and the server.
     stack.wait_for_query(&format!("count(herd_messages_sent_total{{job=\"{job}\"}})"), Duration::from_secs(60), |r| {
-        r.len() == 1 && r[0]["value"][1] == "2"
+        r.len() == 1 && r[0]["value"][1] == "3"
     });
     stack.wait_for_query("herd_server_messages_received_total", Duration::from_secs(60), |r| {
         r.len() == 1 && r[0]["value"][1] != "0"
@@ -117,7 +139,8 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
         ("datasource", "prometheus"),
         ("job", job),
         ("run", "run-a"),
-        ("instance", "worker-a|worker-b"),
+        ("instance", "worker-a|worker-b|worker-c"),
+        ("room_class", "dm|group"),
         ("shard", "0|1"),
         ("server", srv.addr.as_str()),
         ("__rate_interval", "1m"),
@@ -129,6 +152,7 @@ fn two_workers_push_exact_figures_and_every_dashboard_query_has_data() {
     let (failures, n) = common::dashboard::failures(&stack, &dash, &vars);
     assert!(n >= 30, "only {n} dashboard queries");
     assert!(failures.is_empty(), "{} of {n} dashboard queries failed:\n{}", failures.len(), failures.join("\n"));
+    sio.stop();
 }
 
 #[test]
