@@ -60,6 +60,33 @@ pub struct SenderState {
     pub connected: Cell<bool>,
 }
 
+impl SenderState {
+    /// Raises the due count, keeping the core's `backlog` (messages due, not yet written, of
+    /// connected senders) in step.
+    pub fn raise_due(&self, due: u64, backlog: &Cell<u64>) {
+        let old = self.due.get();
+        if due > old {
+            self.due.set(due);
+            if self.connected.get() {
+                backlog.set(backlog.get() + (due - old));
+            }
+        }
+    }
+
+    /// The sender's connection opened or closed: its unsent messages join or leave `backlog`.
+    pub fn set_connected(&self, connected: bool, backlog: &Cell<u64>) {
+        if self.connected.replace(connected) == connected {
+            return;
+        }
+        let unsent = self.due.get() - self.sent.get();
+        if connected {
+            backlog.set(backlog.get() + unsent);
+        } else {
+            backlog.set(backlog.get() - unsent);
+        }
+    }
+}
+
 /// A sender's schedule: a fixed rate, or shaped by `--stage`.
 #[derive(Clone, Copy, Debug)]
 pub enum Sched {
@@ -138,26 +165,12 @@ impl CoreCtx {
 
     /// Raises a sender's due count, keeping the core's backlog in step.
     pub(super) fn set_due(&self, st: &SenderState, due: u64) {
-        let old = st.due.get();
-        if due > old {
-            st.due.set(due);
-            if st.connected.get() {
-                self.backlog.set(self.backlog.get() + (due - old));
-            }
-        }
+        st.raise_due(due, &self.backlog);
     }
 
     /// A sender's connection opened or closed: its unsent messages join or leave the backlog.
     pub fn set_connected(&self, st: &SenderState, connected: bool) {
-        if st.connected.replace(connected) == connected {
-            return;
-        }
-        let unsent = st.due.get() - st.sent.get();
-        if connected {
-            self.backlog.set(self.backlog.get() + unsent);
-        } else {
-            self.backlog.set(self.backlog.get() - unsent);
-        }
+        st.set_connected(connected, &self.backlog);
     }
 
     /// A member's template variables (its user number is global across the run).

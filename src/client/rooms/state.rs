@@ -136,27 +136,13 @@ impl RoomsCtx {
 
     /// Raises a sender's due count, keeping the core's backlog in step.
     pub fn set_due(&self, st: &SenderState, due: u64) {
-        let old = st.due.get();
-        if due > old {
-            st.due.set(due);
-            if st.connected.get() {
-                self.backlog.set(self.backlog.get() + (due - old));
-            }
-        }
+        st.raise_due(due, &self.backlog);
     }
 
     /// A sender's connection joined its rooms or left them: its unsent messages join or leave
     /// the backlog.
     pub fn set_connected(&self, st: &SenderState, connected: bool) {
-        if st.connected.replace(connected) == connected {
-            return;
-        }
-        let unsent = st.due.get() - st.sent.get();
-        if connected {
-            self.backlog.set(self.backlog.get() + unsent);
-        } else {
-            self.backlog.set(self.backlog.get() - unsent);
-        }
+        st.set_connected(connected, &self.backlog);
     }
 
     pub fn wake_all(&self) {
