@@ -18,8 +18,9 @@ CONNECT_RATE=${CONNECT_RATE:-2000}   # each connection joins ~20 rooms, one ackn
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 
-cargo build --release -q
-BIN=${HERD:-target/release/herd}
+# HERD=path measures another build (and skips building this one).
+if [ -z "${HERD:-}" ]; then cargo build --release -q; fi
+BIN=${HERD:-${CARGO_TARGET_DIR:-target}/release/herd}
 
 if [ "$SERVER" = sio ]; then
   node tests/peers/sio_peer.js --port 0 < /dev/null > "$OUT/server.log" 2>&1 &
