@@ -130,3 +130,40 @@ fn three_shards_merge_to_the_single_node_totals_per_class() {
     assert_eq!(classes_exact(&merged), single);
     assert!(String::from_utf8_lossy(&o.stdout).contains("room class"), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// The same population against the embedded `herd serve` (`/user/{id}` connections, `join
+/// {room}` acknowledged by `joined {room}`, `to {room} {payload}`): herd's account against the
+/// server's own counts.
+#[test]
+fn a_population_runs_exactly_against_the_embedded_server() {
+    let pop = population();
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("population.toml");
+    std::fs::write(&file, POPULATION).unwrap();
+    let v = herd_ok(d.path(), &["--scenario", file.to_str().unwrap(), "--seed", SEED, "-d", "2s", "--drain", "3s"]);
+    assert_eq!(errors(&v), vec![]);
+    assert_eq!(n(&v, "connections.established"), pop.connections() as u64, "{}", v["connections"]);
+    assert_eq!(n(&v, "connections.closed_by_peer"), 0);
+    assert_eq!((n(&v, "messages.missed"), n(&v, "messages.duplicated")), (0, 0), "{}", v["messages"]);
+    assert_eq!(n(&v, "messages.echoed"), 0);
+    // The server relayed each message to every other connection in its room: what herd owed.
+    assert_eq!(n(&v, "server.messages_received"), n(&v, "messages.sent"), "{}", v["server"]);
+    assert_eq!(n(&v, "server.messages_delivered"), n(&v, "messages.delivered"), "{}", v["server"]);
+    assert_eq!(n(&v, "server.commands_not_member"), 0, "{}", v["server"]);
+    classes_exact(&v);
+}
+
+/// `examples/population.toml` parses into the population the README describes: direct
+/// messages, groups and channels of 1,000 or more, within one process's file descriptors.
+#[test]
+fn the_example_population_is_what_it_says() {
+    let d = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/population.toml");
+    // --duration 0s: connect, check, close (the full example runs for 10 s; benches/README).
+    let (o, v) = common::herd_run(d.path(), "results.json", &["--scenario", example, "--seed", "1", "-d", "0s"]);
+    let classes = v["population"]["classes"].as_array().expect("classes").clone();
+    let names: Vec<&str> = classes.iter().map(|c| c["class"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dm", "group", "channel"], "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(n(&classes[2], "fanout.p50") >= 1000, "{}", classes[2]);
+    assert_eq!(n(&v, "connections.established"), n(&v, "population.population.connections"));
+}
