@@ -49,6 +49,7 @@ where
     F: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    crate::runtime::uring::require()?;
     let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(name)
         .io_memory(IO_MEMORY)

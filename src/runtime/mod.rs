@@ -6,4 +6,5 @@ pub mod limits;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod uring;
 pub mod watchdog;
