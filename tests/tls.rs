@@ -225,3 +225,42 @@ fn herd_usage(args: &[&str]) -> (std::process::Output, ()) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_herd")).arg("run").args(args).output().unwrap();
     (o, ())
 }
+
+/// A self-signed certificate made the usual way (`openssl req -x509`, which OpenSSL 3 marks
+/// `CA:TRUE`) and given as `--ca` is pinned: accepted as the server's certificate when it is
+/// byte-for-byte that one, with the name still checked.
+fn openssl_self_signed(dir: &std::path::Path, cn: &str, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, cert) = (dir.join(format!("{cn}-key.pem")), dir.join(format!("{cn}-cert.pem")));
+    let subj = format!("/CN={cn}");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-addext", san, "-keyout"])
+        .args([&key, &std::path::PathBuf::from("-out"), &cert])
+        .output()
+        .expect("openssl is installed (.ci/deps)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+#[test]
+fn a_self_signed_ca_certificate_given_as_ca_is_pinned() {
+    let d = tmp();
+    let (cert, key) = openssl_self_signed(d.path(), "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+    let server = serve(d.path(), &["--tls-cert", s(&cert), "--tls-key", s(&key)]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("wss://{host}:{port}/conv/{{conv}}");
+        let v = herd_ok(d.path(), &["--url", &url, "--ca", s(&cert), "-c", "2", "-k", "2", "--rate", "5", "-d", "1s"]);
+        assert_exact(&v);
+        assert_phases(&v, 4);
+    }
+    // Pinning keeps the name check: a certificate for another name, pinned, is still refused.
+    let (other, other_key) = openssl_self_signed(d.path(), "other.example", "subjectAltName=DNS:other.example");
+    let server = serve(d.path(), &["--tls-cert", s(&other), "--tls-key", s(&other_key)]);
+    let url = format!("wss://{}/conv/{{conv}}", server.addr);
+    let v = failing(d.path(), &url, &["--ca", s(&other)], "tls_name_mismatch");
+    assert!(note_with(&v, &["tls_name_mismatch", "CN=other.example"]), "{}", v["notes"]);
+    // And only the pinned certificate is accepted: the first one does not vouch for the second,
+    // which webpki still refuses as a CA presented by a server.
+    let v = failing(d.path(), &url, &["--ca", s(&cert)], "tls_handshake");
+    assert!(note_with(&v, &["CN=other.example", "CaUsedAsEndEntity"]), "{}", v["notes"]);
+}

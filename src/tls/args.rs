@@ -18,7 +18,8 @@ pub enum Version {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct TlsArgs {
-    /// wss://: PEM bundle of extra trusted root certificates (the system's roots stay trusted)
+    /// wss://: PEM bundle of extra trusted root certificates (the system's roots stay trusted); a
+    /// server certificate equal to one of them is accepted as itself (a self-signed certificate)
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// wss://: accept any server certificate (NO verification; stated in the summary and results)

@@ -3,6 +3,7 @@
 
 use super::certs;
 use super::lean::LeanClient;
+use super::pin::Pins;
 use super::verify::{self, Rejections, Verifier};
 use super::ClientOptions;
 use crate::measure::stats::ErrorKind;
@@ -42,11 +43,11 @@ impl Client {
         let verifier = if o.insecure {
             Verifier::insecure(provider)
         } else {
-            let roots = roots(o, trusted)?;
+            let (roots, pins) = roots(o, trusted)?;
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| format!("--ca: {e}"))?;
-            Verifier::webpki(webpki, provider, rejections.clone())
+            Verifier::webpki(webpki, pins, provider, rejections.clone())
         };
         let builder = builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier));
         let mut config = match (&o.client_cert, &o.client_key) {
@@ -77,14 +78,16 @@ impl Client {
     }
 }
 
-/// The system's roots plus `--ca` and `trusted`.
-fn roots(o: &ClientOptions, trusted: &[CertificateDer<'static>]) -> Result<RootCertStore, String> {
+/// The system's roots plus `--ca` and `trusted`; the `--ca` certificates are also pinned.
+fn roots(o: &ClientOptions, trusted: &[CertificateDer<'static>]) -> Result<(RootCertStore, Pins), String> {
     let mut roots = RootCertStore::empty();
     // A system without a CA bundle is fine when --ca or the embedded certificate is given.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
+    let mut pins = Vec::new();
     if let Some(ca) = &o.ca {
-        let (added, ignored) = roots.add_parsable_certificates(certs::load_certs(ca, "--ca")?);
+        pins = certs::load_certs(ca, "--ca")?;
+        let (added, ignored) = roots.add_parsable_certificates(pins.iter().cloned());
         if added == 0 {
             return Err(format!("--ca {}: none of its {ignored} certificates is usable as a root", ca.display()));
         }
@@ -95,5 +98,5 @@ fn roots(o: &ClientOptions, trusted: &[CertificateDer<'static>]) -> Result<RootC
             "wss://: no trusted root certificates (none in the system store); give --ca FILE or --insecure".into()
         );
     }
-    Ok(roots)
+    Ok((roots, Pins::new(pins)))
 }

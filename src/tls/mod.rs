@@ -8,12 +8,14 @@
 //! - `server.rs`: the server configuration and accept;
 //! - `certs.rs`: PEM files, self-signed certificates, certificate descriptions;
 //! - `verify.rs`: certificate checks, `--insecure`, failure categories;
+//! - `pin.rs`: `--ca` certificates accepted as the server's own (self-signed `CA:TRUE`);
 //! - `stream.rs`: a plain-or-TLS stream for the WebSocket layer.
 
 pub mod args;
 pub mod certs;
 pub mod client;
 pub mod lean;
+pub mod pin;
 pub mod server;
 pub mod stream;
 pub mod verify;

@@ -87,23 +87,26 @@ impl std::fmt::Debug for Rejections {
 pub struct Verifier {
     /// `None`: `--insecure`, any certificate, any name, any date.
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// `--ca` certificates accepted as the server's own certificate (`pin.rs`).
+    pins: super::pin::Pins,
     provider: Arc<CryptoProvider>,
     rejections: Arc<Rejections>,
 }
 
 impl Verifier {
-    /// Certificates checked by `webpki` (built with `provider`); rejections recorded.
+    /// Certificates checked by `webpki` (built with `provider`) or pinned; rejections recorded.
     pub fn webpki(
         webpki: Arc<WebPkiServerVerifier>,
+        pins: super::pin::Pins,
         provider: Arc<CryptoProvider>,
         rejections: Arc<Rejections>,
     ) -> Self {
-        Verifier { webpki: Some(webpki), provider, rejections }
+        Verifier { webpki: Some(webpki), pins, provider, rejections }
     }
 
     /// `--insecure`.
     pub fn insecure(provider: Arc<CryptoProvider>) -> Self {
-        Verifier { webpki: None, provider, rejections: Arc::default() }
+        Verifier { webpki: None, pins: Default::default(), provider, rejections: Arc::default() }
     }
 }
 
@@ -117,7 +120,14 @@ impl ServerCertVerifier for Verifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let Some(webpki) = &self.webpki else { return Ok(ServerCertVerified::assertion()) };
-        webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now).inspect_err(|e| {
+        let checked = webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        // A pinned certificate that the chain refuses (a self-signed `CA:TRUE` one) is checked as
+        // itself; any other refusal stands.
+        let checked = match (&checked, self.pins.check(end_entity, server_name, now)) {
+            (Err(_), Some(pinned)) => pinned.map(|()| ServerCertVerified::assertion()),
+            _ => checked,
+        };
+        checked.inspect_err(|e| {
             let what =
                 format!("server {} presented {} ({e})", server_name.to_str(), super::certs::describe(end_entity));
             self.rejections.record(classify(e), what);
