@@ -35,7 +35,10 @@ pub fn notes(r: &RunResult, pending_at_drain_end: u64) -> Vec<String> {
     let s = &r.scenario;
     let m = &r.messages;
     let c = &r.connections;
-    if pending_at_drain_end > 0 && r.outcome != "aborted" {
+    let nothing_delivered = m.expected > 0 && m.delivered == 0 && m.sent > 0;
+    if nothing_delivered && r.outcome != "aborted" {
+        out.push(nothing_delivered_note(r));
+    } else if pending_at_drain_end > 0 && r.outcome != "aborted" {
         out.push(format!(
             "the drain ended after {} with {pending_at_drain_end} deliveries still pending: missed ({}) counts \
              messages still in flight as well as lost ones; a longer --drain tells them apart",
@@ -82,6 +85,40 @@ pub fn notes(r: &RunResult, pending_at_drain_end: u64) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Messages were sent and owed, and not one reached a member: that is not a matter of the drain
+/// (some would have arrived), so say so and name what usually causes it.
+fn nothing_delivered_note(r: &RunResult) -> String {
+    let m = &r.messages;
+    let send = match &r.scenario.protocol.send {
+        Some(t) => format!("--send '{}'", t.source),
+        None => "the bare payload (no --send envelope)".to_string(),
+    };
+    let mut causes = vec![format!(
+        "the server does not relay this envelope or event to the room's other members (herd sent {send}, \
+         preset {}; check --target, --send and --join against what the server expects)",
+        r.scenario.protocol.target
+    )];
+    let marker_missing = r.errors.get("marker_missing").copied().unwrap_or(0);
+    for (n, counter) in
+        [(r.websocket.unmarked_frames, "websocket.unmarked_frames"), (marker_missing, "errors.marker_missing")]
+    {
+        if n > 0 {
+            causes.push(format!(
+                "the server answered with {n} frames without herd's marker ({counter}): it relays something \
+                 else, or changes the payload"
+            ));
+        }
+    }
+    format!(
+        "no message reached any member: 0 of {} owed deliveries of {} sent messages arrived, so missed ({}) \
+         is not a matter of --drain; likely causes: {}",
+        m.expected,
+        m.sent,
+        m.missed,
+        causes.join("; ")
+    )
 }
 
 #[cfg(test)]
@@ -142,6 +179,30 @@ mod tests {
         assert!(n[0].contains("--drain"), "{n:?}");
         r.outcome = "aborted".into();
         assert!(notes(&r, 30).is_empty(), "an aborted run did not drain; its outcome says so");
+    }
+
+    #[test]
+    fn nothing_delivered_is_not_called_in_flight_and_names_likely_causes() {
+        let mut r = result();
+        (r.messages.expected, r.messages.delivered, r.messages.missed) = (9000, 0, 9000);
+        r.websocket.unmarked_frames = 2800;
+        r.scenario.protocol.send = Some(
+            crate::config::template::Text::parse(r#"42["message","{payload}"]"#, &crate::config::template::Var::ALL)
+                .unwrap(),
+        );
+        let n = notes(&r, 9000);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].starts_with("no message reached any member: 0 of 9000 owed deliveries"), "{n:?}");
+        assert!(!n[0].contains("in flight"), "{n:?}");
+        assert!(n[0].contains("does not relay") && n[0].contains(r#"--send '42["message","{payload}"]'"#), "{n:?}");
+        assert!(n[0].contains("2800 frames without herd's marker (websocket.unmarked_frames)"), "{n:?}");
+        r.websocket.unmarked_frames = 0;
+        r.errors.insert("marker_missing".into(), 12);
+        assert!(notes(&r, 9000)[0].contains("12 frames without herd's marker (errors.marker_missing)"), "{n:?}");
+        // One delivery is enough for the usual drain note.
+        (r.messages.delivered, r.messages.missed) = (1, 8999);
+        let n = notes(&r, 8999);
+        assert!(n.len() == 1 && n[0].contains("still in flight"), "{n:?}");
     }
 
     #[test]
