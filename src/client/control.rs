@@ -38,6 +38,9 @@ pub struct Control {
     /// scheduler waits for), so that a core between control looks wakes at once. `None` where
     /// the kernel gave none: that core looks every 50 ms instead.
     bells: Vec<Option<OwnedFd>>,
+    /// `--storm`: how many connections the cores found open so far, so that the run closes
+    /// exactly its fraction (taken once per core per run, never on a per-event path).
+    pub storm_tally: std::sync::Mutex<crate::shape::tally::StormTally>,
 }
 
 impl Control {
@@ -57,6 +60,7 @@ impl Control {
             allowed: AtomicU64::new(0),
             all_conns: AtomicU64::new(1),
             bells: (0..cores).map(|_| crate::runtime::net::sys::eventfd().ok()).collect(),
+            storm_tally: Default::default(),
         }
     }
 

@@ -17,17 +17,26 @@ fn draw(seed: u64, conv: u64, member: u32) -> f64 {
         / (1u64 << 53) as f64
 }
 
-/// The storm: the chosen fraction of the open connections leave now, to come back at
-/// [`storm_return_ns`].
+/// The storm: exactly this core's share of the open connections leave now (the ones with the
+/// lowest draws, so the choice is repeatable for a seed), to come back at [`storm_return_ns`].
 pub fn storm(ctx: &CoreCtx, storm: &Storm) {
     let seed = ctx.plan.scenario.seed ^ 0x5354_4f52_4d00;
-    for conv in &ctx.convs {
+    let mut open: Vec<(f64, usize, usize)> = vec![];
+    for (c, conv) in ctx.convs.iter().enumerate() {
         for (m, slot) in conv.slots.iter().enumerate() {
-            if slot.has(Slot::OPEN) && conv.active.get() && draw(seed, conv.id, m as u32) < storm.fraction {
-                slot.set(Slot::STORM, true);
-                slot.wake();
+            if slot.has(Slot::OPEN) && conv.active.get() {
+                open.push((draw(seed, conv.id, m as u32), c, m));
             }
         }
+    }
+    let n = ctx.control.storm_tally.lock().unwrap_or_else(|p| p.into_inner()).share(storm.fraction, open.len() as u64)
+        as usize;
+    // Once per run per core: sorting this core's open connections is not on any per-event path.
+    open.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    for &(_, c, m) in &open[..n] {
+        let slot = &ctx.convs[c].slots[m];
+        slot.set(Slot::STORM, true);
+        slot.wake();
     }
 }
 

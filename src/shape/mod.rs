@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub mod args;
 pub mod results;
+pub mod tally;
 pub use args::{ShapeArgs, Storm};
 
 /// Largest per-sender rate a stage may ask for (as `--rate`).
