@@ -4,8 +4,10 @@
 //! up in steps (`--from`, times `--factor` each step, at most `--steps`), each held for
 //! `--step-duration`. Every step is a stage of one run (see `shape`), so each step's senders
 //! follow the step's rate from its start (no catch-up burst) and the figures of each step count
-//! exactly the messages intended during it. The knee is the last step, in order, whose corrected
-//! p99 is within `--p99` with nothing missed; the run stops early once a step is past it.
+//! exactly the messages intended during it. A step is within when its corrected p99 is within
+//! `--p99` with nothing missed. A step past the bound counts only when the next step is past too
+//! (one noisy step between steps within is an outlier, reported, and the search goes on); the
+//! knee is the last step within before that confirmed crossing, and the run stops there.
 
 use crate::config::args::RunArgs;
 use crate::error::{Error, Result};
@@ -67,6 +69,9 @@ pub struct KneeResult {
     /// The highest step rate within the bound (absent: even the first step was past it).
     pub knee_rate_per_sender: Option<f64>,
     pub knee_deliveries_per_s: Option<f64>,
+    /// Steps past the bound whose next step was within: one noisy step each, which did not end
+    /// the search (the steps disagreed; the run's notes say by how much).
+    pub outlier_rates_per_sender: Vec<f64>,
     /// The steps that ran, in order.
     pub curve: Vec<Step>,
     pub run: RunResult,
@@ -108,9 +113,27 @@ pub fn herd_late_note(curve: &[Step]) -> Option<String> {
     ))
 }
 
-/// The knee: the last step before the first one past the bound.
-pub fn knee(curve: &[Step]) -> Option<&Step> {
-    curve.iter().take_while(|s| s.within).last()
+/// The knee, and the steps that disagreed with their neighbours. A step past the bound ends the
+/// search only when the next step is past it too (or there is no next step): one step past
+/// between steps within is noise (a pause, a neighbour's burst), listed as an outlier, and the
+/// search goes on. The knee is the last step within before the first confirmed crossing.
+pub fn knee(curve: &[Step]) -> (Option<&Step>, Vec<usize>) {
+    let (mut knee, mut outliers) = (None, vec![]);
+    for (i, s) in curve.iter().enumerate() {
+        if s.within {
+            knee = Some(s);
+        } else if curve.get(i + 1).is_some_and(|next| next.within) {
+            outliers.push(i);
+        } else {
+            break;
+        }
+    }
+    (knee, outliers)
+}
+
+/// Whether the run may stop: step `i` and the one after it are both past the bound.
+fn confirmed_past(past: impl Fn(usize) -> bool, i: usize) -> bool {
+    past(i) && past(i + 1)
 }
 
 fn check(a: &KneeArgs) -> Result<()> {
@@ -140,8 +163,9 @@ fn check(a: &KneeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Stops the run once a finished step is past the bound: judged once the step after it has
-/// run for `GRACE`, so the step's own last deliveries have had time to arrive.
+/// Stops the run once two finished steps in a row are past the bound (see [`knee`]): each judged
+/// once the step after it has run for `GRACE`, so its own last deliveries have had time to
+/// arrive.
 const GRACE: Duration = Duration::from_secs(2);
 
 fn watcher(shape: Shape, p99_limit_ms: f64, halt: Arc<AtomicBool>) -> crate::drive::reporter::Observer {
@@ -155,13 +179,14 @@ fn watcher(shape: Shape, p99_limit_ms: f64, halt: Arc<AtomicBool>) -> crate::dri
             }
         }
         let results = crate::shape::results::stages(&shape, m, u64::MAX);
-        for i in 0..n.saturating_sub(1) {
-            if seen[i + 1].is_some_and(|t| t.elapsed() >= GRACE) {
-                let st = &results[i];
-                if st.delivered > 0 && st.latency.corrected.p99_ms > p99_limit_ms {
-                    halt.store(true, Ordering::SeqCst);
-                }
-            }
+        let past = |i: usize| {
+            let st = &results[i];
+            seen.get(i + 1).is_some_and(|t| t.is_some_and(|t| t.elapsed() >= GRACE))
+                && st.delivered > 0
+                && st.latency.corrected.p99_ms > p99_limit_ms
+        };
+        if (0..n.saturating_sub(2)).any(|i| confirmed_past(past, i)) {
+            halt.store(true, Ordering::SeqCst);
         }
     })
 }
@@ -192,8 +217,20 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
     let stages = run.shape.as_ref().map(|sh| sh.stages.clone()).unwrap_or_default();
     let curve: Vec<Step> = stages.iter().filter(|st| st.sent > 0).map(|st| step(st, limit_ms)).collect();
     if halt.load(Ordering::SeqCst) {
-        run.notes
-            .push(format!("stopped after the step past the bound (p99 over {limit_ms} ms); later steps did not run"));
+        run.notes.push(format!(
+            "stopped after two steps in a row past the bound (p99 over {limit_ms} ms); later steps did not run"
+        ));
+    }
+    let (k, outliers) = knee(&curve);
+    let k = k.cloned();
+    let outlier_rates: Vec<f64> = outliers.iter().map(|&i| curve[i].rate_per_sender).collect();
+    for &i in &outliers {
+        let (a, b) = (&curve[i], &curve[i + 1]);
+        run.notes.push(format!(
+            "knee: steps disagreed: {}/s was past the bound (p99 {:.3} ms, {} missed) but {}/s after it was within \
+             (p99 {:.3} ms); taken as one noisy step, and the search went on",
+            a.rate_per_sender, a.p99_ms, a.missed, b.rate_per_sender, b.p99_ms
+        ));
     }
     if let Some(n) = herd_late_note(&curve) {
         run.notes.push(n);
@@ -202,9 +239,9 @@ pub fn main(a: &KneeArgs) -> Result<KneeResult> {
             run.judged.verdict = "attention".into();
         }
     }
-    let k = knee(&curve).cloned();
     let result = KneeResult {
         p99_limit_ms: limit_ms,
+        outlier_rates_per_sender: outlier_rates,
         knee_rate_per_sender: k.as_ref().map(|s| s.rate_per_sender),
         knee_deliveries_per_s: k.as_ref().map(|s| s.deliveries_per_s),
         curve,
@@ -235,10 +272,14 @@ pub fn summary(k: &KneeResult) -> String {
             st.p50_ms,
             st.p99_ms,
             st.missed,
-            match (st.within, st.herd_late) {
-                (true, _) => "within",
-                (false, false) => "PAST the bound",
-                (false, true) => "PAST the bound, herd itself sending late",
+            if st.within {
+                "within"
+            } else if k.outlier_rates_per_sender.contains(&st.rate_per_sender) {
+                "past the bound, next step within: outlier"
+            } else if st.herd_late {
+                "PAST the bound, herd itself sending late"
+            } else {
+                "PAST the bound"
             }
         );
     }
@@ -248,7 +289,7 @@ pub fn summary(k: &KneeResult) -> String {
                 writeln!(s, "knee         {r}/s per sender ({d:.1} deliveries/s) with p99 <= {} ms", k.p99_limit_ms);
         }
         _ => {
-            let _ = writeln!(s, "knee         none: the first step was already past p99 <= {} ms", k.p99_limit_ms);
+            let _ = writeln!(s, "knee         none: the first steps were already past p99 <= {} ms", k.p99_limit_ms);
         }
     }
     s
@@ -300,12 +341,27 @@ mod tests {
     }
 
     #[test]
-    fn the_knee_is_the_last_step_before_the_first_past_the_bound() {
-        let curve = vec![st(1.0, 5.0, 0), st(2.0, 8.0, 0), st(4.0, 70.0, 0), st(8.0, 20.0, 0)];
-        assert_eq!(knee(&curve).unwrap().rate_per_sender, 2.0, "a later lucky step does not count");
+    fn the_knee_is_the_last_step_before_the_first_confirmed_crossing() {
+        // The issue's run: 2/s past (61.8 ms) between two steps within is one noisy step.
+        let noisy = vec![st(1.0, 1.2, 0), st(2.0, 61.8, 0), st(4.0, 12.2, 0), st(8.0, 70.0, 0), st(16.0, 90.0, 0)];
+        let (k, outliers) = knee(&noisy);
+        assert_eq!(k.unwrap().rate_per_sender, 4.0, "one noisy step does not end the search");
+        assert_eq!(outliers, vec![1]);
+        let curve = vec![st(1.0, 5.0, 0), st(2.0, 8.0, 0), st(4.0, 70.0, 0), st(8.0, 60.0, 0), st(16.0, 20.0, 0)];
+        assert_eq!(
+            knee(&curve),
+            (Some(&curve[1]), vec![]),
+            "two steps past in a row end it; a later lucky one does not count"
+        );
         let lossy = vec![st(1.0, 5.0, 0), st(2.0, 8.0, 3)];
-        assert_eq!(knee(&lossy).unwrap().rate_per_sender, 1.0, "missed messages are past the bound");
-        assert!(knee(&[st(1.0, 90.0, 0)]).is_none());
+        assert_eq!(
+            knee(&lossy).0.unwrap().rate_per_sender,
+            1.0,
+            "missed messages are past the bound; the last step needs no confirmation"
+        );
+        assert_eq!(knee(&[st(1.0, 90.0, 0)]).0, None);
+        assert_eq!(knee(&[st(1.0, 90.0, 0), st(2.0, 95.0, 0)]).0, None);
+        assert_eq!(knee(&[st(1.0, 90.0, 0), st(2.0, 5.0, 0)]), (Some(&st(2.0, 5.0, 0)), vec![0]));
     }
 
     #[test]
