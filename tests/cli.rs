@@ -158,3 +158,20 @@ fn serve_refuses_a_bad_listen_address() {
     };
     assert_eq!(status.code(), Some(69));
 }
+
+#[test]
+fn run_help_lists_every_preset() {
+    // The presets herd knows, from its own refusal of an unknown one.
+    let o = herd(&["run", "--target", "no-such-server", "-d", "1s"]);
+    assert_eq!(o.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let known = err.split("(known: ").nth(1).and_then(|k| k.split(')').next()).expect("the known presets").to_string();
+    let names: Vec<&str> = known.split(", ").collect();
+    assert!(names.len() >= 5 && names.contains(&"socketio"), "{names:?}");
+    let help = String::from_utf8_lossy(&herd(&["run", "--help"]).stdout).into_owned();
+    let target = help.split("--target <NAME>").nth(1).expect("--target in the help");
+    let target = &target[..target.find("\n      --").unwrap_or(target.len())];
+    for name in names {
+        assert!(target.contains(name), "`herd run --help` --target does not list {name}:{target}");
+    }
+}

@@ -133,3 +133,51 @@ fn herd_report_reads_results_and_an_hdr_log() {
     let o = Command::new(herd_bin()).args(["report", dir.path().join("none.json").to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(74));
 }
+
+/// The text of the cell in column `col` after the row's first cell, in the row whose first cell
+/// is `row`, of the table with `id`.
+fn cell(page: &str, id: &str, row: &str, col: usize) -> Option<String> {
+    let table = page.split(&format!("<table id=\"{id}\"")).nth(1)?.split("</table>").next()?;
+    table.split("<tr").find_map(|tr| {
+        let cells: Vec<&str> =
+            tr.split('<').filter_map(|p| p.strip_prefix("td>").or_else(|| p.strip_prefix("th>"))).collect();
+        (cells.first() == Some(&row)).then(|| cells.get(col + 1).map(|c| c.to_string()))?
+    })
+}
+
+#[test]
+fn a_staged_run_has_its_stage_table_and_boundaries_on_the_time_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, v) = run_herd(dir.path(), &["-c", "4", "-k", "3", "--stage", "1s:4:5", "--stage", "1s:4:20"]);
+    let o =
+        Command::new(herd_bin()).args(["report", dir.path().join("results.json").to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(dir.path().join("results.html")).unwrap();
+    let stages = v["shape"]["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    for (i, st) in stages.iter().enumerate() {
+        let row = (i + 1).to_string();
+        for (col, key) in [(3, "sent"), (5, "delivered"), (6, "missed")] {
+            assert_eq!(
+                cell(&page, "stages", &row, col).as_deref(),
+                Some(st[key].as_u64().unwrap().to_string().as_str()),
+                "stage {row} {key} on the page"
+            );
+        }
+    }
+    assert!(stages[1]["sent"].as_u64().unwrap() > stages[0]["sent"].as_u64().unwrap(), "20/s after 5/s");
+    // Each time chart marks where stage 2 starts, at the results' time from the run's start.
+    let at = stages[1]["start_s"].as_f64().unwrap() + v["phases"]["connect_s"].as_f64().unwrap();
+    for id in ["latency-over-time", "throughput", "connections", "accounting-over-time"] {
+        let chart = page.split(&format!("id=\"{id}\"")).nth(1).unwrap().split("</figure>").next().unwrap();
+        let marks: Vec<f64> = chart
+            .split("class=\"stage-mark\" data-t=\"")
+            .skip(1)
+            .map(|m| m.split('"').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(marks.len(), 2, "{id}: one mark per stage");
+        assert!((marks[1] - at).abs() < 0.01, "{id}: stage 2 at {} s, results say {at}", marks[1]);
+    }
+    // And the run-wide figures on the page are the results' own.
+    assert_eq!(cell(&page, "messages", "delivered", 0), Some(v["messages"]["delivered"].to_string()));
+}

@@ -9,6 +9,7 @@
 mod classes;
 mod hdrlog;
 mod page;
+mod stages;
 mod svg;
 
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 //! from a results document (and optionally an HdrHistogram log's series).
 
 use super::hdrlog::LogSeries;
-use super::svg::{bars, escape, line_chart, Line, XAxis};
+use super::svg::{bars, escape, line_chart, line_chart_marked, Line, XAxis};
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -28,8 +28,9 @@ fn pairs(v: &Value, ptr: &str) -> Vec<(f64, f64)> {
         .unwrap_or_default()
 }
 
-/// A key/value table of an object's scalar members (nested objects flattened with dots).
-fn table(title: &str, v: Option<&Value>) -> String {
+/// A key/value table of an object's scalar members (nested objects flattened with dots); `id`
+/// names the table.
+fn table(title: &str, id: &str, v: Option<&Value>) -> String {
     let mut rows = vec![];
     fn walk(prefix: &str, v: &Value, rows: &mut Vec<(String, String)>) {
         match v {
@@ -52,7 +53,7 @@ fn table(title: &str, v: Option<&Value>) -> String {
     if let Some(v) = v {
         walk("", v, &mut rows);
     }
-    let mut s = format!("<section class=\"table\"><h3>{}</h3><table>", escape(title));
+    let mut s = format!("<section class=\"table\"><h3>{}</h3><table id=\"{}\">", escape(title), escape(id));
     for (k, val) in rows {
         let _ = write!(s, "<tr><th>{}</th><td>{}</td></tr>", escape(&k), escape(&val));
     }
@@ -85,7 +86,12 @@ fn latency_of(samples: &[Value], key: &str, i: usize) -> Vec<(f64, f64)> {
     samples.iter().filter_map(|s| Some((s.get("t_s")?.as_f64()?, s.get(key)?.get(i)?.as_f64()?))).collect()
 }
 
-fn latency_charts(doc: &Value, samples: &[Value], log: Option<&LogSeries>) -> (String, String) {
+fn latency_charts(
+    doc: &Value,
+    samples: &[Value],
+    log: Option<&LogSeries>,
+    marks: &[(f64, String)],
+) -> (String, String) {
     let (dist, over_time, source) = match log {
         Some(l) => {
             let col = |v: &[[f64; 4]], i: usize| v.iter().map(|p| (p[0], p[i])).collect::<Vec<_>>();
@@ -126,12 +132,13 @@ fn latency_charts(doc: &Value, samples: &[Value], log: Option<&LogSeries>) -> (S
             "ms",
             &dist,
         ),
-        line_chart(
+        line_chart_marked(
             "latency-over-time",
             &format!("Delivery latency per interval ({source})"),
             XAxis::Time,
             "ms",
             &over_time,
+            marks,
         ),
     )
 }
@@ -201,14 +208,16 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
         }
         s.push_str("</ul></section>");
     }
-    let (dist, over_time) = latency_charts(doc, &samples, log);
+    s.push_str(&super::stages::table(doc));
+    let marks = super::stages::marks(doc);
+    let (dist, over_time) = latency_charts(doc, &samples, log, &marks);
     s.push_str("<section class=\"charts\"><h2>Latency</h2>");
     s.push_str(&dist);
     s.push_str(&over_time);
     s.push_str("</section>");
     s.push_str(&super::classes::section(doc));
     s.push_str("<section class=\"charts\"><h2>Throughput and connections</h2>");
-    s.push_str(&line_chart(
+    s.push_str(&line_chart_marked(
         "throughput",
         "Messages per second",
         XAxis::Time,
@@ -217,8 +226,9 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
             Line { name: "sent/s".into(), points: rate(&samples, "sent") },
             Line { name: "delivered/s".into(), points: rate(&samples, "delivered") },
         ],
+        &marks,
     ));
-    s.push_str(&line_chart(
+    s.push_str(&line_chart_marked(
         "connections",
         "Connections",
         XAxis::Time,
@@ -228,6 +238,7 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
             Line { name: "failed (total)".into(), points: series_of(&samples, "failed") },
             Line { name: "closed by peer (total)".into(), points: series_of(&samples, "closed_by_peer") },
         ],
+        &marks,
     ));
     s.push_str("<h2>Loss, duplicates, reordering, errors</h2>");
     let counts: Vec<(String, f64)> = ["missed", "duplicated", "reordered", "unexpected", "unsent"]
@@ -235,7 +246,7 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
         .map(|k| (k.to_string(), f(doc, &format!("/messages/{k}"))))
         .collect();
     s.push_str(&bars("accounting", "Missed, duplicated, reordered (whole run)", &counts));
-    s.push_str(&line_chart(
+    s.push_str(&line_chart_marked(
         "accounting-over-time",
         "Pending deliveries, duplicates, reorders and errors over time",
         XAxis::Time,
@@ -246,6 +257,7 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
             Line { name: "reordered (total)".into(), points: series_of(&samples, "reordered") },
             Line { name: "errors (total)".into(), points: series_of(&samples, "errors") },
         ],
+        &marks,
     ));
     let errors: Vec<(String, f64)> = doc
         .get("errors")
@@ -271,7 +283,7 @@ pub fn render(doc: &Value, log: Option<&LogSeries>) -> String {
         ("Host", "host"),
     ] {
         if doc.get(key).is_some_and(|v| !v.is_null()) {
-            s.push_str(&table(title, doc.get(key)));
+            s.push_str(&table(title, key, doc.get(key)));
         }
     }
     let _ = writeln!(s, "</section><script>{SCRIPT}</script></body></html>");
@@ -335,7 +347,7 @@ mod tests {
 
     #[test]
     fn tables_flatten_and_shorten_floats() {
-        let t = table("T", Some(&json!({"a": 0.9883975000000002, "b": {"c": 3.0, "d": 7, "e": "x<y"}})));
+        let t = table("T", "t", Some(&json!({"a": 0.9883975000000002, "b": {"c": 3.0, "d": 7, "e": "x<y"}})));
         assert!(t.contains("<tr><th>a</th><td>0.988</td></tr>"), "{t}");
         assert!(t.contains("<tr><th>b.c</th><td>3</td></tr>") && t.contains("<tr><th>b.d</th><td>7</td></tr>"), "{t}");
         assert!(t.contains("<td>x&lt;y</td>"), "{t}");

@@ -75,6 +75,19 @@ pub fn escape(s: &str) -> String {
 
 /// A line chart in a `<figure class="chart">`; a chart with no points says so instead.
 pub fn line_chart(id: &str, title: &str, x_axis: XAxis, y_label: &str, lines: &[Line]) -> String {
+    line_chart_marked(id, title, x_axis, y_label, lines, &[])
+}
+
+/// [`line_chart`] with labelled vertical marks at x values (stage boundaries on a time axis;
+/// `data-t` holds the value).
+pub fn line_chart_marked(
+    id: &str,
+    title: &str,
+    x_axis: XAxis,
+    y_label: &str,
+    lines: &[Line],
+    marks: &[(f64, String)],
+) -> String {
     let mut s = format!("<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>", escape(title));
     let xs = |x: f64| if x_axis == XAxis::Percentile { percentile_x(x) } else { x };
     // Results files are input: drop what cannot be drawn rather than trust it.
@@ -166,6 +179,19 @@ pub fn line_chart(id: &str, title: &str, x_axis: XAxis, y_label: &str, lines: &[
     );
     let xl = if x_axis == XAxis::Percentile { "percentile" } else { "time since start" };
     let _ = write!(s, "<text class=\"axis\" x=\"{:.1}\" y=\"{}\">{xl}</text>", LEFT + pw / 2.0, H - 4.0);
+    for (t, label) in marks.iter().filter(|(t, _)| t.is_finite() && (x0..=x1).contains(&xs(*t))) {
+        let x = px(xs(*t));
+        let _ = write!(
+            s,
+            "<line class=\"stage-mark\" data-t=\"{}\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" \
+             stroke=\"#888\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{}\" class=\"mark\">{}</text>",
+            fmt_num(*t),
+            TOP + ph,
+            x + 3.0,
+            TOP + 10.0,
+            escape(label)
+        );
+    }
     for (i, l) in lines.iter().enumerate().filter(|(_, l)| !l.points.is_empty()) {
         let color = COLORS[i % COLORS.len()];
         let points: Vec<String> = l.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(xs(x)), py(y))).collect();

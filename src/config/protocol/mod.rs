@@ -33,7 +33,7 @@ pub enum Unmarked {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ProtocolArgs {
-    /// Preset for a known server: herd, nchan, phoenix, actioncable (docs/TARGETS.md); any other
+    /// Preset for a known server: herd, nchan, phoenix, actioncable, socketio (docs/TARGETS.md); any other
     /// protocol flag overrides the preset's value [default: herd]
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
