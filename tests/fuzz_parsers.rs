@@ -2,6 +2,11 @@
 //! templates, scenario files and flag values, the HTTP heads of both handshake sides, and the
 //! loss/duplicate tracker. None may panic on any input; the ones with an inverse must round-trip.
 //!
+//! Inputs are structured (valid HTTP heads, URLs and scenario files, then mutated) so that the
+//! cases reach the branches that hold the asserts; the structured properties count the branch
+//! each case took and assert each branch's share, so a generator that drifts into only refusals
+//! fails the test instead of passing it with nothing checked.
+//!
 //! Case counts are small by default so the suite stays fast; `HERD_FUZZ_CASES=N` raises them
 //! (benches/fuzz.sh does).
 
@@ -12,6 +17,9 @@ use herd::config::units;
 use herd::measure::marker::{self, DecodeError, Marker};
 use herd::ws::handshake::{self, ReadHeadError};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 fn cases(default: u32) -> ProptestConfig {
     let n = std::env::var("HERD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -102,18 +110,6 @@ proptest! {
     }
 
     #[test]
-    fn url_templates_never_panic(s in "\\PC{0,80}", conv: u64, member: u32, user: u64) {
-        if let Ok(t) = UrlTemplate::parse(&s) {
-            let mut out = String::new();
-            t.render_target(&Vars { conv, member, user }, &mut out);
-            prop_assert!(out.starts_with('/'));
-            let clean = !out.contains(char::is_whitespace) && !out.contains(['{', '}']);
-            prop_assert!(clean, "{:?}", out);
-            let _ = t.host_header();
-        }
-    }
-
-    #[test]
     fn url_templates_render_what_they_say(host in "[a-z][a-z0-9.-]{0,20}", port in 1u16.., segs in proptest::collection::vec(
         prop_oneof![Just("{conv}".to_string()), Just("{member}".to_string()), Just("{user}".to_string()), "[a-z0-9_=&?-]{1,8}"], 0..6),
         conv: u64, member: u32, user: u64) {
@@ -147,13 +143,6 @@ proptest! {
         match scenario::parse_core_list(&format!("{a}-{}", a + len)) {
             Ok(v) => prop_assert_eq!(v, (a..=a + len).collect::<Vec<_>>()),
             Err(e) => prop_assert!(a + len >= scenario::MAX_CORE, "{}", e),
-        }
-    }
-
-    #[test]
-    fn scenario_files_never_panic(text in "\\PC{0,200}") {
-        if let Ok(Command::Run(a)) = herd::cli::parse_with_file(&["herd", "run"], &text).map(|c| c.command) {
-            let _ = scenario::resolve(&a, &[0, 1]);
         }
     }
 
@@ -218,30 +207,6 @@ proptest! {
     }
 
     #[test]
-    fn http_heads_are_found_however_the_bytes_arrive(body in proptest::collection::vec(any::<u8>(), 0..2000), chunk in 1usize..64) {
-        // A reader that hands out at most `chunk` bytes per read.
-        struct Chunked<'a>(&'a [u8], usize);
-        impl futures_lite::AsyncRead for Chunked<'_> {
-            fn poll_read(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &mut [u8]) -> std::task::Poll<std::io::Result<usize>> {
-                let n = self.1.min(buf.len()).min(self.0.len());
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                std::task::Poll::Ready(Ok(n))
-            }
-        }
-        let r = futures_lite::future::block_on(handshake::read_head(&mut Chunked(&body, chunk)));
-        match r {
-            Ok((buf, end)) => {
-                prop_assert!(end <= buf.len() && end <= handshake::MAX_HEAD);
-                prop_assert!(buf[..end].ends_with(b"\r\n\r\n"));
-                prop_assert_eq!(&buf[..], &body[..buf.len()]);
-            }
-            Err(ReadHeadError::TooLarge) => prop_assert!(body.len() >= handshake::MAX_HEAD),
-            Err(_) => {}
-        }
-    }
-
-    #[test]
     fn upgrade_requests_round_trip(path in "/[a-zA-Z0-9/_.=&?%-]{0,100}", seed: u64) {
         let key = handshake::client_key(seed);
         let req = handshake::client_request("127.0.0.1:9", &path, &key, &[]);
@@ -269,4 +234,229 @@ proptest! {
             prop_assert_eq!(t.receive(s), want);
         }
     }
+}
+
+/// One byte-level change to `base`: none, a byte replaced, inserted or removed, or a cut.
+fn mutated(base: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    (base, 0u8..10, any::<usize>(), any::<u8>()).prop_map(|(mut v, how, at, b)| {
+        let at = if v.is_empty() { 0 } else { at % v.len() };
+        match how {
+            0..=4 => {}
+            5 if !v.is_empty() => v[at] = b,
+            6 => v.insert(at, b),
+            7 if !v.is_empty() => {
+                v.remove(at);
+            }
+            8 => v.truncate(at),
+            _ => {}
+        }
+        v
+    })
+}
+
+/// Runs `cases` cases of `strategy` through `test`, which names the branch each case took; then
+/// checks that every branch in `least` got at least that share of the cases.
+fn shares<S: Strategy>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<&'static str, TestCaseError>,
+    least: &[(&str, f64)],
+) {
+    let seen: RefCell<BTreeMap<&'static str, u32>> = RefCell::default();
+    let mut runner = TestRunner::new(self::cases(cases));
+    runner
+        .run(&strategy, |v| {
+            let branch = test(v)?;
+            *seen.borrow_mut().entry(branch).or_default() += 1;
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let seen = seen.into_inner();
+    let total: u32 = seen.values().sum();
+    eprintln!("{name}: branches over {total} cases: {seen:?}");
+    for (branch, share) in least {
+        let got = seen.get(branch).copied().unwrap_or(0) as f64 / total.max(1) as f64;
+        assert!(got >= *share, "{name}: {branch} in {got:.3} of {total} cases, want >= {share}: {seen:?}");
+    }
+}
+
+fn valid_head() -> impl Strategy<Value = Vec<u8>> {
+    let request = ("/[a-z0-9/?=&]{0,30}", "[a-z0-9.]{1,20}", 0usize..4).prop_map(|(path, host, extra)| {
+        let mut h = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+        h.push_str("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n");
+        for i in 0..extra {
+            h.push_str(&format!("X-Extra-{i}: {}\r\n", "v".repeat(i * 40)));
+        }
+        h + "\r\n"
+    });
+    let response = (100u16..600, "[A-Za-z ]{0,20}").prop_map(|(code, reason)| {
+        format!("HTTP/1.1 {code} {reason}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+    });
+    prop_oneof![request, response].prop_map(String::into_bytes)
+}
+
+fn http_head() -> impl Strategy<Value = Vec<u8>> {
+    let head = valid_head();
+    // What follows the head: nothing, frames or a body, or (rarely) a head too long to take.
+    let tail = prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..64),
+        1 => Just(vec![b'a'; herd::ws::handshake::MAX_HEAD]),
+    ];
+    prop_oneof![
+        8 => (mutated(head), tail).prop_map(|(mut h, t)| { h.extend(t); h }),
+        1 => (Just(b"X-Long: ".to_vec()), proptest::collection::vec(Just(b'a'), herd::ws::handshake::MAX_HEAD..herd::ws::handshake::MAX_HEAD + 100)).prop_map(|(mut a, b)| { a.extend(b); a }),
+        1 => proptest::collection::vec(any::<u8>(), 0..200),
+        // A head the peer stopped sending halfway.
+        1 => (valid_head(), any::<usize>()).prop_map(|(h, at)| h[..at % h.len()].to_vec()),
+    ]
+}
+
+#[test]
+fn http_heads_are_found_however_the_bytes_arrive() {
+    // A reader that hands out at most `chunk` bytes per read.
+    struct Chunked<'a>(&'a [u8], usize);
+    impl futures_lite::AsyncRead for Chunked<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+    shares(
+        "read_head",
+        512,
+        (http_head(), 1usize..64),
+        |(body, chunk)| {
+            let r = futures_lite::future::block_on(handshake::read_head(&mut Chunked(&body, chunk)));
+            Ok(match r {
+                Ok((buf, end)) => {
+                    prop_assert!(end <= buf.len() && end <= handshake::MAX_HEAD);
+                    prop_assert!(buf[..end].ends_with(b"\r\n\r\n"));
+                    // The head ends at the first blank line, and nothing past the input is read.
+                    let first = body.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+                    prop_assert_eq!(Some(end), first);
+                    prop_assert_eq!(&buf[..], &body[..buf.len()]);
+                    "ok"
+                }
+                Err(ReadHeadError::TooLarge) => {
+                    prop_assert!(body.len() >= handshake::MAX_HEAD);
+                    "too large"
+                }
+                Err(ReadHeadError::NotHttp) => "not http",
+                Err(ReadHeadError::Eof) => {
+                    prop_assert!(!body.windows(4).any(|w| w == b"\r\n\r\n"));
+                    "eof"
+                }
+                Err(ReadHeadError::Io(e)) => return Err(TestCaseError::fail(format!("io error from a slice: {e}"))),
+            })
+        },
+        &[("ok", 0.5), ("too large", 0.03), ("not http", 0.02), ("eof", 0.04)],
+    );
+}
+
+fn url() -> impl Strategy<Value = String> {
+    let scheme = prop_oneof![6 => Just("ws://"), 3 => Just("wss://"), 1 => Just("http://"), 1 => Just("")];
+    let host = prop_oneof![
+        8 => "[a-z][a-z0-9-]{0,12}(\\.[a-z]{2,5}){0,2}",
+        1 => Just("127.0.0.1".to_string()),
+        1 => Just("[::1]".to_string()),
+        1 => Just(String::new()),
+    ];
+    let port = prop_oneof![6 => (1u16..).prop_map(|p| format!(":{p}")), 2 => Just(String::new()), 1 => Just(":0".to_string()), 1 => Just(":99999".to_string())];
+    let seg = prop_oneof![
+        3 => Just("{conv}".to_string()),
+        2 => Just("{member}".to_string()),
+        2 => Just("{user}".to_string()),
+        1 => Just("{nope}".to_string()),
+        6 => "[a-z0-9_=&?-]{1,8}",
+    ];
+    (scheme, host, port, proptest::collection::vec(seg, 0..5))
+        .prop_map(|(sc, h, p, segs)| format!("{sc}{h}{p}{}", segs.iter().map(|s| format!("/{s}")).collect::<String>()))
+}
+
+#[test]
+fn url_templates_never_panic() {
+    let strategy = (mutated(url().prop_map(String::into_bytes)), any::<u64>(), any::<u32>(), any::<u64>());
+    shares(
+        "UrlTemplate::parse",
+        512,
+        strategy,
+        |(bytes, conv, member, user)| {
+            let s = String::from_utf8_lossy(&bytes);
+            Ok(match UrlTemplate::parse(&s) {
+                Ok(t) => {
+                    let mut out = String::new();
+                    t.render_target(&Vars { conv, member, user }, &mut out);
+                    prop_assert!(out.starts_with('/'));
+                    let clean = !out.contains(char::is_whitespace) && !out.contains(['{', '}']);
+                    prop_assert!(clean, "{:?}", out);
+                    prop_assert!(!t.host.is_empty(), "{:?} parsed with no host", s);
+                    let _ = t.host_header();
+                    "parsed"
+                }
+                Err(e) => {
+                    prop_assert!(!e.is_empty());
+                    "refused"
+                }
+            })
+        },
+        &[("parsed", 0.3), ("refused", 0.1)],
+    );
+}
+
+fn scenario_text() -> impl Strategy<Value = Vec<u8>> {
+    // Values of each key's type, mostly valid ones, some out of range.
+    let value = |k: &str| -> BoxedStrategy<String> {
+        match k {
+            "url" => prop_oneof![Just("\"ws://127.0.0.1:9/conv/{conv}\""), Just("\"ftp://x\"")].prop_map(String::from).boxed(),
+            "reconnect" | "quiet" => any::<bool>().prop_map(|b| b.to_string()).boxed(),
+            "seed" => any::<u32>().prop_map(|n| n.to_string()).boxed(),
+            "cores" => prop_oneof![Just("\"0\""), Just("\"0-1\""), Just("\"9-2\"")].prop_map(String::from).boxed(),
+            "duration" | "drain" | "connect-timeout" => {
+                prop_oneof![(1u64..20).prop_map(|n| format!("\"{n}s\"")), Just("\"0s\"".to_string())].boxed()
+            }
+            _ => prop_oneof![6 => (1u64..50).prop_map(|n| n.to_string()), 1 => Just("\"1k\"".to_string()), 1 => Just("0".to_string())]
+                .boxed(),
+        }
+    };
+    proptest::collection::btree_set(proptest::sample::select(SCENARIO_KEYS), 0..6)
+        .prop_flat_map(move |keys| {
+            keys.into_iter().map(|k| value(k).prop_map(move |v| format!("{k} = {v}\n"))).collect::<Vec<_>>()
+        })
+        .prop_map(|lines| lines.concat().into_bytes())
+}
+
+#[test]
+fn scenario_files_never_panic() {
+    shares(
+        "scenario files",
+        512,
+        mutated(scenario_text()),
+        |bytes| {
+            let text = String::from_utf8_lossy(&bytes);
+            let a = match herd::cli::parse_with_file(&["herd", "run"], &text).map(|c| c.command) {
+                Ok(Command::Run(a)) => a,
+                Ok(_) => return Err(TestCaseError::fail("herd run parses as run")),
+                // Not TOML, or a value its key's flag refuses: named, never a panic.
+                Err(ParseError::Setup(_) | ParseError::Clap(_)) => return Ok("not a scenario"),
+            };
+            Ok(match scenario::resolve(&a, &[0, 1]) {
+                Ok(s) => {
+                    prop_assert!(s.members >= 2 && s.senders >= 1 && s.senders <= s.members);
+                    "resolved"
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.exit_code(), 64, "{}", e);
+                    "refused"
+                }
+            })
+        },
+        &[("resolved", 0.3), ("refused", 0.1), ("not a scenario", 0.02)],
+    );
 }
