@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what herd's third-party test servers need (tests/peers/README.md): nginx with the
-# nchan module (Debian packages), PyPI websockets, and npm ws. Idempotent: when everything is
+# nchan module, Action Cable under puma (Debian packages), PyPI websockets, and npm ws. Idempotent: when everything is
 # there it only checks, without touching the network. Run as root (as on CI); .ci/run calls it
 # before the tests.
 set -euo pipefail
@@ -14,6 +14,9 @@ apt=()
 # Debian's nginx-light, or the full nginx, with the nchan module.
 installed nginx-light || installed nginx || apt+=(nginx-light)
 installed libnginx-mod-nchan || apt+=(libnginx-mod-nchan)
+# A real Action Cable server (tests/peers/cable/config.ru).
+installed ruby-actioncable || apt+=(ruby-actioncable)
+installed puma || apt+=(puma)
 # Node and Python may come from elsewhere (nvm, pyenv): only installed when absent.
 command -v node >/dev/null || apt+=(nodejs)
 command -v npm >/dev/null || apt+=(npm)

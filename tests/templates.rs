@@ -95,7 +95,8 @@ fn actioncable_frames_through_a_relay_account_exactly() {
     let peer = Peer::ws(Impl::Py, "chat", &[]);
     let url = peer.url("/conv/{conv}");
     let d = tempfile::tempdir().unwrap();
-    // The relay selects no subprotocol: clear the preset's.
+    // The relay selects no subprotocol and sends no welcome or confirmation: clear the
+    // preset's subprotocol, and join with its subscribe frame alone.
     let v = herd_ok(
         d.path(),
         &[
@@ -103,6 +104,8 @@ fn actioncable_frames_through_a_relay_account_exactly() {
             "actioncable",
             "--subprotocol",
             "",
+            "--join",
+            r#"{"command":"subscribe","identifier":"{\"channel\":\"ChatChannel\",\"room\":\"{conv}\"}"}"#,
             "--url",
             &url,
             "-c",
@@ -135,6 +138,9 @@ fn phoenix_frames_and_heartbeats_through_a_relay() {
         &[
             "--target",
             "phoenix",
+            // The relay sends no phx_reply: join with the preset's phx_join frame alone.
+            "--join",
+            r#"["1","1","room:{conv}","phx_join",{}]"#,
             "--ping-interval",
             "100ms",
             "--url",

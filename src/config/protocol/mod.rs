@@ -437,7 +437,7 @@ mod tests {
         let u = url("ws://h:4000/socket/websocket?vsn=2.0.0");
         let a = ProtocolArgs { target: Some("phoenix".into()), ..Default::default() };
         let p = resolve(&a, Some(&u)).unwrap();
-        assert_eq!((p.target, p.join.len(), p.unmarked), ("phoenix", 1, Unmarked::Ignore));
+        assert_eq!((p.target, p.join.len(), p.unmarked), ("phoenix", 2, Unmarked::Ignore));
         assert_eq!(p.ping_interval, Some(Duration::from_secs(30)));
         let f = ProtocolArgs {
             target: Some("phoenix".into()),

@@ -77,7 +77,11 @@ pub const PRESETS: &[Preset] = &[
         name: "phoenix",
         about: "Phoenix Channels (V2 JSON serializer), topic room:{conv}, event new_msg",
         url_example: "ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0",
-        join: &[PresetStep::Send(r#"["1","1","room:{conv}","phx_join",{}]"#)],
+        // A member is owed messages only once the server confirmed the join (phx_reply ok).
+        join: &[
+            PresetStep::Send(r#"["1","1","room:{conv}","phx_join",{}]"#),
+            PresetStep::Expect(r#"^\["1","1","room:[^"]*","phx_reply",\{.*"status":"ok""#),
+        ],
         send: Some(r#"["1","{seq}","room:{conv}","new_msg",{"body":"{payload}"}]"#),
         subprotocols: &[],
         ping_interval: Some(Duration::from_secs(30)),
@@ -91,7 +95,13 @@ pub const PRESETS: &[Preset] = &[
         name: "actioncable",
         about: "Rails Action Cable, ChatChannel with a room param, messages via receive",
         url_example: "ws://127.0.0.1:3000/cable",
-        join: &[PresetStep::Send(concat!(r#"{"command":"subscribe","identifier":"#, cable_id!(), "}"))],
+        // Action Cable streams to a subscriber only after confirm_subscription; subscribing
+        // before the welcome is also refused by some deployments.
+        join: &[
+            PresetStep::Expect(r#""type":"welcome""#),
+            PresetStep::Send(concat!(r#"{"command":"subscribe","identifier":"#, cable_id!(), "}")),
+            PresetStep::Expect(r#""type":"confirm_subscription""#),
+        ],
         send: Some(concat!(
             r#"{"command":"message","identifier":"#,
             cable_id!(),
@@ -250,6 +260,37 @@ mod tests {
                 assert_eq!(data["body"], "~h1.a.b~---");
             }
         }
+    }
+
+    /// The acknowledgement steps against the frames the real servers send (Action Cable 6.1 and
+    /// Phoenix 1.7 with the V2 serializer), refusals included.
+    #[test]
+    fn joins_wait_for_the_servers_acknowledgements() {
+        let expects = |name: &str| -> Vec<crate::config::protocol::steps::Pattern> {
+            find(name)
+                .unwrap()
+                .join
+                .iter()
+                .filter_map(|j| match j {
+                    PresetStep::Expect(e) => Some(crate::config::protocol::steps::Pattern::parse(e).unwrap()),
+                    PresetStep::Send(_) => None,
+                })
+                .collect()
+        };
+        let cable = expects("actioncable");
+        assert_eq!(cable.len(), 2);
+        assert!(cable[0].matches(r#"{"type":"welcome"}"#));
+        let confirm = r#"{"identifier":"{\"channel\":\"ChatChannel\",\"room\":\"7\"}","type":"confirm_subscription"}"#;
+        assert!(!cable[0].matches(confirm) && cable[1].matches(confirm));
+        assert!(!cable[1].matches(r#"{"identifier":"{}","type":"reject_subscription"}"#));
+        assert!(!cable[1].matches(r#"{"type":"ping","message":1700000000}"#));
+        let phx = expects("phoenix");
+        assert_eq!(phx.len(), 1);
+        assert!(phx[0].matches(r#"["1","1","room:7","phx_reply",{"response":{},"status":"ok"}]"#));
+        assert!(phx[0].matches(r#"["1","1","room:7","phx_reply",{"status":"ok","response":{}}]"#));
+        assert!(!phx[0]
+            .matches(r#"["1","1","room:7","phx_reply",{"response":{"reason":"unmatched topic"},"status":"error"}]"#));
+        assert!(!phx[0].matches(r#"[null,"hb","phoenix","phx_reply",{"response":{},"status":"ok"}]"#));
     }
 
     #[test]
