@@ -108,7 +108,7 @@ pub fn step(st: &StageResult, p99_limit_ms: f64) -> Step {
 pub fn herd_late_note(curve: &[Step]) -> Option<String> {
     let st = curve.iter().find(|s| !s.within).filter(|s| s.herd_late)?;
     Some(format!(
-        "the step at {}/s per sender went past the bound while herd itself sent late ({} of {} messages over          10 ms late): its latency includes herd's own delay, so the knee may be herd's, not the target's; use more          cores or fewer connections per node",
+        "the step at {}/s per sender went past the bound while herd itself sent late ({} of {} messages over 10 ms late): its latency includes herd's own delay, so the knee may be herd's, not the target's; use more cores or fewer connections per node",
         st.rate_per_sender, st.sent_late, st.sent
     ))
 }

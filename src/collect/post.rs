@@ -7,25 +7,7 @@ use crate::error::{Error, Result};
 use crate::outcome::results::RunResult;
 use std::time::{Duration, Instant};
 
-/// `herd run`'s flags for handing results to a `herd collect`.
-#[derive(clap::Args, Debug, Default, Clone)]
-pub struct PostArgs {
-    /// Post the results to a `herd collect` at this http URL (e.g. http://herd-collect:8090),
-    /// with retries: for clusters, where logs are cut into lines and vanish with their node
-    #[arg(long = "collect", env = "HERD_COLLECT", value_name = "URL", value_parser = parse_collect_url)]
-    pub collect: Option<String>,
-    /// How long posting the results may keep retrying [default: 5m]
-    #[arg(long = "collect-within", value_name = "DURATION", value_parser = crate::config::units::parse_duration)]
-    pub collect_within: Option<Duration>,
-}
-
-fn parse_collect_url(s: &str) -> std::result::Result<String, String> {
-    let t = s.trim().trim_end_matches('/');
-    if !t.starts_with("http://") || t.len() <= "http://".len() {
-        return Err(format!("{s:?}: give the collector's http:// URL, e.g. http://herd-collect:8090"));
-    }
-    Ok(t.to_string())
-}
+pub use crate::config::collect::PostArgs;
 
 /// The wait before retry `attempt` (0-based): 0.5 s doubling, at most 15 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -146,9 +128,9 @@ mod tests {
 
     #[test]
     fn collect_urls_are_http() {
-        assert_eq!(parse_collect_url("http://c:8090/").unwrap(), "http://c:8090");
-        assert!(parse_collect_url("https://c").unwrap_err().contains("http://"));
-        assert!(parse_collect_url("c:8090").is_err());
+        assert_eq!(crate::config::collect::parse_collect_url("http://c:8090/").unwrap(), "http://c:8090");
+        assert!(crate::config::collect::parse_collect_url("https://c").unwrap_err().contains("http://"));
+        assert!(crate::config::collect::parse_collect_url("c:8090").is_err());
     }
 
     #[test]

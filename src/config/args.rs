@@ -36,7 +36,7 @@ pub mod defaults {
     /// Largest accepted `--send-window`, in milliseconds.
     pub const MAX_SEND_WINDOW_MS: u64 = 100;
     /// Largest accepted `--size`.
-    pub const MAX_SIZE: usize = 1 << 20;
+    pub const MAX_SIZE: usize = crate::measure::marker::MAX_MESSAGE_SIZE;
 }
 
 /// A flag's help with its default: the help text and the value the code uses come from one
@@ -143,7 +143,7 @@ pub struct RunArgs {
     #[arg(skip)]
     pub file_tables: toml::Table,
     #[command(flatten)]
-    pub collect: crate::collect::post::PostArgs,
+    pub collect: crate::config::collect::PostArgs,
     #[command(flatten)]
     pub population: crate::population::PopulationArgs,
 }

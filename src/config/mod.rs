@@ -7,6 +7,7 @@
 
 pub mod addrs;
 pub mod args;
+pub mod collect;
 pub mod file;
 pub mod protocol;
 pub mod readfile;

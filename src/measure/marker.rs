@@ -13,6 +13,9 @@ pub const PREFIX: &[u8] = b"~h1.";
 const END: u8 = b'~';
 /// The longest marker: prefix, 6 fields of at most 16 hex digits, 5 dots, end.
 pub const MAX_LEN: usize = 4 + 6 * 16 + 5 + 1;
+/// The largest message herd sends (`--size`, a room class's `message-size`): the marker and its
+/// padding.
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Marker {

@@ -2,9 +2,9 @@
 //! herd's results.
 
 use crate::config::shard::Shard;
-use crate::drive::shard::StartReport;
 use crate::outcome::histcodec::EncodedHistos;
 use crate::outcome::results::{Connections, Messages, Phases, ProcessCost};
+use crate::outcome::start::StartReport;
 use crate::ws::wire::WireCounters;
 use serde::Deserialize;
 use std::collections::BTreeMap;

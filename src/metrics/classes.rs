@@ -49,37 +49,3 @@ pub fn register(
     }
     reg.register(Box::new(q))
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::measure::stats::{CoreStats, Merged};
-    use crate::metrics::{encode, Phase, RunInfo};
-
-    #[test]
-    fn each_class_gets_its_series_and_a_grid_none() {
-        let mut a =
-            CoreStats { windows: crate::measure::windows::CoreWindows::with_classes(0, 2), ..Default::default() };
-        a.windows.class_sent(0, 1, false);
-        a.windows.class_sent(1, 40, false);
-        a.windows.classes[0].record_delivery(2_000_000, 1_000_000);
-        for i in 0..40 {
-            a.windows.classes[1].record_delivery(80_000_000 + i * 100_000, 70_000_000);
-        }
-        let mut m = Merged::new(1);
-        m.fold(&a.snapshot(0, 1, false));
-        let run = RunInfo { room_classes: vec!["dm".into(), "channel".into()], ..Default::default() };
-        let t = encode("herd", &run, Phase::Sending, &m);
-        let value = |series: &str| -> f64 {
-            let line = t.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in\n{t}"));
-            line.rsplit(' ').next().unwrap().parse().unwrap()
-        };
-        assert_eq!(value("herd_class_messages_expected_total{room_class=\"channel\"}"), 40.0);
-        assert_eq!(value("herd_class_messages_delivered_total{room_class=\"dm\"}"), 1.0);
-        let p99 = value(
-            "herd_class_delivery_latency_quantile_seconds{kind=\"corrected\",quantile=\"0.99\",room_class=\"channel\"}",
-        );
-        assert!((0.08..0.085).contains(&p99), "{p99}");
-        let grid = encode("herd", &RunInfo::default(), Phase::Sending, &m);
-        assert!(!grid.contains("room_class"), "{grid}");
-    }
-}

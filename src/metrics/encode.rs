@@ -298,6 +298,37 @@ fn to_i64(v: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_class_gets_its_series_and_a_grid_none() {
+        let mut a = crate::measure::stats::CoreStats {
+            windows: crate::measure::windows::CoreWindows::with_classes(0, 2),
+            ..Default::default()
+        };
+        a.windows.class_sent(0, 1, false);
+        a.windows.class_sent(1, 40, false);
+        a.windows.classes[0].record_delivery(2_000_000, 1_000_000);
+        for i in 0..40 {
+            a.windows.classes[1].record_delivery(80_000_000 + i * 100_000, 70_000_000);
+        }
+        let mut m = crate::measure::stats::Merged::new(1);
+        m.fold(&a.snapshot(0, 1, false));
+        let run = crate::metrics::RunInfo { room_classes: vec!["dm".into(), "channel".into()], ..Default::default() };
+        let t = crate::metrics::encode("herd", &run, crate::metrics::Phase::Sending, &m);
+        let value = |series: &str| -> f64 {
+            let line = t.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in\n{t}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(value("herd_class_messages_expected_total{room_class=\"channel\"}"), 40.0);
+        assert_eq!(value("herd_class_messages_delivered_total{room_class=\"dm\"}"), 1.0);
+        let p99 = value(
+            "herd_class_delivery_latency_quantile_seconds{kind=\"corrected\",quantile=\"0.99\",room_class=\"channel\"}",
+        );
+        assert!((0.08..0.085).contains(&p99), "{p99}");
+        let grid =
+            crate::metrics::encode("herd", &crate::metrics::RunInfo::default(), crate::metrics::Phase::Sending, &m);
+        assert!(!grid.contains("room_class"), "{grid}");
+    }
+
     use super::*;
     use crate::measure::stats::CoreStats;
 

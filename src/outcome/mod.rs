@@ -9,4 +9,5 @@ pub mod histcodec;
 pub mod outfile;
 pub mod results;
 pub mod series;
+pub mod start;
 pub mod thresholds;

@@ -56,7 +56,7 @@ pub struct RunResult {
     /// Anything a reader of these figures should know (limits reached, outputs that failed).
     pub notes: Vec<String>,
     /// When sending started against `--start-at` (absent without it).
-    pub start: Option<crate::drive::shard::StartReport>,
+    pub start: Option<crate::outcome::start::StartReport>,
     /// The latency and connect histograms, serialized, for `herd merge`.
     pub histograms: crate::outcome::histcodec::EncodedHistos,
     /// Verdict, thresholds and the run over time (see [`crate::outcome::thresholds::Judged`]).

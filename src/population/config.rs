@@ -366,8 +366,8 @@ fn class(c: &ClassTable, total_rooms: Option<u32>, community: u32, d: ClassDefau
     let message_size = match &c.message_size {
         Some(v) => {
             let b = units::parse_bytes(&v.text()).map_err(|e| bad("message-size", e))?;
-            if b > crate::config::args::defaults::MAX_SIZE as u64 {
-                return Err(bad("message-size", format!("{b} is above {}", crate::config::args::defaults::MAX_SIZE)));
+            if b > crate::measure::marker::MAX_MESSAGE_SIZE as u64 {
+                return Err(bad("message-size", format!("{b} is above {}", crate::measure::marker::MAX_MESSAGE_SIZE)));
             }
             b as usize
         }

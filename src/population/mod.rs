@@ -12,8 +12,6 @@ pub mod ledger;
 pub mod place;
 pub mod results;
 pub mod rng;
-#[cfg(test)]
-mod run_tests;
 pub mod summary;
 #[cfg(test)]
 mod tests;

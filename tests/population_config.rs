@@ -1,9 +1,9 @@
 //! A population through `herd run`'s scenario: the `[population]` table and flags resolve into
 //! the scenario with the preset's room variant, and what cannot run with one is refused by name.
 
-use crate::cli::{parse_with_file, Cli, Command, ParseError};
-use crate::config::args::{resolve, RunArgs};
-use crate::config::scenario::Scenario;
+use herd::cli::{parse_with_file, Cli, Command, ParseError};
+use herd::config::args::{resolve, RunArgs};
+use herd::config::scenario::Scenario;
 
 const POP: &str = "[population]\nusers = 300\ncommunity = 100\n\
                    [[population.class]]\nname = \"dm\"\nrooms = 200\nsize = 2\n\
@@ -40,7 +40,7 @@ fn a_population_resolves_with_the_herd_room_steps() {
     assert_eq!(s.connections(), p.connections() as u64);
     assert_eq!(s.communities(), vec![0, 1, 2]);
     assert_eq!(s.protocol.room_steps_from(), 0);
-    assert!(s.protocol.send.as_ref().unwrap().uses(crate::config::template::Var::Room));
+    assert!(s.protocol.send.as_ref().unwrap().uses(herd::config::template::Var::Room));
     // The same seed gives the same population.
     let again = ok(&["--seed", "5"], POP);
     assert_eq!(again.generated, s.generated);
