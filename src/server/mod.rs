@@ -33,7 +33,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Executors (pinned threads) [default: one per online core]
+    /// Executors (pinned threads) [default: one per CPU this process may use: the affinity mask or
+    /// the cgroup CPU quota, the smaller]
     #[arg(long, short = 't', value_parser = units::parse_count_u32)]
     pub threads: Option<u32>,
     /// Also return each message to its sender
@@ -116,7 +117,8 @@ impl ServerConfig {
         let threads = match a.threads {
             Some(0) => return Err(Error::Usage("--threads: must be at least 1".into())),
             Some(t) => t as usize,
-            None => online.len(),
+            // As herd run's cores: the affinity mask or the cgroup CPU quota, the smaller.
+            None => crate::cpu::Budget::detect().limit(),
         };
         if threads > crate::runtime::executor::MAX_THREADS as usize {
             return Err(Error::Usage(format!("--threads: at most {}", crate::runtime::executor::MAX_THREADS)));
