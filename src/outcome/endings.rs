@@ -111,9 +111,14 @@ fn nothing_delivered_note(r: &RunResult) -> String {
             ));
         }
     }
+    causes.push(format!(
+        "the server holds every message longer than the run waited for it (--drain {}): a longer --drain \
+         tells that apart",
+        crate::config::units::fmt_duration(r.scenario.drain)
+    ));
     format!(
         "no message reached any member: 0 of {} owed deliveries of {} sent messages arrived, so missed ({}) \
-         is not a matter of --drain; likely causes: {}",
+         is more than a drain cut short; likely causes: {}",
         m.expected,
         m.sent,
         m.missed,
@@ -194,6 +199,7 @@ mod tests {
         assert_eq!(n.len(), 1, "{n:?}");
         assert!(n[0].starts_with("no message reached any member: 0 of 9000 owed deliveries"), "{n:?}");
         assert!(!n[0].contains("in flight"), "{n:?}");
+        assert!(n[0].contains("longer than the run waited for it (--drain 5s)"), "{n:?}");
         assert!(n[0].contains("does not relay") && n[0].contains(r#"--send '42["message","{payload}"]'"#), "{n:?}");
         assert!(n[0].contains("2800 frames without herd's marker (websocket.unmarked_frames)"), "{n:?}");
         r.websocket.unmarked_frames = 0;
