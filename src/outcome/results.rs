@@ -276,7 +276,8 @@ pub fn summary(r: &RunResult) -> String {
             name, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
         );
     }
-    s.push_str(&crate::outcome::generator::summary_lines(&r.generator));
+    // The lags are rows of the latency table, and connect times too; herd's CPU follows them.
+    s.push_str(&crate::outcome::generator::lag_lines(&r.generator));
     let k = &r.connect;
     let _ = writeln!(
         s,
@@ -290,6 +291,7 @@ pub fn summary(r: &RunResult) -> String {
             name, k.p50_ms, k.p99_ms, k.max_ms, k.mean_ms
         );
     }
+    s.push_str(&crate::outcome::generator::cpu_line(&r.generator));
     if let Some(t) = &r.tls {
         let _ = writeln!(
             s,
