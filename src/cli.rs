@@ -115,6 +115,18 @@ pub fn parse_with_file(argv: &[&str], file_text: &str) -> Result<Cli, ParseError
     layered(&argv, name, sm, f)
 }
 
+/// `herd run ARGV` with a scenario file's text, parsed as a user's command line, into its run
+/// options; any refusal as its message (tests).
+pub fn run_args_with_file(argv: &[&str], file_text: &str) -> Result<RunArgs, String> {
+    let full: Vec<&str> = ["herd", "run"].iter().chain(argv).copied().collect();
+    match parse_with_file(&full, file_text) {
+        Ok(Cli { command: Command::Run(a) }) => Ok(*a),
+        Ok(_) => Err("not herd run".into()),
+        Err(ParseError::Clap(e)) => Err(e.to_string()),
+        Err(ParseError::Setup(e)) => Err(e.to_string()),
+    }
+}
+
 fn cli_from(m: &ArgMatches, tables: toml::Table) -> Result<Cli, ParseError> {
     let mut cli = Cli::from_arg_matches(m)?;
     let run = match &mut cli.command {
@@ -204,14 +216,7 @@ mod tests {
     use super::*;
 
     fn run(argv: &[&str], file: &str) -> Result<RunArgs, String> {
-        let mut full = vec!["herd", "run"];
-        full.extend_from_slice(argv);
-        match parse_with_file(&full, file) {
-            Ok(Cli { command: Command::Run(a) }) => Ok(*a),
-            Ok(_) => Err("not run".into()),
-            Err(ParseError::Clap(e)) => Err(e.to_string()),
-            Err(ParseError::Setup(e)) => Err(e.to_string()),
-        }
+        run_args_with_file(argv, file)
     }
 
     #[test]

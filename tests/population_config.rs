@@ -1,7 +1,6 @@
 //! A population through `herd run`'s scenario: the `[population]` table and flags resolve into
 //! the scenario with the preset's room variant, and what cannot run with one is refused by name.
 
-use herd::cli::{parse_with_file, Cli, Command, ParseError};
 use herd::config::args::{resolve, RunArgs};
 use herd::config::scenario::Scenario;
 
@@ -11,14 +10,7 @@ const POP: &str = "[population]\nusers = 300\ncommunity = 100\n\
 
 /// `herd run ARGV` with the scenario file `file`, parsed as a user's command line.
 fn args(argv: &[&str], file: &str) -> Result<RunArgs, String> {
-    let mut full = vec!["herd", "run"];
-    full.extend_from_slice(argv);
-    match parse_with_file(&full, file) {
-        Ok(Cli { command: Command::Run(a) }) => Ok(*a),
-        Ok(_) => Err("not run".into()),
-        Err(ParseError::Clap(e)) => Err(e.to_string()),
-        Err(ParseError::Setup(e)) => Err(e.to_string()),
-    }
+    herd::cli::run_args_with_file(argv, file)
 }
 
 fn ok(argv: &[&str], file: &str) -> Scenario {
