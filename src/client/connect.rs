@@ -74,20 +74,11 @@ fn set_bind_address_no_port(s: &socket2::Socket) -> io::Result<()> {
     }
 }
 
-/// Connects and upgrades. The caller bounds the time it may take.
-pub async fn open(
-    t: &Target,
-    vars: &Vars,
-    key_seed: u64,
-    source: Option<IpAddr>,
-    path_buf: &mut String,
-) -> Result<Ws, ErrorKind> {
-    open_in(t, vars, None, key_seed, source, path_buf).await
-}
-
-/// [`open`] for a connection in `rooms` (a population's user): `{rooms}` in the URL lists
-/// them, and the join steps that name `{room}` run once per room (`session::joined_rooms`).
-/// `None`: a grid connection, in its one conversation.
+/// Connects, upgrades and joins; the caller bounds the time it may take. For a connection in
+/// `rooms` (a population's user), `{rooms}` in the URL lists them, and the join steps that name
+/// `{room}` run once per room (`session::joined_rooms`); `None`: a grid connection, in its one
+/// conversation. The stream goes on the heap as soon as it exists, so that neither this future
+/// nor the connection's task holds a copy of it per state.
 pub async fn open_in(
     t: &Target,
     vars: &Vars,
@@ -95,7 +86,7 @@ pub async fn open_in(
     key_seed: u64,
     source: Option<IpAddr>,
     path_buf: &mut String,
-) -> Result<Ws, ErrorKind> {
+) -> Result<Box<Ws>, ErrorKind> {
     let t0 = now_ns();
     let mut socket = start_connect(t, source).map_err(|e| connect_error_kind(&e))?;
     // An empty write completes once the TCP connection is established (or fails with its error).
@@ -104,16 +95,16 @@ pub async fn open_in(
         .map_err(|e| connect_error_kind(&e))?;
     stats::record_phase(ConnectPhase::Tcp, now_ns() - t0);
     let stream = secure(t, socket).await?;
-    let ws = upgrade(t, vars, rooms.unwrap_or(&[]), key_seed, path_buf, stream).await?;
+    let mut ws = Box::new(upgrade(t, vars, rooms.unwrap_or(&[]), key_seed, path_buf, stream).await?);
     if t.protocol.join.is_empty() {
         return Ok(ws);
     }
     let t0 = now_ns();
     // Boxed: a join in flight should not grow every connection's future.
-    let ws = match rooms {
-        None => Box::pin(session::joined(ws, t, vars)).await?,
-        Some(rooms) => Box::pin(session::joined_rooms(ws, t, vars, rooms)).await?,
-    };
+    match rooms {
+        None => Box::pin(session::joined(&mut ws, t, vars)).await?,
+        Some(rooms) => Box::pin(session::joined_rooms(&mut ws, t, vars, rooms)).await?,
+    }
     stats::record_phase(ConnectPhase::Join, now_ns() - t0);
     Ok(ws)
 }
@@ -128,7 +119,7 @@ pub(super) async fn member(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Bo
     let seed = p.scenario.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let r = crate::runtime::net::idle::timeout(p.scenario.connect_timeout, async {
         let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
-        Ok(open(&ctx.target, &vars, seed, source, &mut path).await)
+        Ok(open_in(&ctx.target, &vars, None, seed, source, &mut path).await)
     })
     .await;
     let mut st = ctx.stats.borrow_mut();
@@ -136,9 +127,7 @@ pub(super) async fn member(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Bo
         Ok(Ok(ws)) => {
             st.counters.conns_established += 1;
             st.record_connect(now_ns() - t0);
-            // On the heap, so the task's state machine holds a pointer rather than a copy per
-            // state.
-            Some(Box::new(ws))
+            Some(ws)
         }
         Ok(Err(kind)) => {
             st.counters.conns_failed += 1;

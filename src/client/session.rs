@@ -60,26 +60,26 @@ pub fn check_answer(t: &Target, head: &[u8], body: &[u8], key: &str) -> Result<(
 /// matching server frame (at most `--expect-timeout`: `join_timeout`), then hands the connection
 /// back. While waiting, the server's pings are answered (`--reply`) and other frames are
 /// skipped; a close from the server fails the join with its code and reason counted.
-pub async fn joined(ws: Ws, t: &Target, vars: &Vars) -> Result<Ws, ErrorKind> {
+pub async fn joined(ws: &mut Ws, t: &Target, vars: &Vars) -> Result<(), ErrorKind> {
     run_steps(ws, t, vars, &t.protocol.join).await
 }
 
 /// The join sequence of a connection in many rooms: the steps before the first that names
 /// `{room}` once, then the rest once per room, in order, each room's acknowledgement awaited
 /// before the next room's join goes out.
-pub async fn joined_rooms(mut ws: Ws, t: &Target, vars: &Vars, rooms: &[u32]) -> Result<Ws, ErrorKind> {
+pub async fn joined_rooms(ws: &mut Ws, t: &Target, vars: &Vars, rooms: &[u32]) -> Result<(), ErrorKind> {
     let (once, per_room) = t.protocol.join.split_at(t.protocol.room_steps_from());
-    ws = run_steps(ws, t, vars, once).await?;
-    if per_room.is_empty() {
-        return Ok(ws);
-    }
+    run_steps(ws, t, vars, once).await?;
     for &room in rooms {
-        ws = run_steps(ws, t, &Vars { conv: room as u64, ..*vars }, per_room).await?;
+        if per_room.is_empty() {
+            break;
+        }
+        run_steps(ws, t, &Vars { conv: room as u64, ..*vars }, per_room).await?;
     }
-    Ok(ws)
+    Ok(())
 }
 
-async fn run_steps(mut ws: Ws, t: &Target, vars: &Vars, join: &[Step]) -> Result<Ws, ErrorKind> {
+async fn run_steps(ws: &mut Ws, t: &Target, vars: &Vars, join: &[Step]) -> Result<(), ErrorKind> {
     let fill = Fill::new(*vars, t.tokens.get(vars.user));
     let mut buf = String::new();
     for step in join {
@@ -91,15 +91,14 @@ async fn run_steps(mut ws: Ws, t: &Target, vars: &Vars, join: &[Step]) -> Result
             Step::Expect(p) => {
                 ws.flush().await.map_err(|_| ErrorKind::SendFailed)?;
                 let waited = crate::runtime::net::idle::timeout(t.protocol.expect_timeout, async {
-                    Ok(expect(&mut ws, t, &fill, p).await)
+                    Ok(expect(ws, t, &fill, p).await)
                 })
                 .await;
                 waited.map_err(|_| ErrorKind::JoinTimeout)??;
             }
         }
     }
-    ws.flush().await.map_err(|_| ErrorKind::SendFailed)?;
-    Ok(ws)
+    ws.flush().await.map_err(|_| ErrorKind::SendFailed)
 }
 
 /// Reads until a text frame matches `p`.

@@ -209,7 +209,9 @@ fn http_head_byte(b: u8) -> bool {
 /// Reads until the end of an HTTP head. Returns the buffer and where the head ends; bytes after
 /// that already belong to the WebSocket stream.
 pub async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Result<(Vec<u8>, usize), ReadHeadError> {
-    let mut buf = vec![0u8; 1024];
+    // Sized for the usual 101 answer (130-250 bytes), doubled as needed: every connection in
+    // flight holds this buffer until its answer arrives.
+    let mut buf = vec![0u8; 256];
     let mut len = 0;
     loop {
         if len == buf.len() {

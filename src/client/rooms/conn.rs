@@ -91,7 +91,7 @@ async fn attempt(ctx: &RoomsCtx, c: &Conn) -> Option<Box<Ws>> {
         Ok(Ok(ws)) => {
             st.counters.conns_established += 1;
             st.record_connect(now_ns() - t0);
-            Some(Box::new(ws))
+            Some(ws)
         }
         Ok(Err(kind)) => {
             st.counters.conns_failed += 1;
@@ -107,9 +107,10 @@ async fn attempt(ctx: &RoomsCtx, c: &Conn) -> Option<Box<Ws>> {
 }
 
 /// What one connection knows of its rooms while it serves.
+/// Its user's rooms are `pop.rooms_of(user)` (global ids, ascending); their local indices are
+/// looked up when needed (`RoomsCtx::local`) rather than held: a connection keeps 4 bytes per
+/// membership here (`prefix`) and 4 per stream it is owed (`ledger`).
 struct Joined {
-    /// Its user's rooms (global ids, ascending) and their local indices.
-    local: Vec<u32>,
     /// Stream `prefix[i] + s` is sender `s` of the user's `i`-th room.
     prefix: Vec<u32>,
     /// (local room, sender index) this connection sends for (the first device only).
@@ -126,10 +127,10 @@ fn join(ctx: &RoomsCtx, c: &Conn) -> Joined {
     for &l in &local {
         prefix.push(total);
         let Some(room) = ctx.rooms.get(l as usize) else { continue };
-        total += room.senders.len() as u32;
+        total += ctx.senders(room).len() as u32;
         if c.device == 0 {
             let members = ctx.pop.members(room.id);
-            if let Some(s) = members[..room.senders.len()].iter().position(|&u| u == c.user) {
+            if let Some(s) = members[..ctx.senders(room).len()].iter().position(|&u| u == c.user) {
                 sends.push((l, s as u32));
             }
         }
@@ -139,35 +140,33 @@ fn join(ctx: &RoomsCtx, c: &Conn) -> Joined {
     let sent_at = |i: usize| -> u64 {
         let k = prefix.partition_point(|&p| p as usize <= i) - 1;
         let room = &ctx.rooms[local[k] as usize];
-        room.senders[i - prefix[k] as usize].sent.get()
+        ctx.senders(room)[i - prefix[k] as usize].sent.get()
     };
     let ledger = Ledger::new(total as usize, sent_at);
-    Joined { local, prefix, sends, ledger }
+    Joined { prefix, sends, ledger }
 }
 
 /// One established connection, joined in its rooms, until it closes.
 async fn session(ctx: &RoomsCtx, ci: usize, mut ws: Box<Ws>) {
     let c = &ctx.conns[ci];
     let mut j = join(ctx, c);
-    for &l in &j.local {
-        if let Some(room) = ctx.rooms.get(l as usize) {
-            room.open.set(room.open.get() + 1);
-        }
+    for l in ctx.pop.rooms_of(c.user).iter().filter_map(|&r| ctx.local(r)) {
+        let room = &ctx.rooms[l];
+        room.open.set(room.open.get() + 1);
     }
     for &(l, s) in &j.sends {
-        ctx.set_connected(&ctx.rooms[l as usize].senders[s as usize], true);
+        ctx.set_connected(&ctx.senders(&ctx.rooms[l as usize])[s as usize], true);
     }
     c.slot.set(crate::client::state::Slot::OPEN, true);
     let established_ns = now_ns();
     let by_peer = serve(ctx, ci, established_ns, &mut j, &mut ws).await;
     c.slot.set(crate::client::state::Slot::OPEN, false);
     for &(l, s) in &j.sends {
-        ctx.set_connected(&ctx.rooms[l as usize].senders[s as usize], false);
+        ctx.set_connected(&ctx.senders(&ctx.rooms[l as usize])[s as usize], false);
     }
-    for &l in &j.local {
-        if let Some(room) = ctx.rooms.get(l as usize) {
-            room.open.set(room.open.get() - 1);
-        }
+    for l in ctx.pop.rooms_of(c.user).iter().filter_map(|&r| ctx.local(r)) {
+        let room = &ctx.rooms[l];
+        room.open.set(room.open.get() - 1);
     }
     {
         let mut st = ctx.stats.borrow_mut();
@@ -209,7 +208,7 @@ async fn serve(
                 return Poll::Ready(Event::Close);
             }
             let due = j.sends.iter().any(|&(l, s)| {
-                let st = &ctx.rooms[l as usize].senders[s as usize];
+                let st = &ctx.senders(&ctx.rooms[l as usize])[s as usize];
                 st.due.get() > st.sent.get()
             });
             if due {
@@ -342,7 +341,7 @@ async fn send_due(ctx: &RoomsCtx, c: &Conn, j: &Joined, ws: &mut Ws) -> Result<(
     let token = ctx.target.tokens.get(c.user as u64);
     for &(l, s) in &j.sends {
         let room = &ctx.rooms[l as usize];
-        let st = &room.senders[s as usize];
+        let st = &ctx.senders(room)[s as usize];
         let Some(crate::client::state::Sched::Fixed(sched)) = st.schedule.get() else { continue };
         let class = ctx.pop.room_class[room.id as usize] as usize;
         let size = ctx.pop.spec.classes[class].message_size;
@@ -408,15 +407,21 @@ fn on_frame(ctx: &RoomsCtx, c: &Conn, from: u64, j: &mut Joined, frame: &[u8], n
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
         };
-        let Some(room) = ctx.rooms.get(j.local[pos] as usize) else {
+        let Some(l) = ctx.local(rooms[pos]) else {
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
         };
-        let Some(st) = room.senders.get(m.sender as usize) else {
+        let Some(room) = ctx.rooms.get(l) else {
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
         };
-        if c.device == 0 && ctx.pop.members(room.id)[m.sender as usize] == c.user {
+        let Some(st) = ctx.senders(room).get(m.sender as usize) else {
+            stats.counters.error(ErrorKind::MarkerOutOfRange);
+            return;
+        };
+        // Its own message (this device sends for its user): `sends` lists what it sends, a few
+        // entries, where the room's member table would be a cache miss per delivery.
+        if c.device == 0 && j.sends.contains(&(l as u32, m.sender)) {
             stats.counters.msgs_echoed += 1;
             return;
         }
