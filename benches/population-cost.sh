@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVER=${SERVER:-herd}
-USERS=${USERS:-5000}          # users (one device each) held idle for the memory figures
+USERS=${USERS:-15000}         # users (one device each) held idle for the memory figures
+SMALL=${SMALL:-1000}          # ... and the smaller run they are compared with
+REPEAT=${REPEAT:-3}           # memory runs per size (medians reported)
 HOLD=${HOLD:-3s}
 RATE=${RATE:-6.75}            # per sender: 2,000 rooms of 2, or 1 room of 2,000 -> 13.5k deliveries/s
 DURATION=${DURATION:-15s}
@@ -18,7 +20,7 @@ CONNECT_RATE=${CONNECT_RATE:-2000}   # each connection joins ~20 rooms, one ackn
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 
-# HERD=path measures another build (and skips building this one).
+# HERD=path measures another build (and skips building this one); ONLY=memory skips the CPU part.
 if [ -z "${HERD:-}" ]; then cargo build --release -q; fi
 BIN=${HERD:-${CARGO_TARGET_DIR:-target}/release/herd}
 
@@ -43,28 +45,55 @@ run() { # name, then herd run flags
     --out "$OUT/$name.json" "$@" > /dev/null
 }
 
-echo "== memory: $USERS users held idle for $HOLD, in about 1 room each, then about 20"
-run pop-1room --users "$USERS" --community "$USERS" --room-class "dm,rooms=$((USERS / 2)),size=2,rate=0" -d "$HOLD"
-run pop-20rooms --users "$USERS" --community "$USERS" -d "$HOLD" \
-  --room-class "dm,rooms=$((USERS * 6)),size=2,rate=0" \
-  --room-class "group,rooms=$((USERS * 2 / 5)),size=3-30,rate=0" \
-  --room-class "channel,rooms=1,size=1000,rate=0"
-python3 - "$OUT/pop-1room.json" "$OUT/pop-20rooms.json" <<'PY'
-import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-def fig(d):
-    p = d["population"]["population"]
-    grow = d["process"]["rss_connected_bytes"] - d["process"]["rss_start_bytes"]
-    return p["connections"], p["memberships"], grow, d["connections"]["established"], d["population"]["population"]["table_bytes"]
-for name, d in (("~1 room", a), ("~20 rooms", b)):
-    c, m, g, e, t = fig(d)
-    print(f"{name}: {e}/{c} connections, {m} memberships ({m / c:.1f} per connection), "
-          f"RSS growth while connecting {g / c:.0f} B per connection; membership tables {t / m:.1f} B per membership")
-(ca, ma, ga, _, _), (cb, mb, gb, _, tb) = fig(a), fig(b)
-print(f"per membership while connected: {(gb - ga) / (mb - ma):.1f} B (RSS growth difference over membership difference)"
-      f" + {tb / mb:.1f} B of membership tables")
+# Memory per connection is the difference between two runs of one executor, SMALL and USERS
+# users, over the difference in connections (so fixed costs, such as the executor, tables sized
+# per run and the histograms, do not count), at the process's peak (VmHWM: joins in flight
+# included) and once every connection had joined.
+echo "== memory: one executor, $SMALL then $USERS users held idle for $HOLD, in 1 room each, then about 20"
+pop1() { # name users
+  run "$1" --threads 1 --users "$2" --community "$2" --room-class "dm,rooms=$(($2 / 2)),size=2,rate=0" -d "$HOLD"
+}
+pop20() { # name users
+  run "$1" --threads 1 --users "$2" --community "$2" -d "$HOLD" \
+    --room-class "dm,rooms=$(($2 * 6)),size=2,rate=0" \
+    --room-class "group,rooms=$(($2 * 2 / 5)),size=3-30,rate=0" \
+    --room-class "channel,rooms=1,size=$(($2 < 1000 ? $2 : 1000)),rate=0"
+}
+for i in $(seq "$REPEAT"); do
+  pop1 "pop-1room-small-$i" "$SMALL"
+  pop1 "pop-1room-$i" "$USERS"
+  pop20 "pop-20rooms-small-$i" "$SMALL"
+  pop20 "pop-20rooms-$i" "$USERS"
+done
+python3 - "$OUT" "$REPEAT" <<'PY'
+import json, statistics, sys
+out, repeat = sys.argv[1], int(sys.argv[2])
+def fig(name):
+    d = json.load(open(f"{out}/{name}.json"))
+    p, pr = d["population"]["population"], d["process"]
+    assert d["connections"]["established"] == p["connections"], f"{name}: not every connection was established"
+    return p["connections"], p["memberships"], pr["rss_peak_bytes"], pr["rss_connected_bytes"], p["table_bytes"]
+def per_conn(small, large):
+    (c0, m0, p0, k0, _), (c1, m1, p1, k1, _) = fig(small), fig(large)
+    return (p1 - p0) / (c1 - c0), (k1 - k0) / (c1 - c0), (m1 - m0) / (c1 - c0)
+rows = {"1 room": [], "~20 rooms": [], "membership": []}
+for i in range(1, repeat + 1):
+    one = per_conn(f"pop-1room-small-{i}", f"pop-1room-{i}")
+    twenty = per_conn(f"pop-20rooms-small-{i}", f"pop-20rooms-{i}")
+    rows["1 room"].append(one[:2])
+    rows["~20 rooms"].append(twenty[:2])
+    rows["membership"].append(((twenty[0] - one[0]) / (twenty[2] - one[2]), (twenty[1] - one[1]) / (twenty[2] - one[2])))
+    print(f"run {i}: 1 room {one[0]:.0f} B per connection at peak, {one[1]:.0f} B once joined; ~20 rooms "
+          f"{twenty[0]:.0f} / {twenty[1]:.0f} B; per membership {rows['membership'][-1][0]:.1f} / {rows['membership'][-1][1]:.1f} B")
+med = {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in rows.items()}
+c, m, _, _, t = fig(f"pop-20rooms-{repeat}")
+print(f"medians of {repeat}: per connection in 1 room {med['1 room'][0]:.0f} B at peak, {med['1 room'][1]:.0f} B once joined; "
+      f"in ~20 rooms ({m / c:.1f} per connection) {med['~20 rooms'][0]:.0f} / {med['~20 rooms'][1]:.0f} B")
+print(f"per membership: {med['membership'][0]:.1f} B at peak, {med['membership'][1]:.1f} B once joined "
+      f"(per-connection difference over memberships-per-connection difference), + {t / m:.1f} B of membership tables")
 PY
 
+if [ "${ONLY:-all}" = memory ]; then exit 0; fi
 echo "== CPU: 2,000 rooms of 2 and one room of 2,000, one sender each at $RATE/s, for $DURATION"
 run pop-dm --users 4000 --community 4000 --room-class "dm,rooms=2000,size=2,rate=$RATE" -d "$DURATION"
 run pop-channel --users 2000 --community 2000 --room-class "channel,rooms=1,size=2000,rate=$RATE" -d "$DURATION"

@@ -84,7 +84,7 @@ pub async fn run_core(plan: CorePlan, pop: Shared, target: Arc<Target>, control:
             // Whatever is due by now still goes out; nothing later is scheduled.
             ctx.sending_over.set(true);
             for Reverse((_, r, s)) in heap.drain() {
-                let st = &ctx.rooms[r as usize].senders[s as usize];
+                let st = &ctx.senders(&ctx.rooms[r as usize])[s as usize];
                 if let Some(Sched::Fixed(sched)) = st.schedule.get() {
                     ctx.set_due(st, sched.due_count(now));
                     wake_sender(&ctx, r, s);
@@ -98,7 +98,7 @@ pub async fn run_core(plan: CorePlan, pop: Shared, target: Arc<Target>, control:
                 break;
             }
             heap.pop();
-            let st = &ctx.rooms[r as usize].senders[s as usize];
+            let st = &ctx.senders(&ctx.rooms[r as usize])[s as usize];
             let Some(Sched::Fixed(sched)) = st.schedule.get() else { continue };
             let count = sched.due_count(horizon);
             ctx.set_due(st, count);
@@ -166,8 +166,7 @@ fn publish(ctx: &RoomsCtx, tx: &Sender<Snapshot>, last: bool) {
     let mut stats = ctx.stats.borrow_mut();
     let idx = ctx.plan.idx;
     stats.counters.conns_connecting = ctx.connecting.get();
-    stats.counters.msgs_unsent =
-        ctx.rooms.iter().flat_map(|r| r.senders.iter()).map(|st| st.due.get() - st.sent.get()).sum();
+    stats.counters.msgs_unsent = ctx.all_senders().iter().map(|st| st.due.get() - st.sent.get()).sum();
     ctx.control.open[idx].store(stats.counters.open(), Ordering::Relaxed);
     ctx.control.pending[idx].store(stats.counters.pending() + ctx.backlog.get(), Ordering::Relaxed);
     let _ = tx.send(stats.snapshot(idx, now_ns(), last));
@@ -184,7 +183,7 @@ fn start_schedules(ctx: &RoomsCtx, heap: &mut Heap) {
             continue;
         }
         let period = pacing::period_ns(class.rate);
-        for (si, st) in room.senders.iter().enumerate() {
+        for (si, st) in ctx.senders(room).iter().enumerate() {
             let global = ((room.id as u64) << 20) | si as u64;
             let phase = pacing::phase_ns(p.seed, global, period);
             let sched = Schedule::new(start, phase, class.rate, p.duration.as_nanos() as u64);

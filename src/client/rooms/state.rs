@@ -18,8 +18,11 @@ pub struct Room {
     /// Connections joined in it now: every one is owed each message sent in it (but the
     /// sending connection itself).
     pub open: Cell<u32>,
-    /// Its senders, the room's first members (`Population::senders`).
-    pub senders: Box<[SenderState]>,
+    /// Its senders, the room's first members (`Population::senders`), are
+    /// `RoomsCtx::senders[first_sender..first_sender + n_senders]`: one table for the core rather
+    /// than an allocation per room (a direct message's room is 16 bytes plus its senders).
+    first_sender: u32,
+    n_senders: u32,
 }
 
 /// One connection: a device of a user.
@@ -47,6 +50,8 @@ pub struct RoomsCtx {
     pub stats: RefCell<CoreStats>,
     blocks: Vec<Block>,
     pub rooms: Vec<Room>,
+    /// Every room's senders, room after room (see [`RoomsCtx::senders`]).
+    senders_table: Vec<SenderState>,
     pub conns: Vec<Conn>,
     pub sending_over: Cell<bool>,
     pub marker_buf: RefCell<String>,
@@ -63,6 +68,16 @@ pub struct RoomsCtx {
 }
 
 impl RoomsCtx {
+    /// A room's senders.
+    pub fn senders(&self, room: &Room) -> &[SenderState] {
+        &self.senders_table[room.first_sender as usize..(room.first_sender + room.n_senders) as usize]
+    }
+
+    /// Every sender of the core's rooms.
+    pub fn all_senders(&self) -> &[SenderState] {
+        &self.senders_table
+    }
+
     pub fn new(
         plan: CorePlan,
         pop: Shared,
@@ -72,13 +87,15 @@ impl RoomsCtx {
     ) -> Self {
         let mut blocks = Vec::new();
         let mut rooms = Vec::new();
+        let mut senders_table = Vec::new();
         let mut conns = Vec::new();
         for &c in &plan.communities {
             let cm = pop.communities[c as usize];
             blocks.push(Block { first: cm.first_room, len: cm.rooms, base: rooms.len() as u32 });
             for r in cm.first_room..cm.first_room + cm.rooms {
-                let senders = (0..pop.senders(r)).map(|_| SenderState::default()).collect();
-                rooms.push(Room { id: r, open: Cell::new(0), senders });
+                let n = pop.senders(r);
+                rooms.push(Room { id: r, open: Cell::new(0), first_sender: senders_table.len() as u32, n_senders: n });
+                senders_table.extend((0..n).map(|_| SenderState::default()));
             }
             for u in cm.first_user..cm.first_user + cm.users {
                 for device in 0..pop.devices(u).len() as u32 {
@@ -95,6 +112,7 @@ impl RoomsCtx {
             stats: RefCell::new(CoreStats::default()),
             blocks,
             rooms,
+            senders_table,
             conns,
             sending_over: Cell::new(false),
             marker_buf: RefCell::new(String::new()),
