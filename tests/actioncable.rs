@@ -79,3 +79,53 @@ fn actioncable_preset_against_a_real_action_cable_server_is_exact() {
     // Action Cable echoes a broadcast to its sender: counted apart, never as delivered.
     assert_eq!(n(&v, "messages.echoed"), 150, "{}", v["messages"]);
 }
+
+/// A population on Action Cable: one connection per user subscribes to `ChatChannel` once per
+/// room of its user (each subscription's `confirm_subscription` awaited) and sends to one room
+/// per message. Every class's rooms have a fixed size, so what each message owes is known
+/// without herd's own `expected`: one delivery to each other member.
+#[test]
+fn a_population_subscribes_one_connection_to_every_room_of_its_user() {
+    let cable = Cable::start();
+    let url = format!("ws://{}/", cable.addr);
+    let d = tempfile::tempdir().unwrap();
+    let v = herd_ok(
+        d.path(),
+        &[
+            "--target",
+            "actioncable",
+            "--url",
+            &url,
+            "--users",
+            "40",
+            "--community",
+            "20",
+            "--room-class",
+            "dm,rooms=40,size=2,rate=1",
+            "--room-class",
+            "group,rooms=8,size=5,rate=1",
+            "--seed",
+            "7",
+            "-d",
+            "3s",
+        ],
+    );
+    assert_eq!(errors(&v), vec![]);
+    assert_eq!(n(&v, "connections.established"), 40, "{}", v["connections"]);
+    assert_eq!(n(&v, "connections.closed_by_peer"), 0, "{}", v["connections"]);
+    let pop = &v["population"]["population"];
+    assert_eq!(n(pop, "memberships"), 40 * 2 + 8 * 5, "{pop}");
+    assert!(n(pop, "rooms_per_connection.max") >= 2, "no connection was in several rooms: {pop}");
+    let mut sent_all = 0;
+    for (c, size) in v["population"]["classes"].as_array().expect("classes").iter().zip([2, 5]) {
+        let sent = n(c, "sent");
+        assert!(sent > 0, "{c}");
+        assert_eq!(n(c, "delivered"), sent * (size - 1), "{c}");
+        assert_eq!(n(c, "expected"), n(c, "delivered"), "{c}");
+        assert_eq!((n(c, "missed"), n(c, "duplicated")), (0, 0), "{c}");
+        sent_all += sent;
+    }
+    assert_eq!(n(&v, "messages.sent"), sent_all);
+    // Action Cable broadcasts a message to its sender too: counted apart, never as delivered.
+    assert_eq!(n(&v, "messages.echoed"), sent_all, "{}", v["messages"]);
+}

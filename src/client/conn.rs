@@ -16,6 +16,7 @@
 use super::connect;
 use super::direct;
 use super::reconnect::{self, Backoff};
+use super::serving::{self, rx_time, Got, Wire};
 use super::session;
 use super::shaping;
 use super::state::{Conv, CoreCtx, Slot};
@@ -35,9 +36,7 @@ use std::time::Duration;
 use tungstenite::{Error as WsError, Message};
 
 enum Event {
-    Frame(Option<Result<Message, WsError>>),
-    /// This many bytes read past tungstenite are in the core's `read_buf` (`direct.rs`).
-    Direct(usize),
+    Read(direct::Read),
     Send,
     Leave(Leave),
     KeepAlive,
@@ -175,175 +174,120 @@ pub const LEAVE_LINGER: Duration = Duration::from_secs(2);
 /// the TCP connection before closing the socket itself.
 pub const PEER_CLOSE_LINGER: Duration = Duration::from_secs(1);
 
+/// What serving does next: the event, without what it carried.
+enum Act {
+    Close,
+    Leave(Leave),
+    Send,
+    KeepAlive,
+    Got(Got),
+}
+
 async fn serve(ctx: &CoreCtx, conv_idx: usize, member: u32, established_ns: u64, ws: &mut Ws) -> Ended {
     let conv = &ctx.convs[conv_idx];
     let is_sender = member < ctx.plan.scenario.senders;
-    // What the senders sent before this connection was established is not owed to it.
-    let mut trackers = Trackers::joining(ctx.plan.scenario.senders as usize, |i| conv.senders[i].sent.get());
     let slot = &conv.slots[member as usize];
     let idx = ctx.conn_index(conv_idx, member);
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(idx));
+    // What the senders sent before this connection was established is not owed to it.
+    let mut trackers = Trackers::joining(ctx.plan.scenario.senders as usize, |i| conv.senders[i].sent.get());
     let mut pings_done = owed_pings();
-    let mut awaiting_pong = false;
-    // Reading data frames past tungstenite (`direct.rs`): from tungstenite's first wait with
-    // nothing of the stream left in it.
-    let mut direct = false;
-    let max_frame = ctx.target.ws_config.max_frame_size.unwrap_or(usize::MAX);
-    let max_frame = max_frame.min(ctx.target.ws_config.max_message_size.unwrap_or(usize::MAX));
-    // tungstenite's read size (see `direct::poll_read`); never 0, which would read as the end.
-    let chunk = ctx.target.ws_config.read_buffer_size.max(16);
+    let mut w = Wire::default();
     loop {
-        let ev = poll_fn(|cx| {
-            if ctx.closing.get() {
-                return Poll::Ready(Event::Close);
-            }
-            if is_sender {
-                let st = &conv.senders[member as usize];
-                if st.due.get() > st.sent.get() {
-                    return Poll::Ready(Event::Send);
+        let act = {
+            let ev = poll_fn(|cx| {
+                if ctx.closing.get() {
+                    return Poll::Ready(Event::Close);
+                }
+                if is_sender {
+                    let st = &conv.senders[member as usize];
+                    if st.due.get() > st.sent.get() {
+                        return Poll::Ready(Event::Send);
+                    }
+                }
+                if !conv.active.get() {
+                    return Poll::Ready(Event::Leave(Leave::Closed));
+                }
+                if slot.has(Slot::STORM) {
+                    return Poll::Ready(Event::Leave(Leave::Storm));
+                }
+                if slot.has(Slot::CHURN) {
+                    return Poll::Ready(Event::Leave(Leave::Churn));
+                }
+                if owed_pings() > pings_done {
+                    return Poll::Ready(Event::KeepAlive);
+                }
+                if let Poll::Ready(read) = direct::poll_stream(ws, cx, &ctx.read_buf, &mut w.direct) {
+                    return Poll::Ready(Event::Read(read));
+                }
+                slot.register(cx.waker());
+                Poll::Pending
+            })
+            .await;
+            // The event is handled here without waiting; only a small `Act` is left for the waits
+            // below, so nothing of a frame is held across them (see `serving.rs`).
+            match ev {
+                Event::Close => Act::Close,
+                Event::Leave(why) => Act::Leave(why),
+                Event::Send => Act::Send,
+                Event::KeepAlive => Act::KeepAlive,
+                Event::Read(read) => {
+                    Act::Got(serving::on_read(&ctx.target, &ctx.stats, &ctx.read_buf, ws, read, &mut w, |b, now| {
+                        on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, b, now)
+                    }))
                 }
             }
-            if !conv.active.get() {
-                return Poll::Ready(Event::Leave(Leave::Closed));
-            }
-            if slot.has(Slot::STORM) {
-                return Poll::Ready(Event::Leave(Leave::Storm));
-            }
-            if slot.has(Slot::CHURN) {
-                return Poll::Ready(Event::Leave(Leave::Churn));
-            }
-            if owed_pings() > pings_done {
-                return Poll::Ready(Event::KeepAlive);
-            }
-            if direct {
-                match direct::poll_read(ws, cx, &ctx.read_buf, chunk) {
-                    Poll::Ready(0) => direct = false,
-                    Poll::Ready(n) => return Poll::Ready(Event::Direct(n)),
-                    Poll::Pending => {}
-                }
-            }
-            if !direct {
-                if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Frame(f));
-                }
-                // tungstenite found no whole frame and waits for the stream.
-                direct = ws.get_ref().between_messages();
-            }
-            slot.register(cx.waker());
-            Poll::Pending
-        })
-        .await;
-        match ev {
-            Event::Close => {
+        };
+        let got = match act {
+            Act::Close => {
                 Box::pin(close_bounded(ctx, ws)).await;
                 return Ended::ByUs;
             }
-            Event::Leave(why) => {
+            Act::Leave(why) => {
                 Box::pin(leave(ctx, conv, member, established_ns, &mut trackers, ws)).await;
                 return Ended::Left(why);
             }
-            Event::Send => {
+            Act::Send => {
                 // Boxed so that the (rare) sending state does not size every connection's task.
                 if let Err(e) = Box::pin(send_due(ctx, conv, member, ws)).await {
                     return write_failed(ctx, &e);
                 }
+                Got::Next
             }
-            Event::KeepAlive => {
+            Act::KeepAlive => {
                 pings_done = owed_pings();
                 let v = ctx.vars(conv, member);
                 let sent =
-                    Box::pin(session::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                    Box::pin(session::keepalive(ws, &ctx.target, &v, &mut w.awaiting_pong, &ctx.stats, &ctx.scratch))
                         .await;
                 if let Err(e) = sent {
                     return write_failed(ctx, &e);
                 }
+                Got::Next
             }
-            Event::Direct(n) => {
-                // When the read's last bytes reached this host (the kernel's stamp).
-                let now = rx_time(ws);
-                let buf = ctx.read_buf.borrow();
-                let p = &ctx.target.protocol;
-                let taken = direct::take_data_frames(&buf[..n], max_frame, |binary, payload| {
-                    if binary {
-                        if !p.binary {
-                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
-                        }
-                    } else if session::answers(&ctx.target, payload) {
-                        // A frame to answer (`--reply`, `--pong-frame`): left to the path below.
-                        return false;
-                    }
-                    on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, payload, now);
-                    true
-                });
-                if taken < n {
-                    ws.get_mut().hand_over(&buf[taken..n]);
-                    direct = false;
+            Act::Got(got) => got,
+        };
+        match got {
+            Got::Next => {}
+            Got::Answer(auto) => {
+                let v = ctx.vars(conv, member);
+                let sent = Box::pin(session::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                if let Err(e) = sent {
+                    return write_failed(ctx, &e);
                 }
             }
-            Event::Frame(Some(Ok(msg))) => {
-                // Automatic replies and pong matching (`--reply`, `--pong-frame`): such frames are
-                // answered here and are not chat messages.
-                if let Some(auto) = session::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
-                    drop(msg);
-                    let v = ctx.vars(conv, member);
-                    let sent = Box::pin(session::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
-                    if let Err(e) = sent {
-                        return write_failed(ctx, &e);
-                    }
-                    glommio::yield_if_needed().await;
-                    continue;
-                }
-                // When the frame's last bytes reached this host (the kernel's stamp), not when
-                // this task got to it.
-                let now = rx_time(ws);
-                match &msg {
-                    Message::Text(t) => {
-                        on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, t.as_bytes(), now)
-                    }
-                    Message::Binary(b) => {
-                        if !ctx.target.protocol.binary {
-                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
-                        }
-                        on_frame(ctx, conv, member, (established_ns, u64::MAX), &mut trackers, b, now);
-                    }
-                    // tungstenite answers pings and queues the echo of a close frame.
-                    Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
-                    Message::Pong(_) => {
-                        awaiting_pong = false;
-                        ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
-                    }
-                    Message::Close(f) => {
-                        let w = &mut ctx.stats.borrow_mut().counters.wire;
-                        let code = session::peer_close(w, ws, f.as_ref());
-                        w.close_received(code);
-                        return Ended::ClosedByPeer(None);
-                    }
-                    Message::Frame(_) => {}
-                }
-            }
-            Event::Frame(None) => {
-                ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL);
-                return Ended::ByPeer(None);
-            }
-            Event::Frame(Some(Err(e))) => {
-                let (kind, code) = session::failure(&e);
-                ctx.stats.borrow_mut().counters.wire.close_failed(ws.get_ref().close());
-                match code {
-                    Some(code) => {
-                        // Boxed: the failure path should not grow every connection's future.
-                        Box::pin(session::fail(ws, code)).await;
-                        ctx.stats.borrow_mut().counters.wire.close_sent(code);
-                    }
-                    None => ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL),
-                }
+            Got::Fail(kind, code) => {
+                // Boxed: the failure path should not grow every connection's future.
+                Box::pin(session::fail(ws, code)).await;
+                ctx.stats.borrow_mut().counters.wire.close_sent(code);
                 return Ended::ByPeer(Some(kind));
             }
+            Got::PeerClosed => return Ended::ClosedByPeer(None),
+            Got::Gone(kind) => return Ended::ByPeer(kind),
         }
-        // Nothing of the event is held across this await, which keeps the task small.
         glommio::yield_if_needed().await;
     }
 }
-
 /// Leaving mid-run: from now on nothing sent is owed to this member; it reads until everything
 /// sent to it before now has arrived (at most [`LEAVE_LINGER`]), then closes with 1000.
 async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, trackers: &mut Trackers, ws: &mut Ws) {
@@ -367,14 +311,6 @@ async fn leave(ctx: &CoreCtx, conv: &Conv, member: u32, established_ns: u64, tra
     })
     .await;
     close(ws).await;
-}
-
-/// When the last frame's bytes reached this host (the kernel's stamp), or now.
-pub(super) fn rx_time(ws: &Ws) -> u64 {
-    match ws.get_ref().get_ref().get_ref().rx_ns() {
-        0 => now_ns(),
-        t => t,
-    }
 }
 
 /// Closing handshakes in flight at once per core. Every connection closes at the end of a run,

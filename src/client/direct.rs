@@ -14,8 +14,39 @@
 //! [`CloseWatch::between_messages`]: crate::ws::frames::CloseWatch::between_messages
 
 use super::target::Ws;
+use futures_util::StreamExt;
 use std::cell::RefCell;
 use std::task::{Context, Poll};
+use tungstenite::{Error as WsError, Message};
+
+/// What a connection's stream gave.
+pub enum Read {
+    /// A message (or the end, or an error) through tungstenite.
+    Frame(Option<Result<Message, WsError>>),
+    /// This many bytes read past tungstenite are in the core's read buffer.
+    Direct(usize),
+}
+
+/// Polls a serving connection's stream: directly while `*direct` (see the module's notes),
+/// through tungstenite otherwise, switching as the module's notes say. `Pending` with the
+/// task's waker registered for the stream.
+pub fn poll_stream(ws: &mut Ws, cx: &mut Context<'_>, buf: &RefCell<Vec<u8>>, direct: &mut bool) -> Poll<Read> {
+    if *direct {
+        // tungstenite's read size (see `poll_read`); never 0, which would read as the end.
+        let chunk = ws.get_config().read_buffer_size.max(16);
+        match poll_read(ws, cx, buf, chunk) {
+            Poll::Ready(0) => *direct = false,
+            Poll::Ready(n) => return Poll::Ready(Read::Direct(n)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
+        return Poll::Ready(Read::Frame(f));
+    }
+    // tungstenite found no whole frame and waits for the stream.
+    *direct = ws.get_ref().between_messages();
+    Poll::Pending
+}
 
 /// Reads up to `chunk` bytes of the connection's stream into `buf`, past tungstenite:
 /// `Ready(n)` bytes, `Ready(0)` when the stream ended or failed (kept for tungstenite to read

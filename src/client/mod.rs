@@ -6,12 +6,13 @@
 //! - `control.rs` what the run's driver and the cores share (phase, counts, allowance);
 //!   `plan.rs` one core's share of the run (the scenario and its conversations);
 //!   `target.rs` where and how connections connect;
-//! - `protocol.rs` the run's protocol on a connection (templates, join steps, keep-alives,
+//! - `session.rs` the run's protocol on a connection (templates, join steps, keep-alives,
 //!   failing a connection);
 //! - `state.rs` one executor's shared state: its context, conversations, members' doorbells
 //!   and senders' schedules;
 //! - `connect.rs` connect and upgrade, and one member's attempt; `direct.rs` reading data
-//!   frames past tungstenite;
+//!   frames past tungstenite; `serving.rs` what a serving connection does with what it read
+//!   (without waiting, so that nothing of a frame is held across its waits);
 //! - `reconnect.rs` backoff and retries after a loss (`--reconnect`) or a leave;
 //!   `shaping.rs` churn and storms;
 //! - `conn.rs` one connection's life; `ramp.rs` opening the core's connections (the connect
@@ -30,6 +31,7 @@ mod plan;
 mod ramp;
 pub mod reconnect;
 mod rooms;
+pub(crate) mod serving;
 pub mod session;
 mod shaping;
 mod state;
@@ -65,4 +67,26 @@ pub fn start(
         })?);
     }
     Ok(handles)
+}
+
+/// Every idle connection is a task holding its future's state, so that state is part of the
+/// memory per connection (`benches/efficiency.sh`, `benches/population-cost.sh`). These bounds
+/// catch a change that holds something large across a connection's waits (a message, an
+/// unboxed rare path, a future wrapped by an `async fn`), which once made a connection attempt
+/// 3.4 KB and a serving task 616 bytes.
+#[cfg(test)]
+mod task_sizes {
+    fn size<Fut, F: Fn(A, B, C) -> Fut, A, B, C>(_: &F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn a_connection_task_and_its_attempt_stay_small() {
+        let serving = size(&super::conn::run);
+        assert!(serving <= 512, "a grid connection's task is {serving} bytes");
+        let attempt = size(&super::connect::member);
+        assert!(attempt <= 1536, "a connection attempt is {attempt} bytes");
+        let rooms = super::rooms::task_size();
+        assert!(rooms <= 640, "a population connection's task is {rooms} bytes");
+    }
 }

@@ -10,7 +10,8 @@
 //!   had joined its rooms, once per (room, sender, seq) on this connection (`Ledger`).
 
 use super::state::{Conn, RoomsCtx};
-use crate::client::conn::{close, linger, rx_time};
+use crate::client::conn::{close, linger};
+use crate::client::serving::{self, Got, Wire};
 use crate::client::target::Ws;
 use crate::client::{connect, direct, session};
 use crate::config::protocol::Unmarked;
@@ -21,19 +22,26 @@ use crate::measure::marker::{self, DecodeError, Marker};
 use crate::measure::stats::ErrorKind;
 use crate::population::ledger::Ledger;
 use crate::ws::wire;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use tungstenite::{Error as WsError, Message};
+use tungstenite::Error as WsError;
 
 enum Event {
-    Frame(Option<Result<Message, WsError>>),
-    Direct(usize),
+    Read(direct::Read),
     Send,
     KeepAlive,
     Close,
+}
+
+/// What serving does next: the event, without what it carried.
+enum Act {
+    Close,
+    Send,
+    KeepAlive,
+    Got(Got),
 }
 
 /// The body of a connection task.
@@ -197,139 +205,89 @@ async fn serve(
     let c = &ctx.conns[ci];
     let owed_pings = || ctx.ping.as_ref().map_or(0, |r| r.owed(ci as u64));
     let mut pings_done = owed_pings();
-    let mut awaiting_pong = false;
-    let mut direct = false;
-    let max_frame = ctx.target.ws_config.max_frame_size.unwrap_or(usize::MAX);
-    let max_frame = max_frame.min(ctx.target.ws_config.max_message_size.unwrap_or(usize::MAX));
-    let chunk = ctx.target.ws_config.read_buffer_size.max(16);
+    let mut w = Wire::default();
     loop {
-        let ev = poll_fn(|cx| {
-            if ctx.closing.get() {
-                return Poll::Ready(Event::Close);
-            }
-            let due = j.sends.iter().any(|&(l, s)| {
-                let st = &ctx.senders(&ctx.rooms[l as usize])[s as usize];
-                st.due.get() > st.sent.get()
-            });
-            if due {
-                return Poll::Ready(Event::Send);
-            }
-            if owed_pings() > pings_done {
-                return Poll::Ready(Event::KeepAlive);
-            }
-            if direct {
-                match direct::poll_read(ws, cx, &ctx.read_buf, chunk) {
-                    Poll::Ready(0) => direct = false,
-                    Poll::Ready(n) => return Poll::Ready(Event::Direct(n)),
-                    Poll::Pending => {}
+        // The event is handled without waiting; only a small `Act` is left for the waits below,
+        // so nothing of a frame is held across them (see `client/serving.rs`).
+        let act = {
+            let ev = poll_fn(|cx| {
+                if ctx.closing.get() {
+                    return Poll::Ready(Event::Close);
+                }
+                let due = j.sends.iter().any(|&(l, s)| {
+                    let st = &ctx.senders(&ctx.rooms[l as usize])[s as usize];
+                    st.due.get() > st.sent.get()
+                });
+                if due {
+                    return Poll::Ready(Event::Send);
+                }
+                if owed_pings() > pings_done {
+                    return Poll::Ready(Event::KeepAlive);
+                }
+                if let Poll::Ready(read) = direct::poll_stream(ws, cx, &ctx.read_buf, &mut w.direct) {
+                    return Poll::Ready(Event::Read(read));
+                }
+                c.slot.register(cx.waker());
+                Poll::Pending
+            })
+            .await;
+            match ev {
+                Event::Close => Act::Close,
+                Event::Send => Act::Send,
+                Event::KeepAlive => Act::KeepAlive,
+                Event::Read(read) => {
+                    Act::Got(serving::on_read(&ctx.target, &ctx.stats, &ctx.read_buf, ws, read, &mut w, |b, now| {
+                        on_frame(ctx, c, established_ns, j, b, now)
+                    }))
                 }
             }
-            if !direct {
-                if let Poll::Ready(f) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Frame(f));
-                }
-                direct = ws.get_ref().between_messages();
-            }
-            c.slot.register(cx.waker());
-            Poll::Pending
-        })
-        .await;
-        match ev {
-            Event::Close => {
+        };
+        let got = match act {
+            Act::Close => {
                 let _slot = ctx.closing_slots.acquire_permit(1).await;
                 Box::pin(close(ws)).await;
                 return None;
             }
-            Event::Send => {
+            Act::Send => {
                 if let Err(e) = Box::pin(send_due(ctx, c, j, ws)).await {
                     let mut st = ctx.stats.borrow_mut();
                     st.counters.error(ErrorKind::SendFailed);
                     st.counters.wire.close_received(wire::ABNORMAL);
                     return Some((Some(session::failure(&e).0), false));
                 }
+                Got::Next
             }
-            Event::KeepAlive => {
+            Act::KeepAlive => {
                 pings_done = owed_pings();
                 let v = vars(c, 0);
                 let sent =
-                    Box::pin(session::keepalive(ws, &ctx.target, &v, &mut awaiting_pong, &ctx.stats, &ctx.scratch))
+                    Box::pin(session::keepalive(ws, &ctx.target, &v, &mut w.awaiting_pong, &ctx.stats, &ctx.scratch))
                         .await;
                 if let Err(e) = sent {
                     ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
                     return Some((Some(session::failure(&e).0), false));
                 }
+                Got::Next
             }
-            Event::Direct(n) => {
-                let now = rx_time(ws);
-                let buf = ctx.read_buf.borrow();
-                let p = &ctx.target.protocol;
-                let taken = direct::take_data_frames(&buf[..n], max_frame, |binary, payload| {
-                    if binary {
-                        if !p.binary {
-                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
-                        }
-                    } else if session::answers(&ctx.target, payload) {
-                        return false;
-                    }
-                    on_frame(ctx, c, established_ns, j, payload, now);
-                    true
-                });
-                if taken < n {
-                    ws.get_mut().hand_over(&buf[taken..n]);
-                    direct = false;
+            Act::Got(got) => got,
+        };
+        match got {
+            Got::Next => {}
+            Got::Answer(auto) => {
+                let v = vars(c, 0);
+                let sent = Box::pin(session::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
+                if let Err(e) = sent {
+                    ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
+                    return Some((Some(session::failure(&e).0), false));
                 }
             }
-            Event::Frame(Some(Ok(msg))) => {
-                if let Some(auto) = session::automatic(&ctx.target, &msg, &mut awaiting_pong, &ctx.stats) {
-                    drop(msg);
-                    let v = vars(c, 0);
-                    let sent = Box::pin(session::answer(ws, &ctx.target, &v, auto, &ctx.scratch)).await;
-                    if let Err(e) = sent {
-                        ctx.stats.borrow_mut().counters.error(ErrorKind::SendFailed);
-                        return Some((Some(session::failure(&e).0), false));
-                    }
-                    glommio::yield_if_needed().await;
-                    continue;
-                }
-                let now = rx_time(ws);
-                match &msg {
-                    Message::Text(t) => on_frame(ctx, c, established_ns, j, t.as_bytes(), now),
-                    Message::Binary(b) => {
-                        if !ctx.target.protocol.binary {
-                            ctx.stats.borrow_mut().counters.error(ErrorKind::BinaryFrame);
-                        }
-                        on_frame(ctx, c, established_ns, j, b, now);
-                    }
-                    Message::Ping(_) => ctx.stats.borrow_mut().counters.wire.pings_received += 1,
-                    Message::Pong(_) => {
-                        awaiting_pong = false;
-                        ctx.stats.borrow_mut().counters.wire.pongs_received += 1;
-                    }
-                    Message::Close(f) => {
-                        let w = &mut ctx.stats.borrow_mut().counters.wire;
-                        let code = session::peer_close(w, ws, f.as_ref());
-                        w.close_received(code);
-                        return Some((None, true));
-                    }
-                    Message::Frame(_) => {}
-                }
-            }
-            Event::Frame(None) => {
-                ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL);
-                return Some((None, false));
-            }
-            Event::Frame(Some(Err(e))) => {
-                let (kind, code) = session::failure(&e);
-                ctx.stats.borrow_mut().counters.wire.close_failed(ws.get_ref().close());
-                match code {
-                    Some(code) => {
-                        Box::pin(session::fail(ws, code)).await;
-                        ctx.stats.borrow_mut().counters.wire.close_sent(code);
-                    }
-                    None => ctx.stats.borrow_mut().counters.wire.close_received(wire::ABNORMAL),
-                }
+            Got::Fail(kind, code) => {
+                Box::pin(session::fail(ws, code)).await;
+                ctx.stats.borrow_mut().counters.wire.close_sent(code);
                 return Some((Some(kind), false));
             }
+            Got::PeerClosed => return Some((None, true)),
+            Got::Gone(kind) => return Some((kind, false)),
         }
         glommio::yield_if_needed().await;
     }

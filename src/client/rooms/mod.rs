@@ -9,3 +9,12 @@ mod core;
 mod state;
 
 pub use self::core::run_core;
+
+/// The size of a population connection's task (see `client::task_sizes`).
+#[cfg(test)]
+pub(super) fn task_size() -> usize {
+    fn size<Fut, F: Fn(A, B) -> Fut, A, B>(_: &F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+    size(&conn::run)
+}
