@@ -77,12 +77,38 @@ fn set_bind_address_no_port(s: &socket2::Socket) -> io::Result<()> {
 /// Connects, upgrades and joins; the caller bounds the time it may take. For a connection in
 /// `rooms` (a population's user), `{rooms}` in the URL lists them, and the join steps that name
 /// `{room}` run once per room (`session::joined_rooms`); `None`: a grid connection, in its one
-/// conversation. The stream goes on the heap as soon as it exists, so that neither this future
-/// nor the connection's task holds a copy of it per state.
+/// conversation.
+///
+/// The connect-and-upgrade state and the join's are each boxed and freed once done, so a
+/// connection waiting for its joins' acknowledgements (thousands at once, when a server is slow
+/// to acknowledge) holds only the join's state, and the stream is on the heap as soon as it
+/// exists, so no state holds a copy of it.
 pub async fn open_in(
     t: &Target,
     vars: &Vars,
     rooms: Option<&[u32]>,
+    key_seed: u64,
+    source: Option<IpAddr>,
+    path_buf: &mut String,
+) -> Result<Box<Ws>, ErrorKind> {
+    let mut ws = Box::pin(upgraded(t, vars, rooms.unwrap_or(&[]), key_seed, source, path_buf)).await?;
+    if t.protocol.join.is_empty() {
+        return Ok(ws);
+    }
+    let t0 = now_ns();
+    match rooms {
+        None => Box::pin(session::joined(&mut ws, t, vars)).await?,
+        Some(rooms) => Box::pin(session::joined_rooms(&mut ws, t, vars, rooms)).await?,
+    }
+    stats::record_phase(ConnectPhase::Join, now_ns() - t0);
+    Ok(ws)
+}
+
+/// A connected, upgraded stream (TLS for wss://), each phase timed.
+async fn upgraded(
+    t: &Target,
+    vars: &Vars,
+    rooms: &[u32],
     key_seed: u64,
     source: Option<IpAddr>,
     path_buf: &mut String,
@@ -95,18 +121,7 @@ pub async fn open_in(
         .map_err(|e| connect_error_kind(&e))?;
     stats::record_phase(ConnectPhase::Tcp, now_ns() - t0);
     let stream = secure(t, socket).await?;
-    let mut ws = Box::new(upgrade(t, vars, rooms.unwrap_or(&[]), key_seed, path_buf, stream).await?);
-    if t.protocol.join.is_empty() {
-        return Ok(ws);
-    }
-    let t0 = now_ns();
-    // Boxed: a join in flight should not grow every connection's future.
-    match rooms {
-        None => Box::pin(session::joined(&mut ws, t, vars)).await?,
-        Some(rooms) => Box::pin(session::joined_rooms(&mut ws, t, vars, rooms)).await?,
-    }
-    stats::record_phase(ConnectPhase::Join, now_ns() - t0);
-    Ok(ws)
+    Ok(Box::new(upgrade(t, vars, rooms, key_seed, path_buf, stream).await?))
 }
 
 /// One attempt of a member's connection, bounded by `--connect-timeout`: established or failed

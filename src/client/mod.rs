@@ -85,7 +85,7 @@ mod task_sizes {
         let serving = size(&super::conn::run);
         assert!(serving <= 512, "a grid connection's task is {serving} bytes");
         let attempt = size(&super::connect::member);
-        assert!(attempt <= 1536, "a connection attempt is {attempt} bytes");
+        assert!(attempt <= 512, "a connection attempt is {attempt} bytes");
         let rooms = super::rooms::task_size();
         assert!(rooms <= 640, "a population connection's task is {rooms} bytes");
     }
