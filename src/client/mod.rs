@@ -86,6 +86,8 @@ mod task_sizes {
         assert!(serving <= 512, "a grid connection's task is {serving} bytes");
         let attempt = size(&super::connect::member);
         assert!(attempt <= 512, "a connection attempt is {attempt} bytes");
+        let joining = size(&super::session::joined);
+        assert!(joining <= 640, "a join in flight is {joining} bytes");
         let rooms = super::rooms::task_size();
         assert!(rooms <= 640, "a population connection's task is {rooms} bytes");
     }

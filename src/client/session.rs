@@ -117,7 +117,8 @@ async fn expect(ws: &mut Ws, t: &Target, fill: &Fill<'_>, p: &Pattern) -> Result
                         w.pongs_sent += 1;
                     });
                     t.protocol.replies[i].response.render(fill, &mut buf);
-                    ws.send(Message::text(buf.as_str())).await.map_err(|_| ErrorKind::SendFailed)?;
+                    // Boxed: a rare answer should not size every join in flight.
+                    Box::pin(ws.send(Message::text(buf.as_str()))).await.map_err(|_| ErrorKind::SendFailed)?;
                 }
             }
             Some(Ok(Message::Close(f))) => {

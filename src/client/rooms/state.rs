@@ -85,10 +85,21 @@ impl RoomsCtx {
         control: Arc<Control>,
         ping: Option<PingRing>,
     ) -> Self {
-        let mut blocks = Vec::new();
-        let mut rooms = Vec::new();
-        let mut senders_table = Vec::new();
-        let mut conns = Vec::new();
+        // Sized once: the tables are the core's largest, and growing them by doubling would hold
+        // the old copy and the new at once.
+        let communities = plan.communities.iter().map(|&c| pop.communities[c as usize]);
+        let n_rooms: usize = communities.clone().map(|cm| cm.rooms as usize).sum();
+        let n_senders: usize = communities
+            .clone()
+            .flat_map(|cm| cm.first_room..cm.first_room + cm.rooms)
+            .map(|r| pop.senders(r) as usize)
+            .sum();
+        let n_conns: usize =
+            communities.flat_map(|cm| cm.first_user..cm.first_user + cm.users).map(|u| pop.devices(u).len()).sum();
+        let mut blocks = Vec::with_capacity(plan.communities.len());
+        let mut rooms = Vec::with_capacity(n_rooms);
+        let mut senders_table = Vec::with_capacity(n_senders);
+        let mut conns = Vec::with_capacity(n_conns);
         for &c in &plan.communities {
             let cm = pop.communities[c as usize];
             blocks.push(Block { first: cm.first_room, len: cm.rooms, base: rooms.len() as u32 });
