@@ -141,6 +141,7 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         }
         if phase >= Phase::Sending && !sending_started {
             sending_started = true;
+            crate::measure::stats::count_read_lag(true);
             start_schedules(&ctx, &mut heap);
         }
         if phase >= Phase::Draining && !ctx.sending_over.get() {
@@ -191,6 +192,8 @@ pub async fn run_core(plan: CorePlan, target: Arc<Target>, control: Arc<Control>
         }
         if phase >= Phase::Closing && !ctx.closing.get() {
             ctx.closing.set(true);
+            // The closing handshakes' reads are not the send phase's.
+            crate::measure::stats::count_read_lag(false);
             closing_since = Some(now);
             ctx.wake_all();
         }

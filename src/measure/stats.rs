@@ -372,8 +372,24 @@ thread_local! {
     static READ_LAG: std::cell::RefCell<Option<Box<Histogram<u64>>>> = const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    /// Whether this thread's reads count toward read lag: from its core's send phase on.
+    static READ_LAG_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Starts (or stops) counting this thread's reads toward read lag. A client core counts from
+/// its send phase's start to its drain's end: read lag tells how busy the cores were while
+/// messages flowed, and the reads of a connect ramp or of the closing handshakes (thousands at
+/// once) would set its p99 on their own.
+pub fn count_read_lag(on: bool) {
+    READ_LAG_ON.set(on);
+}
+
 /// Records, on this core, that a read came `ns` after the kernel received its last bytes.
 pub fn record_read_lag(ns: u64) {
+    if !READ_LAG_ON.get() {
+        return;
+    }
     READ_LAG
         .with_borrow_mut(|h| h.get_or_insert_with(|| Box::new(new_histogram())).saturating_record((ns / 1000).max(1)));
 }
@@ -639,6 +655,9 @@ mod tests {
             record_phase(ConnectPhase::Tls, 7_000_000);
             record_tls_handshake(true);
             record_tls_handshake(false);
+            // Before the send phase a read is not counted; from it on, it is.
+            record_read_lag(900_000);
+            count_read_lag(true);
             record_read_lag(250_000);
             let s = a.snapshot(0, 1, false);
             let h = s.interval.as_ref().expect("phases were recorded");
