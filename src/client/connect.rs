@@ -12,6 +12,7 @@ use crate::measure::clock::now_ns;
 use crate::measure::stats::{self, ConnectPhase, ErrorKind};
 use crate::runtime::net::Socket;
 use crate::tls;
+use crate::ws::deflate::Codec;
 use crate::ws::frames::CloseWatch;
 use crate::ws::handshake::{self, ReadHeadError};
 use async_tungstenite::WebSocketStream;
@@ -188,10 +189,20 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         ReadHeadError::Eof => ErrorKind::HandshakeRejected,
         ReadHeadError::TooLarge | ReadHeadError::NotHttp => ErrorKind::HandshakeInvalid,
     })?;
-    session::check_answer(t, &buf[..end], &buf[end..], &key)?;
+    let deflate = session::check_answer(t, &buf[..end], &buf[end..], &key)?;
+    if t.deflate.offer().is_some() {
+        crate::ws::deflate::tally::answered(deflate.map(|p| p.header()).as_deref());
+    }
     let leftover = buf[end..].to_vec();
     drop(buf);
-    let stream = CloseWatch::new(stream, &leftover);
+    let (stream, leftover) = match deflate {
+        None => (CloseWatch::new(stream, &leftover), leftover),
+        // The codec rewrites the first bytes too, before tungstenite reads them.
+        Some(p) => {
+            let max = t.ws_config.max_message_size.unwrap_or(usize::MAX);
+            (CloseWatch::with_deflate(stream, Box::new(Codec::client(&p, max, &leftover))), Vec::new())
+        }
+    };
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(t.ws_config)).await;
     stats::record_phase(ConnectPhase::Upgrade, now_ns() - t0);
     Ok(ws)

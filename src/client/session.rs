@@ -10,6 +10,7 @@ use crate::config::protocol::steps::{self, Automatic, Pattern, Step};
 use crate::config::protocol::Protocol;
 use crate::config::template::{Fill, Vars};
 use crate::measure::stats::{self, CoreStats, ErrorKind};
+use crate::ws::deflate::{codec::Failure, Params};
 use crate::ws::handshake::{self, ResponseError};
 use crate::ws::wire::WireCounters;
 use futures_lite::AsyncReadExt;
@@ -41,13 +42,18 @@ pub fn upgrade_request(t: &Target, vars: &Vars, rooms: &[u32], key: &str, path: 
     if !p.subprotocols.is_empty() {
         extra.push(("Sec-WebSocket-Protocol".to_string(), p.subprotocols.join(", ")));
     }
+    if let Some(offer) = t.deflate.offer() {
+        extra.push(("Sec-WebSocket-Extensions".to_string(), offer.to_string()));
+    }
     handshake::client_request(&t.template.host_header(), path, key, &extra)
 }
 
-/// Checks the server's answer to the upgrade. A refusal's status and the first line of its body
-/// (`body`: what came with the head) go to the core's statistics.
-pub fn check_answer(t: &Target, head: &[u8], body: &[u8], key: &str) -> Result<(), ErrorKind> {
-    handshake::check_response_offer(head, key, &t.protocol.subprotocols).map(|_| ()).map_err(|e| match e {
+/// Checks the server's answer to the upgrade; returns the permessage-deflate parameters in force,
+/// if any. A refusal's status and the first line of its body (`body`: what came with the head) go
+/// to the core's statistics.
+pub fn check_answer(t: &Target, head: &[u8], body: &[u8], key: &str) -> Result<Option<Params>, ErrorKind> {
+    let r = handshake::check_response_ext(head, key, &t.protocol.subprotocols, t.deflate);
+    r.map(|(_, deflate)| deflate).map_err(|e| match e {
         ResponseError::Status(code) => {
             stats::record_wire(|w| w.handshake_rejected(code, body));
             ErrorKind::HandshakeRejected
@@ -254,6 +260,10 @@ pub fn failure(e: &WsError) -> (ErrorKind, Option<u16>) {
         WsError::Utf8(_) => (ErrorKind::InvalidUtf8, Some(1007)),
         WsError::Capacity(_) => (ErrorKind::FrameTooLarge, Some(1009)),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (ErrorKind::Reset, None),
+        WsError::Protocol(ProtocolError::NonZeroReservedBits) => (ErrorKind::ReservedBits, Some(1002)),
+        // Refused by the permessage-deflate stream (`ws/deflate/stream.rs`).
+        WsError::Io(io) if Failure::of(io) == Some(Failure::TooBig) => (ErrorKind::FrameTooLarge, Some(1009)),
+        WsError::Io(io) if Failure::of(io) == Some(Failure::Corrupt) => (ErrorKind::DeflateCorrupt, Some(1007)),
         WsError::Protocol(_) | WsError::AttackAttempt => (ErrorKind::Protocol, Some(1002)),
         WsError::Io(io) => match io.kind() {
             std::io::ErrorKind::ConnectionReset
@@ -277,7 +287,7 @@ pub fn normal_close() -> CloseFrame {
 /// the close frame is not lost to a reset.
 pub async fn fail(ws: &mut Ws, code: u16) {
     let reason = match code {
-        1007 => "invalid UTF-8",
+        1007 => "invalid UTF-8 or compressed data",
         1009 => "message too big",
         _ => "protocol error",
     };

@@ -31,6 +31,8 @@ pub struct Target {
     pub rcvbuf: Option<usize>,
     /// wss://: the TLS client every connection of the run shares.
     pub tls: Option<std::sync::Arc<tls::Client>>,
+    /// `--deflate`: the permessage-deflate offer.
+    pub deflate: crate::ws::deflate::Mode,
 }
 
 impl Target {
@@ -54,6 +56,7 @@ impl Target {
             sndbuf: None,
             rcvbuf: None,
             tls: None,
+            deflate: crate::ws::deflate::Mode::Off,
         })
     }
 }

@@ -33,6 +33,7 @@ pub mod defaults {
     pub const DRAIN: &str = "5s";
     pub const CONNECT_TIMEOUT: &str = "10s";
     pub const SEND_WINDOW: &str = "1ms";
+    pub const DEFLATE: &str = "off";
     /// Largest accepted `--send-window`, in milliseconds.
     pub const MAX_SEND_WINDOW_MS: u64 = 100;
     /// Largest accepted `--size`.
@@ -75,6 +76,8 @@ pub struct RunArgs {
     pub size: Option<u64>,
     #[arg(long, value_parser = units::parse_bytes, help = d("Largest frame accepted from the target, in bytes; a larger one closes the connection with 1009 and counts as frame_too_large", defaults::MAX_FRAME))]
     pub max_frame: Option<u64>,
+    #[arg(long, value_name = "off|browser|lean", value_parser = crate::ws::deflate::Mode::parse, help = d("permessage-deflate: browser offers what Chrome and Firefox offer (contexts kept as the server chooses), lean asks for no context takeover both ways and 1 KiB windows (nothing held per idle connection); the server's answer is in the results", defaults::DEFLATE))]
+    pub deflate: Option<crate::ws::deflate::Mode>,
     #[arg(long, value_parser = units::parse_rate, help = d("New connections per second across all cores", defaults::CONNECT_RATE))]
     pub connect_rate: Option<f64>,
     #[arg(long, short = 'd', value_parser = units::parse_duration, help = d("Length of the sending phase, e.g. 20s, 2m", defaults::DURATION))]
@@ -170,6 +173,7 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
     let mut rate = a.rate.unwrap_or_else(|| default_of(defaults::RATE, units::parse_rate));
     let mut size = a.size.unwrap_or_else(|| default_of(defaults::SIZE, units::parse_bytes));
     let max_frame = a.max_frame.unwrap_or_else(|| default_of(defaults::MAX_FRAME, units::parse_bytes));
+    let deflate = a.deflate.unwrap_or_else(|| default_of(defaults::DEFLATE, crate::ws::deflate::Mode::parse));
     let connect_rate = a.connect_rate.unwrap_or_else(|| default_of(defaults::CONNECT_RATE, units::parse_rate));
     let mut duration = a.duration.unwrap_or_else(|| default_of(defaults::DURATION, units::parse_duration));
     let drain = a.drain.unwrap_or_else(|| default_of(defaults::DRAIN, units::parse_duration));
@@ -327,6 +331,7 @@ pub fn resolve(a: &RunArgs, online_cores: &[usize]) -> Result<Scenario> {
         rate,
         size: size as usize,
         max_frame: max_frame as usize,
+        deflate,
         connect_rate,
         duration,
         drain,

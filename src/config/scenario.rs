@@ -22,6 +22,8 @@ pub struct Scenario {
     pub size: usize,
     /// Largest message or frame accepted from the server.
     pub max_frame: usize,
+    /// `--deflate`: what permessage-deflate herd offers.
+    pub deflate: crate::ws::deflate::Mode,
     pub connect_rate: f64,
     #[serde(with = "units::secs")]
     pub duration: Duration,

@@ -120,6 +120,8 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     };
     let server = if embedded {
         let mut cfg = ServerConfig::embedded(s.server_threads as usize);
+        // The embedded server accepts compression when the run offers it.
+        cfg.deflate = s.deflate != crate::ws::deflate::Mode::Off;
         if let Some(c) = &embedded_cert {
             cfg.tls =
                 Some(crate::tls::server::config(vec![c.cert.clone()], c.key.clone_key()).map_err(Error::Software)?);
@@ -151,6 +153,7 @@ pub fn start(s: &Scenario, hooks: Hooks, hdr_log: Option<std::fs::File>) -> Resu
     let mut target = Target::new(template, s.max_frame, read_buffer(s))
         .map_err(|e| Error::Unavailable(format!("--url {url}: cannot resolve the host: {e}")))?;
     target.protocol = s.protocol.clone();
+    target.deflate = s.deflate;
     target.sndbuf = s.sndbuf;
     target.rcvbuf = s.rcvbuf;
     target.tls = tls.clone();

@@ -79,10 +79,15 @@ pub enum ErrorKind {
     /// A join step waiting for a server frame (`--expect`) saw none match within
     /// `--expect-timeout`.
     JoinTimeout,
+    /// A compressed message that is not valid deflate data; the connection is closed with 1007.
+    DeflateCorrupt,
+    /// A frame with a reserved bit that no negotiated extension gives a meaning (RSV1 without
+    /// permessage-deflate, or where RFC 7692 does not allow it); closed with 1002.
+    ReservedBits,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 26] = [
         ErrorKind::ConnectRefused,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectTimeout,
@@ -107,6 +112,8 @@ impl ErrorKind {
         ErrorKind::TlsHandshake,
         ErrorKind::TlsProtocolVersion,
         ErrorKind::JoinTimeout,
+        ErrorKind::DeflateCorrupt,
+        ErrorKind::ReservedBits,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -137,6 +144,8 @@ impl ErrorKind {
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::TlsProtocolVersion => "tls_protocol_version",
             ErrorKind::JoinTimeout => "join_timeout",
+            ErrorKind::DeflateCorrupt => "deflate_corrupt",
+            ErrorKind::ReservedBits => "reserved_bits",
         }
     }
 
@@ -481,6 +490,11 @@ impl CoreStats {
         self.counters.tls_handshakes += log.tls_handshakes;
         self.counters.tls_resumed += log.tls_resumed;
         self.counters.wire.add(&log.wire);
+        // What permessage-deflate counted on this thread (`ws/deflate/tally.rs`).
+        let deflate = crate::ws::deflate::tally::take();
+        if !deflate.is_empty() {
+            self.counters.wire.deflate.add(&deflate);
+        }
         if let Some(p) = log.phases {
             for (a, b) in self.interval.phases.iter_mut().zip(p.iter()) {
                 let _ = a.add(b);

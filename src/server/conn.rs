@@ -8,6 +8,7 @@ use super::mailbox::Mailbox;
 use super::metrics::{add, inc};
 use super::rooms::Slot;
 use crate::runtime::net::{Listener, Socket};
+use crate::ws::deflate::{self, Codec, Deflated, Params};
 use crate::ws::handshake::{self, ReadHeadError};
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncWrite, AsyncWriteExt};
@@ -32,7 +33,8 @@ enum Endpoint {
 }
 
 enum Route {
-    Upgrade(Endpoint, String),
+    /// The endpoint, the client's key, and permessage-deflate when offered and accepted.
+    Upgrade(Endpoint, String, Option<Params>),
     Metrics,
     Health,
     Reply(u16, &'static str, String),
@@ -74,7 +76,8 @@ fn route(head: &[u8], core: &Core) -> Route {
             return Route::Reply(503, "Service Unavailable", "connection limit reached\n".into());
         }
     }
-    Route::Upgrade(endpoint, key)
+    let deflate = if core.shared.cfg.deflate { deflate::params::accept(&req.extensions) } else { None };
+    Route::Upgrade(endpoint, key, deflate)
 }
 
 async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctype: &str, body: &[u8]) {
@@ -83,6 +86,9 @@ async fn reply<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, ctyp
 }
 
 type Stream = crate::tls::Stream<Socket>;
+
+/// An upgraded connection: permessage-deflate below tungstenite when accepted.
+type Ws = WebSocketStream<Deflated<Stream>>;
 
 /// The TLS hook: the handshake of a wss:// server, bounded by the handshake timeout.
 async fn secure(core: &Core, socket: Socket) -> Option<Stream> {
@@ -124,8 +130,8 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
             return;
         }
     };
-    let (endpoint, key) = match route(&buf[..end], &core) {
-        Route::Upgrade(e, k) => (e, k),
+    let (endpoint, key, deflate) = match route(&buf[..end], &core) {
+        Route::Upgrade(e, k, d) => (e, k, d),
         Route::Metrics => {
             inc(&core.counters().http_requests);
             let body = super::metrics::render(&core.shared.totals());
@@ -158,8 +164,13 @@ pub async fn handle(core: Rc<Core>, socket: Socket) {
         Endpoint::User => None,
     };
 
-    if stream.write_all(&handshake::accept_response(&key)).await.is_ok() {
+    if stream.write_all(&handshake::accept_response_ext(&key, deflate.as_ref())).await.is_ok() {
         let max = core.shared.cfg.max_frame;
+        let (stream, leftover) = match deflate {
+            None => (Deflated::new(stream, None), leftover),
+            // The codec rewrites the first bytes too, before tungstenite reads them.
+            Some(p) => (Deflated::new(stream, Some(Box::new(Codec::server(&p, max, &leftover)))), Vec::new()),
+        };
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -206,7 +217,7 @@ enum Event {
 }
 
 /// `room`: the room of a `/conv/` connection (`None` for `/user/`).
-async fn serve_ws(core: &Core, room: Option<u32>, slot: Slot, mailbox: &Mailbox, mut ws: WebSocketStream<Stream>) {
+async fn serve_ws(core: &Core, room: Option<u32>, slot: Slot, mailbox: &Mailbox, mut ws: Ws) {
     let mut delay_timer: Option<crate::runtime::net::idle::Delay> = None;
     loop {
         let ev = poll_fn(|cx| {
@@ -296,6 +307,17 @@ async fn serve_ws(core: &Core, room: Option<u32>, slot: Slot, mailbox: &Mailbox,
                         inc(&core.counters().invalid_utf8);
                         close(&mut ws, CloseCode::Invalid, "invalid UTF-8").await;
                     }
+                    // Refused by the permessage-deflate stream: a bomb, or corrupt data.
+                    WsError::Io(e) => match deflate::codec::Failure::of(&e) {
+                        Some(deflate::codec::Failure::TooBig) => {
+                            inc(&core.counters().frames_too_large);
+                            close(&mut ws, CloseCode::Size, "frame too large").await;
+                        }
+                        Some(deflate::codec::Failure::Corrupt) => {
+                            close(&mut ws, CloseCode::Invalid, "corrupt compressed data").await;
+                        }
+                        None => {}
+                    },
                     _ => {}
                 }
                 return;
@@ -314,7 +336,7 @@ async fn serve_ws(core: &Core, room: Option<u32>, slot: Slot, mailbox: &Mailbox,
 }
 
 /// Sends a close frame and waits briefly for the client's answer.
-async fn close(ws: &mut WebSocketStream<Stream>, code: CloseCode, reason: &'static str) {
+async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame { code, reason: reason.into() };
     let _ = crate::runtime::net::idle::timeout(std::time::Duration::from_secs(1), async {
         if ws.close(Some(frame)).await.is_ok() {

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Fault injection: hold every delivery this long before writing it
     #[arg(long, value_parser = units::parse_duration)]
     pub delay: Option<Duration>,
+    /// Accept permessage-deflate when a client offers it (herd's server keeps no compressor
+    /// context; it keeps a client's context when the client does)
+    #[arg(long)]
+    pub deflate: bool,
     #[command(flatten)]
     pub tls: crate::tls::ServeTlsArgs,
 }
@@ -83,6 +87,8 @@ pub struct ServerConfig {
     pub faults: Faults,
     /// wss://: every connection starts with a TLS handshake (`None`: plain ws://).
     pub tls: Option<crate::tls::server::Config>,
+    /// `--deflate`: permessage-deflate accepted when offered.
+    pub deflate: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -109,6 +115,7 @@ impl ServerConfig {
             max_connections: None,
             faults: Faults::default(),
             tls: None,
+            deflate: false,
         }
     }
 
@@ -144,6 +151,7 @@ impl ServerConfig {
                 delay: a.delay.unwrap_or_default(),
             },
             tls: crate::tls::server::from_args(&a.tls).map_err(Error::Usage)?,
+            deflate: a.deflate,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! buffer as the connection's read buffer), and so that the server can route plain HTTP requests
 //! (`/metrics`) on the same port.
 
+use crate::ws::deflate::{Mode, Params};
 use futures_lite::{AsyncRead, AsyncReadExt};
 use tungstenite::handshake::derive_accept_key;
 
@@ -54,11 +55,24 @@ pub fn check_response(head: &[u8], key: &str) -> Result<(), ResponseError> {
     check_response_offer(head, key, &[]).map(|_| ())
 }
 
-/// Checks a complete response head against the key and the subprotocols offered; returns the
-/// selected subprotocol. herd offers no extension, so an answer naming one fails (RFC 6455
-/// section 4.1), as does a subprotocol that was not offered, more than one, or none at all when
-/// some were offered (the server would speak something else than asked).
+/// Checks a complete response head against the key and the subprotocols offered, with no
+/// extension offered; returns the selected subprotocol.
 pub fn check_response_offer(head: &[u8], key: &str, offered: &[String]) -> Result<Option<String>, ResponseError> {
+    check_response_ext(head, key, offered, Mode::Off).map(|(p, _)| p)
+}
+
+/// Checks a complete response head against the key, the subprotocols offered and the
+/// permessage-deflate offer `deflate` made; returns the selected subprotocol and the
+/// compression parameters in force (`None`: none). An extension that was not offered fails
+/// (RFC 6455 section 4.1), as does an answer RFC 7692 makes a client refuse, a subprotocol that
+/// was not offered, more than one, or none at all when some were offered (the server would speak
+/// something else than asked).
+pub fn check_response_ext(
+    head: &[u8],
+    key: &str,
+    offered: &[String],
+    deflate: Mode,
+) -> Result<(Option<String>, Option<Params>), ResponseError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(head) {
@@ -95,12 +109,10 @@ pub fn check_response_offer(head: &[u8], key: &str, offered: &[String]) -> Resul
             .filter(|v| !v.is_empty())
             .collect()
     };
-    let extensions = all("sec-websocket-extensions");
-    if !extensions.is_empty() {
-        return Err(ResponseError::Invalid(format!("extension '{}' was not offered", extensions.join(", "))));
-    }
+    let params = crate::ws::deflate::params::answered(deflate, &all("sec-websocket-extensions"))
+        .map_err(ResponseError::Invalid)?;
     let chosen = all("sec-websocket-protocol");
-    match (chosen.as_slice(), offered.is_empty()) {
+    let protocol = match (chosen.as_slice(), offered.is_empty()) {
         ([], true) => Ok(None),
         ([], false) => {
             Err(ResponseError::Invalid(format!("no subprotocol selected (offered: {})", offered.join(", "))))
@@ -111,7 +123,8 @@ pub fn check_response_offer(head: &[u8], key: &str, offered: &[String]) -> Resul
             chosen.join(", "),
             if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
         ))),
-    }
+    };
+    protocol.map(|p| (p, params))
 }
 
 fn has_token(v: &str, token: &str) -> bool {
@@ -127,6 +140,8 @@ pub struct Request {
     pub ws_key: Option<String>,
     /// Why an upgrade request is not valid (wrong version, missing key...).
     pub ws_problem: Option<String>,
+    /// The extensions offered (`Sec-WebSocket-Extensions`, every header, comma-split, in order).
+    pub extensions: Vec<String>,
 }
 
 /// Parses a complete request head.
@@ -158,19 +173,33 @@ pub fn parse_request(head: &[u8]) -> Result<Request, String> {
             }
         }
     }
+    let extensions = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .flat_map(|h| String::from_utf8_lossy(h.value).split(',').map(|v| v.trim().to_string()).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
+        .collect();
     Ok(Request {
         method: req.method.unwrap_or("").to_string(),
         path: req.path.unwrap_or("").to_string(),
         ws_key,
         ws_problem,
+        extensions,
     })
 }
 
 /// The server's 101 answer for a key.
 pub fn accept_response(key: &str) -> Vec<u8> {
+    accept_response_ext(key, None)
+}
+
+/// The server's 101 answer for a key, accepting permessage-deflate with `deflate`.
+pub fn accept_response_ext(key: &str, deflate: Option<&Params>) -> Vec<u8> {
+    let ext = deflate.map(|p| format!("Sec-WebSocket-Extensions: {}\r\n", p.header())).unwrap_or_default();
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
+         Sec-WebSocket-Accept: {}\r\n{ext}\r\n",
         derive_accept_key(key.as_bytes())
     )
     .into_bytes()
@@ -264,6 +293,14 @@ mod tests {
         assert_eq!(r.path, "/conv/1?user=2");
         assert_eq!(r.ws_key.as_deref(), Some(key.as_str()));
         assert_eq!(check_response(&accept_response(&key), &key), Ok(()));
+        assert!(r.extensions.is_empty());
+        // Offers as a browser sends them, over two headers, come back in order.
+        let offer = [
+            ("Sec-WebSocket-Extensions".to_string(), "permessage-deflate; client_max_window_bits, x-other".to_string()),
+            ("sec-websocket-extensions".to_string(), "permessage-deflate".to_string()),
+        ];
+        let r = parse_request(&client_request("h", "/", &key, &offer)).unwrap();
+        assert_eq!(r.extensions, ["permessage-deflate; client_max_window_bits", "x-other", "permessage-deflate"]);
     }
 
     #[test]
@@ -308,6 +345,17 @@ mod tests {
         assert!(invalid(&accept_response(&key), &offered).contains("no subprotocol selected"));
         let deflate = with("Sec-WebSocket-Extensions: permessage-deflate\r\n");
         assert!(invalid(&deflate, &[]).contains("permessage-deflate"));
+        // Offered, it is read back; an answer RFC 7692 makes a client refuse is invalid.
+        let ok = check_response_ext(&deflate, &key, &[], Mode::Browser);
+        assert_eq!(ok, Ok((None, Some(Params::default()))));
+        let bad = with("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7\r\n");
+        assert!(
+            matches!(check_response_ext(&bad, &key, &[], Mode::Lean), Err(ResponseError::Invalid(m)) if m.contains("8-15"))
+        );
+        // herd's server answer reads back as what it accepted.
+        let p = Params { server_no_context_takeover: true, ..Params::default() };
+        let answer = accept_response_ext(&key, Some(&p));
+        assert_eq!(check_response_ext(&answer, &key, &[], Mode::Lean), Ok((None, Some(p))));
         // Header names are case-insensitive.
         let lower = with("sec-websocket-protocol:chat.v2\r\n");
         assert_eq!(check_response_offer(&lower, &key, &offered), Ok(Some("chat.v2".into())));

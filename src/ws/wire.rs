@@ -9,6 +9,7 @@
 //! `invalid_close_codes` (tungstenite reports them as 1002; herd reads the frame's own bytes,
 //! see [`crate::ws::frames`]).
 
+use crate::ws::deflate::tally::DeflateCounters;
 use crate::ws::frames::CloseSeen;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +68,9 @@ pub struct WireCounters {
     /// The first line of the body of the first refusal (as far as it came with the head).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_body: Option<String>,
+    /// permessage-deflate (`--deflate`): the servers' answers, and what was compressed each way.
+    #[serde(default, skip_serializing_if = "DeflateCounters::is_empty")]
+    pub deflate: DeflateCounters,
 }
 
 /// Distinct close reasons kept: the reason is the server's text, not a bounded set.
@@ -165,6 +169,7 @@ impl WireCounters {
         if self.handshake_body.is_none() {
             self.handshake_body.clone_from(&o.handshake_body);
         }
+        self.deflate.add(&o.deflate);
     }
 }
 
