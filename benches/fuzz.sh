@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# herd's fuzzing, for a bounded time: the property tests of every parser (tests/fuzz_parsers.rs)
+# herd's fuzzing, for a bounded time: the property tests of every parser (tests/fuzz_parsers.rs,
+# and the permessage-deflate read path in tests/fuzz_deflate.rs)
 # and of herd serve's HTTP and frame handling (tests/fuzz_server.rs) with many more cases than
 # `cargo test` runs, and the network fuzzer of herd run's frame handling (tests/fuzz_client.rs)
 # over several seeds. Each suite is cut off after FUZZ_SECS; a cut-off counts as a failure.
@@ -24,7 +25,7 @@ CLIENT_CONVS=${FUZZ_CLIENT_CONVS:-100}
 CLIENT_SECS=${FUZZ_CLIENT_SECS:-10}
 
 cd "$(dirname "$0")/.."
-cargo test --release -j2 --no-run --test fuzz_parsers --test fuzz_server --test fuzz_client >&2
+cargo test --release -j2 --no-run --test fuzz_parsers --test fuzz_deflate --test fuzz_server --test fuzz_client >&2
 
 suite() {
     local name=$1
@@ -40,6 +41,7 @@ suite() {
 
 echo "fuzz: parsers, $PARSER_CASES cases per property"
 suite fuzz_parsers env HERD_FUZZ_CASES="$PARSER_CASES"
+suite fuzz_deflate env HERD_FUZZ_CASES="$PARSER_CASES"
 echo "fuzz: herd serve, $SERVER_CASES cases per property"
 suite fuzz_server env HERD_FUZZ_CASES="$SERVER_CASES"
 for seed in $(seq 1 "$CLIENT_SEEDS"); do

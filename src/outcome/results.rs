@@ -315,8 +315,13 @@ pub fn summary(r: &RunResult) -> String {
         })
         .collect();
     let _ = writeln!(s, "errors       {}", if errs.is_empty() { "none".to_string() } else { errs.join(", ") });
-    if !r.websocket.is_empty() {
-        let _ = writeln!(s, "websocket    {}", websocket_line(&r.websocket));
+    // (Compression has its own line.)
+    let ws_line = websocket_line(&r.websocket);
+    if !ws_line.is_empty() {
+        let _ = writeln!(s, "websocket    {ws_line}");
+    }
+    if r.scenario.deflate != crate::ws::deflate::Mode::Off {
+        let _ = writeln!(s, "deflate      {}", r.websocket.deflate.line(r.scenario.deflate));
     }
     let p = &r.process;
     let _ = write!(
