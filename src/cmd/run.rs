@@ -117,6 +117,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     }
     let send_s = t_send.elapsed().as_secs_f64();
     let send_end_ns = now_ns();
+    let rss_sent = process::rss_bytes();
     // The executor threads' CPU while sending: whether herd itself was short of it.
     let herd_cpu = match (herd_cpu0, crate::measure::cpu::threads(&control.heartbeats.tids())) {
         (Some((a, _)), Some((b, n))) => Some(crate::measure::cpu::CpuShare::between(a, b, n, (send_s * 1e9) as u64)),
@@ -264,6 +265,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
             cpu_send_drain_s: cpu_send.total_s(),
             rss_start_bytes: rss_start,
             rss_connected_bytes: rss_connected,
+            rss_sent_bytes: rss_sent,
             rss_end_bytes: process::rss_bytes(),
             rss_peak_bytes: process::peak_rss_bytes(),
             rss_per_connection_bytes: (!embedded && established > 0)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What permessage-deflate (`--deflate`) costs herd, per mode, in one run of this script:
+#  1. memory per connection once messages have gone through it: CONNS connections (4 members per
+#     conversation, one sender at 1 message/s for HOLD, so every connection has received and
+#     inflated messages and holds whatever it keeps between them), RSS at the end of sending
+#     minus RSS at start, per connection. Against `herd serve --deflate` (which answers
+#     browser's offer with 15-bit windows and keeps its context, as npm ws does) for off, lean
+#     and browser, and against PyPI websockets (12-bit windows, its default) for browser.
+#  2. CPU per delivered message, 128 B messages, RATE_CONVS conversations x 4 members at RATE
+#     messages/s per sender, for off, lean and browser against `herd serve --deflate`.
+#
+#   benches/deflate-cost.sh
+#   CONNS=15000 RATE_CONVS=1000 benches/deflate-cost.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${CONNS:-10000}
+PY_CONNS=${PY_CONNS:-4000}             # Python serves fewer: it is the slower server
+HOLD=${HOLD:-8s}
+RATE_CONVS=${RATE_CONVS:-500}          # 500 x 10/s x 3 receivers = 15k deliveries/s
+RATE=${RATE:-10}
+RATE_DURATION=${RATE_DURATION:-15s}
+OUT=${OUT:-bench-out}
+mkdir -p "$OUT"
+
+cargo build --release -q
+BIN=${CARGO_TARGET_DIR:-target}/release/herd
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+$BIN serve --deflate --listen 127.0.0.1:0 > "$OUT/serve-deflate.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q listening "$OUT/serve-deflate.log" && break; sleep 0.05; done
+HERD_URL="ws://$(grep -o '127\.0\.0\.1:[0-9]*' "$OUT/serve-deflate.log" | head -1)/conv/{conv}?user={user}"
+
+python3 tests/peers/ws_peer.py --mode chat --port 0 --compression deflate > "$OUT/py-peer.log" 2>"$OUT/py-peer.err" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q LISTENING "$OUT/py-peer.log" && break; sleep 0.1; done
+PY_URL="ws://$(awk '/LISTENING/{print $2}' "$OUT/py-peer.log")/conv/{conv}?user={user}"
+
+memory() { # memory NAME URL MODE CONNS
+  $BIN run --url "$2" --deflate "$3" --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" \
+    --source-ip 127.0.0.2-127.0.0.9 --quiet --out "$OUT/deflate-mem-$1.json" > /dev/null
+  python3 - "$OUT/deflate-mem-$1.json" "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p, c, z = d["process"], d["connections"]["established"], d["websocket"].get("deflate", {})
+answers = ", ".join(f"{a!r} x{n}" for a, n in z.get("answers", {}).items()) or "none offered"
+print(f"{sys.argv[2]:18} {c} connections, {d['messages']['delivered']} delivered "
+      f"({z.get('received', {}).get('messages', 0)} inflated): "
+      f"{(p['rss_connected_bytes'] - p['rss_start_bytes']) / c:.0f} B/connection once connected, "
+      f"{(p['rss_sent_bytes'] - p['rss_start_bytes']) / c:.0f} B/connection after messages; answer {answers}")
+PY
+}
+
+echo "== 1. memory per connection, $CONNS connections (Python: $PY_CONNS), 1 message/s per sender for $HOLD"
+memory off-herd "$HERD_URL" off "$CONNS"
+memory lean-herd "$HERD_URL" lean "$CONNS"
+memory browser-herd "$HERD_URL" browser "$CONNS"
+memory browser-python "$PY_URL" browser "$PY_CONNS"
+
+echo "== 2. CPU per delivered message: $RATE_CONVS conversations x 4 members, $RATE/s per sender, 128 B, $RATE_DURATION"
+for mode in off lean browser; do
+  $BIN run --url "$HERD_URL" --deflate "$mode" --conversations "$RATE_CONVS" --members 4 --rate "$RATE" --size 128 \
+    --duration "$RATE_DURATION" --quiet --out "$OUT/deflate-cpu-$mode.json" > /dev/null
+  python3 - "$OUT/deflate-cpu-$mode.json" "$mode" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m, p, z = d["messages"], d["process"], d["websocket"].get("deflate", {})
+r, s = z.get("received", {}), z.get("sent", {})
+ratio = f", wire/plain received {r['wire_bytes'] / r['bytes']:.2f} sent {s['wire_bytes'] / s['bytes']:.2f}" if r.get("bytes") else ""
+print(f"{sys.argv[2]:8} delivered {m['delivered']} of {m['expected']} (missed {m['missed']}): "
+      f"{p['cpu_per_delivery_us']:.2f} µs CPU per delivered message{ratio}; "
+      f"latency p50 {d['latency']['corrected']['p50_ms']} ms p99 {d['latency']['corrected']['p99_ms']} ms")
+PY
+done
