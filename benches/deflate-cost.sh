@@ -5,7 +5,10 @@
 #     inflated messages and holds whatever it keeps between them), RSS at the end of sending
 #     minus RSS at start, per connection. Against `herd serve --deflate` (which answers
 #     browser's offer with 15-bit windows and keeps its context, as npm ws does) for off, lean
-#     and browser, and against PyPI websockets (12-bit windows, its default) for browser.
+#     and browser, and against PyPI websockets (12-bit windows, its default) for browser. 128 B
+#     messages, then 8 KiB ones for off and browser: a kept window's pages are resident only once
+#     that much has been inflated through it (8 x 8 KiB fills a 32 KiB window), which is where
+#     a long-lived connection ends up.
 #  2. CPU per delivered message, 128 B messages, RATE_CONVS conversations x 4 members at RATE
 #     messages/s per sender, for off, lean and browser against `herd serve --deflate`.
 #
@@ -38,8 +41,8 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q LISTENING "$OUT/py-peer.log" && break; sleep 0.1; done
 PY_URL="ws://$(awk '/LISTENING/{print $2}' "$OUT/py-peer.log")/conv/{conv}?user={user}"
 
-memory() { # memory NAME URL MODE CONNS
-  $BIN run --url "$2" --deflate "$3" --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" \
+memory() { # memory NAME URL MODE CONNS [SIZE]
+  $BIN run --url "$2" --deflate "$3" --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" --size "${5:-128}" \
     --source-ip 127.0.0.2-127.0.0.9 --quiet --out "$OUT/deflate-mem-$1.json" > /dev/null
   python3 - "$OUT/deflate-mem-$1.json" "$1" <<'PY'
 import json, sys
@@ -58,6 +61,9 @@ memory off-herd "$HERD_URL" off "$CONNS"
 memory lean-herd "$HERD_URL" lean "$CONNS"
 memory browser-herd "$HERD_URL" browser "$CONNS"
 memory browser-python "$PY_URL" browser "$PY_CONNS"
+memory off-herd-8KiB "$HERD_URL" off "$CONNS" 8KiB
+memory browser-herd-8KiB "$HERD_URL" browser "$CONNS" 8KiB
+memory browser-py-8KiB "$PY_URL" browser "$PY_CONNS" 8KiB
 
 echo "== 2. CPU per delivered message: $RATE_CONVS conversations x 4 members, $RATE/s per sender, 128 B, $RATE_DURATION"
 for mode in off lean browser; do

@@ -42,8 +42,24 @@ fn server_stream(msgs: &[Vec<u8>], keep: bool, parts: usize) -> Vec<u8> {
     let mut wire = Vec::new();
     for m in msgs {
         let mut z = Vec::with_capacity(m.len() + 64);
-        c.compress_vec(m, &mut z, FlushCompress::Sync).unwrap();
-        z.truncate(z.len() - 4);
+        let mut rest = &m[..];
+        loop {
+            let before = c.total_in();
+            c.compress_vec(rest, &mut z, FlushCompress::Sync).unwrap();
+            rest = &rest[(c.total_in() - before) as usize..];
+            if rest.is_empty() && z.len() < z.capacity() {
+                break;
+            }
+            z.reserve(256);
+        }
+        if z.ends_with(&[0, 0, 0xff, 0xff]) {
+            z.truncate(z.len() - 4);
+        } else {
+            // An empty message right after a flush: zlib writes nothing, and RFC 7692 section
+            // 7.2.3.6 has the sender send one byte (an empty stored block's header) instead.
+            assert!(z.is_empty() && m.is_empty());
+            z.push(0);
+        }
         if !keep {
             c.reset();
         }

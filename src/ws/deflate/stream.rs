@@ -95,6 +95,11 @@ struct Walk {
 }
 
 impl Walk {
+    /// Nothing of a frame held: at a header's first byte.
+    fn idle(&self) -> bool {
+        self.state == State::Head && self.have == 0 && self.held.is_empty()
+    }
+
     /// Takes header bytes from `input`; returns how many, and the header once whole.
     fn header(&mut self, input: &[u8]) -> (usize, Option<Header>) {
         let mut used = 0;
@@ -137,7 +142,28 @@ impl Walk {
     }
 }
 
-/// A connection's permessage-deflate state: see the module's notes.
+/// What a connection holds only while bytes are in flight through it: a header or payload cut
+/// by a read, rewritten bytes not yet read or written. Given back as soon as all is empty, so an
+/// idle connection holds none of it.
+#[derive(Default)]
+struct Buffers {
+    rx: Walk,
+    /// Rewritten bytes not yet read, from `rx_at`.
+    rx_out: Vec<u8>,
+    rx_at: usize,
+    tx: Walk,
+    /// Compressed bytes not yet written, from `tx_at`.
+    tx_out: Vec<u8>,
+    tx_at: usize,
+}
+
+impl Buffers {
+    fn idle(&self) -> bool {
+        self.rx.idle() && self.tx.idle() && self.rx_at == self.rx_out.len() && self.tx_at == self.tx_out.len()
+    }
+}
+
+/// A connection's permessage-deflate state: see the module's notes. 48 bytes while idle.
 pub struct Codec {
     /// The peer keeps its context: inflate with this connection's own inflater, kept.
     rx_keep: bool,
@@ -146,26 +172,21 @@ pub struct Codec {
     /// herd's window (0: herd sends uncompressed, which a window below raw deflate's least
     /// forces).
     tx_bits: u8,
-    /// `--max-frame`: the most a message may inflate to.
-    max: usize,
-    rx: Walk,
     /// A compressed message is open (its first frame had RSV1, its last has not come).
     rx_compressed: bool,
     /// A data message is open (compressed or not).
     rx_open: bool,
+    /// After a refusal, bytes pass raw (they are only discarded).
+    rx_broken: bool,
+    /// A refusal to report on the next read.
+    rx_failed: Option<Failure>,
+    /// `--max-frame`: the most a message may inflate to.
+    max: usize,
     /// Bytes the open compressed message inflated to so far, and its compressed bytes.
     rx_plain: usize,
     rx_wire: usize,
-    /// Rewritten bytes not yet read, from `rx_at`.
-    rx_out: Vec<u8>,
-    rx_at: usize,
-    /// A refusal to report on the next read; after it, bytes pass raw (they are only discarded).
-    rx_failed: Option<Failure>,
-    rx_broken: bool,
     inflater: Option<Box<Decompress>>,
-    tx: Walk,
-    tx_out: Vec<u8>,
-    tx_at: usize,
+    bufs: Option<Box<Buffers>>,
 }
 
 impl Codec {
@@ -191,20 +212,15 @@ impl Codec {
             rx_keep,
             rx_bits,
             tx_bits: if tx_bits < codec::MIN_DEFLATE_BITS { 0 } else { tx_bits },
-            max,
-            rx: Walk::default(),
             rx_compressed: false,
             rx_open: false,
+            rx_broken: false,
+            rx_failed: None,
+            max,
             rx_plain: 0,
             rx_wire: 0,
-            rx_out: Vec::new(),
-            rx_at: 0,
-            rx_failed: None,
-            rx_broken: false,
             inflater: None,
-            tx: Walk::default(),
-            tx_out: Vec::new(),
-            tx_at: 0,
+            bufs: None,
         }
     }
 
@@ -214,40 +230,64 @@ impl Codec {
         self.inflater.is_some()
     }
 
+    /// Whether this connection holds buffers now (bytes in flight).
+    pub fn holds_buffers(&self) -> bool {
+        self.bufs.is_some()
+    }
+
+    /// The buffers, made when first needed.
+    fn take_bufs(&mut self) -> Box<Buffers> {
+        self.bufs.take().unwrap_or_default()
+    }
+
+    /// Puts the buffers back, or gives them back when nothing is in them.
+    fn put_bufs(&mut self, b: Box<Buffers>) {
+        if !b.idle() {
+            self.bufs = Some(b);
+        }
+    }
+
     /// Takes in bytes read from the peer, rewriting compressed frames into `rx_out`.
-    fn rx_feed(&mut self, mut input: &[u8]) {
+    fn rx_feed(&mut self, input: &[u8]) {
+        if input.is_empty() {
+            return;
+        }
+        let mut b = self.take_bufs();
+        self.rx_feed_into(&mut b, input);
+        self.put_bufs(b);
+    }
+
+    fn rx_feed_into(&mut self, b: &mut Buffers, mut input: &[u8]) {
         while !input.is_empty() && !self.rx_broken {
-            match self.rx.state {
+            match b.rx.state {
                 State::Head => {
-                    let (used, h) = self.rx.header(input);
+                    let (used, h) = b.rx.header(input);
                     input = &input[used..];
                     if let Some(h) = h {
-                        self.rx_begin(h);
+                        self.rx_begin(b, h);
                     }
                 }
                 State::Pass(left) => {
                     let k = left.min(input.len() as u64) as usize;
-                    self.rx_out.extend_from_slice(&input[..k]);
+                    b.rx_out.extend_from_slice(&input[..k]);
                     input = &input[k..];
-                    self.rx.state = if left == k as u64 { State::Head } else { State::Pass(left - k as u64) };
+                    b.rx.state = if left == k as u64 { State::Head } else { State::Pass(left - k as u64) };
                 }
                 State::Collect(left) => {
                     let k = left.min(input.len() as u64) as usize;
                     let whole = left == k as u64;
-                    if whole && self.rx.held.is_empty() {
-                        self.rx_frame(&input[..k]);
+                    if whole && b.rx.held.is_empty() {
+                        self.rx_frame(b, &input[..k]);
                     } else {
-                        self.rx.held.extend_from_slice(&input[..k]);
+                        b.rx.held.extend_from_slice(&input[..k]);
                         if whole {
-                            let held = std::mem::take(&mut self.rx.held);
-                            self.rx_frame(&held);
+                            let held = std::mem::take(&mut b.rx.held);
+                            self.rx_frame(b, &held);
                         }
                     }
                     input = &input[k..];
-                    if whole {
-                        self.rx.state = State::Head;
-                    } else {
-                        self.rx.state = State::Collect(left - k as u64);
+                    if !self.rx_broken {
+                        b.rx.state = if whole { State::Head } else { State::Collect(left - k as u64) };
                     }
                 }
             }
@@ -255,7 +295,7 @@ impl Codec {
     }
 
     /// A whole header from the peer: pass its frame through, or collect it to inflate.
-    fn rx_begin(&mut self, h: Header) {
+    fn rx_begin(&mut self, b: &mut Buffers, h: Header) {
         let op = h.opcode();
         let data = op == 1 || op == 2;
         let compressed = !h.rsv23()
@@ -269,13 +309,13 @@ impl Codec {
                 }
                 self.rx_open = !h.fin();
             }
-            self.rx.raw_head(&h, &mut self.rx_out);
-            self.rx.state = if h.len == 0 { State::Head } else { State::Pass(h.len) };
+            b.rx.raw_head(&h, &mut b.rx_out);
+            b.rx.state = if h.len == 0 { State::Head } else { State::Pass(h.len) };
             return;
         }
         // Refused before a byte of it is collected or inflated.
         if h.len > self.max as u64 {
-            self.fail(Failure::TooBig);
+            self.fail(b, Failure::TooBig);
             return;
         }
         if data {
@@ -284,27 +324,31 @@ impl Codec {
             self.rx_wire = 0;
         }
         self.rx_open = !h.fin();
-        self.rx.frame = h;
+        b.rx.frame = h;
         if h.len == 0 {
-            self.rx_frame(&[]);
+            self.rx_frame(b, &[]);
         } else {
-            self.rx.state = State::Collect(h.len);
+            b.rx.state = State::Collect(h.len);
         }
     }
 
-    fn fail(&mut self, f: Failure) {
+    fn fail(&mut self, b: &mut Buffers, f: Failure) {
         self.rx_failed = Some(f);
         self.rx_broken = true;
-        self.rx.held = Vec::new();
+        b.rx = Walk::default();
         self.inflater = None;
     }
 
     /// One whole compressed frame's payload: inflated and written out as a plain frame.
-    fn rx_frame(&mut self, payload: &[u8]) {
-        let h = self.rx.frame;
+    fn rx_frame(&mut self, b: &mut Buffers, payload: &[u8]) {
+        let h = b.rx.frame;
         let last = h.fin();
         let single = last && h.opcode() != 0;
         let limit = self.max - self.rx_plain;
+        // A message of no compressed bytes at all is empty. RFC 7692 has a sender send one byte
+        // for it, but zlib writes nothing for an empty message right after a flush, and a sender
+        // that sends that nothing must not have the tail read as the start of a stored block.
+        let empty = last && payload.is_empty() && self.rx_wire == 0;
         let r = codec::with_shared(|s| {
             let codec::Shared { deflaters: _, inflater, plain, out } = s;
             let input = match h.key {
@@ -315,9 +359,9 @@ impl Codec {
                 }
                 None => payload,
             };
-            if single && !self.rx_keep {
+            if !empty && single && !self.rx_keep {
                 codec::inflate_with(inflater, input, out, limit)?;
-            } else {
+            } else if !empty {
                 let d = self.inflater.get_or_insert_with(|| codec::new_inflater(self.rx_bits));
                 let mut ended = codec::inflate(d, input, out, limit)?;
                 if last && !ended {
@@ -328,11 +372,11 @@ impl Codec {
                     d.reset(false);
                 }
             }
-            Header::write(h.b0 & !0x70, h.key, out.len(), &mut self.rx_out);
-            let at = self.rx_out.len();
-            self.rx_out.extend_from_slice(out);
+            Header::write(h.b0 & !0x70, h.key, out.len(), &mut b.rx_out);
+            let at = b.rx_out.len();
+            b.rx_out.extend_from_slice(out);
             if let Some(k) = h.key {
-                mask(&mut self.rx_out[at..], k);
+                mask(&mut b.rx_out[at..], k);
             }
             Ok(out.len())
         });
@@ -348,58 +392,64 @@ impl Codec {
                     }
                 }
             }
-            Err(f) => self.fail(f),
+            Err(f) => self.fail(b, f),
         }
     }
 
     /// Takes in bytes written toward the peer, compressing whole data messages into `tx_out`.
-    fn tx_feed(&mut self, mut input: &[u8]) {
+    fn tx_feed(&mut self, input: &[u8]) {
+        let mut b = self.take_bufs();
+        self.tx_feed_into(&mut b, input);
+        self.put_bufs(b);
+    }
+
+    fn tx_feed_into(&mut self, b: &mut Buffers, mut input: &[u8]) {
         while !input.is_empty() {
-            match self.tx.state {
+            match b.tx.state {
                 State::Head => {
-                    let (used, h) = self.tx.header(input);
+                    let (used, h) = b.tx.header(input);
                     input = &input[used..];
                     let Some(h) = h else { continue };
                     let op = h.opcode();
                     if self.tx_bits == 0 || !h.fin() || !(op == 1 || op == 2) || h.b0 & 0x70 != 0 {
-                        self.tx.raw_head(&h, &mut self.tx_out);
-                        self.tx.state = if h.len == 0 { State::Head } else { State::Pass(h.len) };
+                        b.tx.raw_head(&h, &mut b.tx_out);
+                        b.tx.state = if h.len == 0 { State::Head } else { State::Pass(h.len) };
                     } else if h.len == 0 {
-                        self.tx.frame = h;
-                        self.tx_frame(&[]);
+                        b.tx.frame = h;
+                        self.tx_frame(b, &[]);
                     } else {
-                        self.tx.frame = h;
-                        self.tx.state = State::Collect(h.len);
+                        b.tx.frame = h;
+                        b.tx.state = State::Collect(h.len);
                     }
                 }
                 State::Pass(left) => {
                     let k = left.min(input.len() as u64) as usize;
-                    self.tx_out.extend_from_slice(&input[..k]);
+                    b.tx_out.extend_from_slice(&input[..k]);
                     input = &input[k..];
-                    self.tx.state = if left == k as u64 { State::Head } else { State::Pass(left - k as u64) };
+                    b.tx.state = if left == k as u64 { State::Head } else { State::Pass(left - k as u64) };
                 }
                 State::Collect(left) => {
                     let k = left.min(input.len() as u64) as usize;
                     let whole = left == k as u64;
-                    if whole && self.tx.held.is_empty() {
-                        self.tx_frame(&input[..k]);
+                    if whole && b.tx.held.is_empty() {
+                        self.tx_frame(b, &input[..k]);
                     } else {
-                        self.tx.held.extend_from_slice(&input[..k]);
+                        b.tx.held.extend_from_slice(&input[..k]);
                         if whole {
-                            let held = std::mem::take(&mut self.tx.held);
-                            self.tx_frame(&held);
+                            let held = std::mem::take(&mut b.tx.held);
+                            self.tx_frame(b, &held);
                         }
                     }
                     input = &input[k..];
-                    self.tx.state = if whole { State::Head } else { State::Collect(left - k as u64) };
+                    b.tx.state = if whole { State::Head } else { State::Collect(left - k as u64) };
                 }
             }
         }
     }
 
     /// One whole data message herd sends: compressed, RSV1 set, masked again with its key.
-    fn tx_frame(&mut self, payload: &[u8]) {
-        let h = self.tx.frame;
+    fn tx_frame(&mut self, b: &mut Buffers, payload: &[u8]) {
+        let h = b.tx.frame;
         codec::with_shared(|s| {
             let codec::Shared { deflaters, inflater: _, plain, out } = s;
             let input = match h.key {
@@ -411,11 +461,11 @@ impl Codec {
                 None => payload,
             };
             codec::deflate_with(deflaters, self.tx_bits, input, out);
-            Header::write(h.b0 | 0x40, h.key, out.len(), &mut self.tx_out);
-            let at = self.tx_out.len();
-            self.tx_out.extend_from_slice(out);
+            Header::write(h.b0 | 0x40, h.key, out.len(), &mut b.tx_out);
+            let at = b.tx_out.len();
+            b.tx_out.extend_from_slice(out);
             if let Some(k) = h.key {
-                mask(&mut self.tx_out[at..], k);
+                mask(&mut b.tx_out[at..], k);
             }
             tally::deflated(input.len(), out.len());
         });
@@ -429,14 +479,15 @@ impl Codec {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            if self.rx_at < self.rx_out.len() {
-                let n = buf.len().min(self.rx_out.len() - self.rx_at);
-                buf[..n].copy_from_slice(&self.rx_out[self.rx_at..self.rx_at + n]);
-                self.rx_at += n;
-                if self.rx_at == self.rx_out.len() {
-                    // Usually one message: not kept for the connection's life.
-                    self.rx_out = Vec::new();
-                    self.rx_at = 0;
+            if let Some(b) = self.bufs.as_mut().filter(|b| b.rx_at < b.rx_out.len()) {
+                let n = buf.len().min(b.rx_out.len() - b.rx_at);
+                buf[..n].copy_from_slice(&b.rx_out[b.rx_at..b.rx_at + n]);
+                b.rx_at += n;
+                if b.rx_at == b.rx_out.len() {
+                    b.rx_out = Vec::new();
+                    b.rx_at = 0;
+                    let b = self.take_bufs();
+                    self.put_bufs(b);
                 }
                 return Poll::Ready(Ok(n));
             }
@@ -453,17 +504,18 @@ impl Codec {
 
     /// Writes what is pending to `inner`.
     fn poll_drain<S: AsyncWrite + Unpin>(&mut self, inner: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.tx_at < self.tx_out.len() {
-            let n = ready!(Pin::new(&mut *inner).poll_write(cx, &self.tx_out[self.tx_at..]))?;
+        let Some(b) = self.bufs.as_mut() else { return Poll::Ready(Ok(())) };
+        while b.tx_at < b.tx_out.len() {
+            let n = ready!(Pin::new(&mut *inner).poll_write(cx, &b.tx_out[b.tx_at..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.tx_at += n;
+            b.tx_at += n;
         }
-        if !self.tx_out.is_empty() {
-            self.tx_out = Vec::new();
-            self.tx_at = 0;
-        }
+        b.tx_out = Vec::new();
+        b.tx_at = 0;
+        let b = self.take_bufs();
+        self.put_bufs(b);
         Poll::Ready(Ok(()))
     }
 
