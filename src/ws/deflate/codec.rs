@@ -145,24 +145,33 @@ pub fn deflate_with(deflaters: &mut Deflaters, bits: u8, input: &[u8], out: &mut
     deflate(c, input, out)
 }
 
-/// Inflates one whole message (its tail added) with the shared inflater, reset first.
+/// Inflates one whole message (its tail added) with the shared inflater, reset first and given
+/// `dict` (the peer's history, when it keeps its context). Returns whether the stream ended.
 pub fn inflate_with(
     inflater: &mut Option<Box<Decompress>>,
+    dict: &[u8],
     input: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let d = inflater.get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, 15)));
     d.reset(false);
-    if !inflate(d, input, out, limit)? {
-        inflate(d, &TAIL, out, limit)?;
+    if !dict.is_empty() {
+        d.set_dictionary(dict).map_err(|_| Failure::Corrupt)?;
     }
-    Ok(())
+    if inflate(d, input, out, limit)? {
+        return Ok(true);
+    }
+    inflate(d, &TAIL, out, limit)
 }
 
-/// A connection's own inflater, for a peer that keeps its context (or a message in fragments).
-pub fn new_inflater(bits: u8) -> Box<Decompress> {
-    Box::new(Decompress::new_with_window_bits(false, bits.clamp(8, 15)))
+/// An inflater of its own, for a message in fragments, given the peer's history.
+pub fn new_inflater(dict: &[u8]) -> Result<Box<Decompress>, Failure> {
+    let mut d = Box::new(Decompress::new_with_window_bits(false, 15));
+    if !dict.is_empty() {
+        d.set_dictionary(dict).map_err(|_| Failure::Corrupt)?;
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -176,7 +185,7 @@ mod tests {
     }
 
     fn inflate_shared(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Failure> {
-        with_shared(|s| inflate_with(&mut s.inflater, input, out, limit))
+        with_shared(|s| inflate_with(&mut s.inflater, &[], input, out, limit).map(|_| ()))
     }
 
     #[test]
@@ -202,7 +211,7 @@ mod tests {
     #[test]
     fn the_rfc_examples_inflate() {
         // RFC 7692 section 7.2.3.1-2: "Hello" compressed, and again with context kept.
-        let mut d = new_inflater(15);
+        let mut d = new_inflater(&[]).unwrap();
         let mut out = Vec::new();
         inflate(&mut d, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
         inflate(&mut d, &TAIL, &mut out, 100).unwrap();

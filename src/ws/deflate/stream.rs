@@ -6,9 +6,11 @@
 //! break the rules (a reserved bit out of place) go through unchanged, for tungstenite to judge.
 //!
 //! Memory: an idle connection holds the [`Codec`] (its buffers are given back once drained) and,
-//! only when the peer keeps its compression context, an inflater with the peer's window (RFC
-//! 7692 requires it). herd never keeps its own compressor's context: each message it sends is
-//! compressed alone, by a per-core compressor, which every peer must accept.
+//! only when the peer keeps its compression context, the last bytes it inflated, up to the
+//! peer's window: what RFC 7692 requires, and no inflater. Each message is inflated by the
+//! core's inflater, given that history as its dictionary (a message in fragments gets its own
+//! inflater until its last fragment). herd never keeps its own compressor's context: each
+//! message it sends is compressed alone, by a per-core compressor, which every peer must accept.
 
 use super::codec::{self, Failure};
 use super::params::Params;
@@ -163,9 +165,10 @@ impl Buffers {
     }
 }
 
-/// A connection's permessage-deflate state: see the module's notes. 48 bytes while idle.
+/// A connection's permessage-deflate state: see the module's notes. 72 bytes while idle, and
+/// the peer's history when it keeps its context.
 pub struct Codec {
-    /// The peer keeps its context: inflate with this connection's own inflater, kept.
+    /// The peer keeps its context: each message may refer to the `history` before it.
     rx_keep: bool,
     /// The peer's window.
     rx_bits: u8,
@@ -185,6 +188,10 @@ pub struct Codec {
     /// Bytes the open compressed message inflated to so far, and its compressed bytes.
     rx_plain: usize,
     rx_wire: usize,
+    /// The plain bytes of the peer's last messages, up to its window (and a little slack, so
+    /// the window moves once per eighth of it rather than per message), when it keeps context.
+    history: Vec<u8>,
+    /// A message in fragments under way: its own inflater, until its last fragment.
     inflater: Option<Box<Decompress>>,
     bufs: Option<Box<Buffers>>,
 }
@@ -219,15 +226,40 @@ impl Codec {
             max,
             rx_plain: 0,
             rx_wire: 0,
+            history: Vec::new(),
             inflater: None,
             bufs: None,
         }
     }
 
-    /// Whether this connection holds an inflater now (a kept context, or a fragmented message
-    /// under way).
-    pub fn holds_inflater(&self) -> bool {
-        self.inflater.is_some()
+    /// What this connection holds of the peer's compression: (history bytes, an inflater for a
+    /// message in fragments).
+    pub fn holds_context(&self) -> (usize, bool) {
+        (self.history.capacity(), self.inflater.is_some())
+    }
+
+    /// The peer's window in bytes.
+    fn window(&self) -> usize {
+        1 << self.rx_bits
+    }
+
+    /// The dictionary the next message may refer to.
+    fn dictionary(&self) -> &[u8] {
+        &self.history[self.history.len().saturating_sub(self.window())..]
+    }
+
+    /// Keeps the last `window` bytes inflated, for the next message.
+    fn remember(&mut self, plain: &[u8]) {
+        let w = self.window();
+        if plain.len() >= w {
+            self.history.clear();
+            self.history.extend_from_slice(&plain[plain.len() - w..]);
+            return;
+        }
+        if self.history.len() + plain.len() > w + w / 8 {
+            self.history.drain(..self.history.len() + plain.len() - w);
+        }
+        self.history.extend_from_slice(plain);
     }
 
     /// Whether this connection holds buffers now (bytes in flight).
@@ -337,6 +369,7 @@ impl Codec {
         self.rx_broken = true;
         b.rx = Walk::default();
         self.inflater = None;
+        self.history = Vec::new();
     }
 
     /// One whole compressed frame's payload: inflated and written out as a plain frame.
@@ -359,18 +392,25 @@ impl Codec {
                 }
                 None => payload,
             };
-            if !empty && single && !self.rx_keep {
-                codec::inflate_with(inflater, input, out, limit)?;
+            let dict = if self.rx_keep { self.dictionary() } else { &[] };
+            let mut ended = false;
+            if !empty && single {
+                ended = codec::inflate_with(inflater, dict, input, out, limit)?;
             } else if !empty {
-                let d = self.inflater.get_or_insert_with(|| codec::new_inflater(self.rx_bits));
-                let mut ended = codec::inflate(d, input, out, limit)?;
+                if self.inflater.is_none() {
+                    self.inflater = Some(codec::new_inflater(dict)?);
+                }
+                let d = self.inflater.as_mut().expect("made above");
+                ended = codec::inflate(d, input, out, limit)?;
                 if last && !ended {
                     ended = codec::inflate(d, &codec::TAIL, out, limit)?;
                 }
-                if ended {
-                    // A final block: the peer starts a new stream with its next message.
-                    d.reset(false);
-                }
+            }
+            if ended {
+                // A final block: the peer starts a new stream with its next message.
+                self.history = Vec::new();
+            } else if self.rx_keep {
+                self.remember(out);
             }
             Header::write(h.b0 & !0x70, h.key, out.len(), &mut b.rx_out);
             let at = b.rx_out.len();
@@ -387,9 +427,7 @@ impl Codec {
                 if last {
                     tally::inflated(self.rx_wire, self.rx_plain);
                     self.rx_compressed = false;
-                    if !self.rx_keep {
-                        self.inflater = None;
-                    }
+                    self.inflater = None;
                 }
             }
             Err(f) => self.fail(b, f),

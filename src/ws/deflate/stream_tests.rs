@@ -25,7 +25,11 @@ struct Peer {
 
 impl Peer {
     fn new(keep: bool) -> Peer {
-        Peer { c: Compress::new_with_window_bits(Compression::default(), false, 15), keep }
+        Peer::with_bits(keep, 15)
+    }
+
+    fn with_bits(keep: bool, bits: u8) -> Peer {
+        Peer { c: Compress::new_with_window_bits(Compression::default(), false, bits), keep }
     }
 
     /// One message's compressed payload, its tail taken off.
@@ -101,13 +105,16 @@ fn compressed_messages_read_as_plain_frames_at_every_split_point() {
             let (out, failed) = read_through(&mut c, &wire, &[cut]);
             assert_eq!(failed, None);
             assert_eq!(out, plain, "keep {keep}, cut at {cut}");
-            // Nothing held once the stream is between messages and read, but the kept context.
-            assert_eq!(c.holds_inflater(), keep);
+            // Nothing held once the stream is between messages and read, but the kept history
+            // (these messages are shorter than the window: all of them).
+            let plain_bytes: usize = split_frames(&plain).iter().filter(|f| f.0 & 0x0f == 1).map(|f| f.1.len()).sum();
+            let (history, inflater) = c.holds_context();
+            assert_eq!((history >= plain_bytes, history > 0, inflater), (keep, keep, false));
             assert!(!c.holds_buffers());
         }
         // Between messages a connection holds the codec alone (and the kept context): no
         // buffers, so an idle connection in lean mode costs the codec's few bytes.
-        assert!(std::mem::size_of::<Codec>() <= 48, "{}", std::mem::size_of::<Codec>());
+        assert!(std::mem::size_of::<Codec>() <= 72, "{}", std::mem::size_of::<Codec>());
         // Byte by byte.
         let mut c = Codec::client(&params(keep), 1 << 20, &[]);
         let cuts: Vec<usize> = (1..wire.len()).collect();
@@ -116,7 +123,7 @@ fn compressed_messages_read_as_plain_frames_at_every_split_point() {
 }
 
 #[test]
-fn a_context_kept_across_messages_needs_the_connection_inflater() {
+fn a_context_kept_across_messages_is_read_with_the_connection_history() {
     // With context kept, a repeated message compresses to a back-reference only: a codec that
     // reset between messages would fail on it, so this checks the inflater is really kept.
     let mut peer = Peer::new(true);
@@ -134,6 +141,24 @@ fn a_context_kept_across_messages_needs_the_connection_inflater() {
     let mut c = Codec::client(&params(false), 1 << 20, &[]);
     let (out, failed) = read_through(&mut c, &wire, &[]);
     assert!(failed.is_some() || out != plain);
+}
+
+#[test]
+fn the_history_keeps_the_window_and_no_more_over_many_messages() {
+    // A 512-byte window, 200 messages of 40-90 bytes that repeat each other: later messages
+    // refer back up to the window, and the history never holds more than it plus an eighth.
+    let mut peer = Peer::with_bits(true, 9);
+    let p = Params { server_max_window_bits: 9, ..Params::default() };
+    let mut c = Codec::client(&p, 1 << 20, &[]);
+    let mut next = crate::testrand::xorshift(0x41);
+    for i in 0..200 {
+        let msg = format!("~h1.{:x}.{}~ {}", next() % 7, i % 13, "pad ".repeat((next() % 12) as usize)).into_bytes();
+        c.rx_feed(&frame(0xc1, None, &peer.compress(&msg)));
+        assert_eq!(take_rx(&mut c), frame(0x81, None, &msg), "message {i}");
+        assert!(c.history.len() <= 512 + 64, "{}", c.history.len());
+        assert!(c.dictionary().len() <= 512);
+    }
+    assert!(c.history.len() >= 512);
 }
 
 #[test]
@@ -162,8 +187,9 @@ fn fragmented_compressed_messages_read_as_plain_fragments() {
             let whole: Vec<u8> = [&frames[0].1[..], &frames[2].1[..], &frames[3].1[..]].concat();
             assert_eq!(whole, msg);
             assert_eq!(frames[4], (0x81, b"after".to_vec()));
-            // Without context kept, the connection's inflater lived only for the fragments.
-            assert_eq!(c.holds_inflater(), keep);
+            // The fragments' own inflater lived only until the last of them.
+            assert_eq!(c.holds_context().1, false);
+            assert_eq!(c.holds_context().0 > 0, keep);
         }
     }
 }
@@ -224,7 +250,7 @@ fn bombs_and_corrupt_data_are_refused_after_the_frames_before_them() {
         let (out, failed) = read_through(&mut c, &wire, &[]);
         assert_eq!(failed, Some(want), "{what}");
         assert_eq!(out, frame(0x81, None, b"fine"), "{what}: only the frame before");
-        assert!(!c.holds_inflater() && !c.holds_buffers());
+        assert!(c.holds_context() == (0, false) && !c.holds_buffers());
     }
 }
 
