@@ -13,7 +13,7 @@
 #     messages/s per sender, for off, lean and browser against `herd serve --deflate`.
 #
 #   benches/deflate-cost.sh
-#   CONNS=15000 RATE_CONVS=1000 benches/deflate-cost.sh
+#   CONNS=15000 RATE_CONVS=1000 RUNS=5 benches/deflate-cost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-10000}
@@ -41,22 +41,32 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q LISTENING "$OUT/py-peer.log" && break; sleep 0.1; done
 PY_URL="ws://$(awk '/LISTENING/{print $2}' "$OUT/py-peer.log")/conv/{conv}?user={user}"
 
-memory() { # memory NAME URL MODE CONNS [SIZE]
-  $BIN run --url "$2" --deflate "$3" --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" --size "${5:-128}" \
-    --source-ip 127.0.0.2-127.0.0.9 --quiet --out "$OUT/deflate-mem-$1.json" > /dev/null
-  python3 - "$OUT/deflate-mem-$1.json" "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-p, c, z = d["process"], d["connections"]["established"], d["websocket"].get("deflate", {})
-answers = ", ".join(f"{a!r} x{n}" for a, n in z.get("answers", {}).items()) or "none offered"
-print(f"{sys.argv[2]:18} {c} connections, {d['messages']['delivered']} delivered "
-      f"({z.get('received', {}).get('messages', 0)} inflated): "
-      f"{(p['rss_connected_bytes'] - p['rss_start_bytes']) / c:.0f} B/connection once connected, "
-      f"{(p['rss_sent_bytes'] - p['rss_start_bytes']) / c:.0f} B/connection after messages; answer {answers}")
+RUNS=${RUNS:-3}
+
+memory() { # memory NAME URL MODE CONNS [SIZE]: the median of RUNS runs
+  for i in $(seq "$RUNS"); do
+    $BIN run --url "$2" --deflate "$3" --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" --size "${5:-128}" \
+      --source-ip 127.0.0.2-127.0.0.9 --quiet --out "$OUT/deflate-mem-$1-$i.json" > /dev/null
+  done
+  python3 - "$1" "$RUNS" "$OUT" <<'PY'
+import json, statistics, sys
+name, runs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ds = [json.load(open(f"{out}/deflate-mem-{name}-{i}.json")) for i in range(1, runs + 1)]
+def per(d, key):
+    p = d["process"]
+    return (p[key] - p["rss_start_bytes"]) / d["connections"]["established"]
+d = ds[0]
+z = d["websocket"].get("deflate", {})
+answers = ", ".join(f"{a!r}" for a in z.get("answers", {})) or "none offered"
+conn = [round(per(d, "rss_connected_bytes")) for d in ds]
+sent = [round(per(d, "rss_sent_bytes")) for d in ds]
+print(f"{name:18} {d['connections']['established']} connections, {d['messages']['delivered']} delivered "
+      f"({z.get('received', {}).get('messages', 0)} inflated): median {statistics.median(conn)} B/connection once connected "
+      f"{conn}, {statistics.median(sent)} B/connection after messages {sent}; answer {answers}")
 PY
 }
 
-echo "== 1. memory per connection, $CONNS connections (Python: $PY_CONNS), 1 message/s per sender for $HOLD"
+echo "== 1. memory per connection, $CONNS connections (Python: $PY_CONNS), 1 message/s per sender for $HOLD, medians of $RUNS runs"
 memory off-herd "$HERD_URL" off "$CONNS"
 memory lean-herd "$HERD_URL" lean "$CONNS"
 memory browser-herd "$HERD_URL" browser "$CONNS"

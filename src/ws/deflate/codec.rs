@@ -246,7 +246,7 @@ mod tests {
     fn corrupt_data_is_refused_and_random_bytes_never_panic() {
         // Block type 3 is reserved.
         assert_eq!(inflate_shared(&[0xff, 0xff, 0xff], &mut Vec::new(), 100), Err(Failure::Corrupt));
-        let mut next = crate::testrand::xorshift(0x5eed_0f_de_f1a7e);
+        let mut next = crate::testrand::xorshift(0x0005_eed0_fdef_1a7e);
         let mut refused = 0;
         for _ in 0..3_000 {
             let len = (next() % 40) as usize;

@@ -256,8 +256,15 @@ impl Codec {
             self.history.extend_from_slice(&plain[plain.len() - w..]);
             return;
         }
-        if self.history.len() + plain.len() > w + w / 8 {
+        let most = w + w / 8;
+        if self.history.len() + plain.len() > most {
             self.history.drain(..self.history.len() + plain.len() - w);
+        }
+        let need = self.history.len() + plain.len();
+        if need > self.history.capacity() {
+            // Doubling as a Vec does, but never past the window and its slack.
+            let to = need.max(2 * self.history.capacity()).clamp(256, most);
+            self.history.reserve_exact(to - self.history.len());
         }
         self.history.extend_from_slice(plain);
     }
