@@ -117,6 +117,8 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     }
     let send_s = t_send.elapsed().as_secs_f64();
     let send_end_ns = now_ns();
+    // As once connected: freed heap given back first, so what is left is what connections hold.
+    process::trim_heap();
     let rss_sent = process::rss_bytes();
     // The executor threads' CPU while sending: whether herd itself was short of it.
     let herd_cpu = match (herd_cpu0, crate::measure::cpu::threads(&control.heartbeats.tids())) {
