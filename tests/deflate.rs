@@ -23,6 +23,10 @@ const LEAN: &str = "permessage-deflate; client_no_context_takeover; server_no_co
 const LEAN_ANSWER: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
                            server_max_window_bits=10; client_max_window_bits=10";
 
+/// What `herd serve --deflate` answers the lean offer: it does not limit a client's window.
+const HERD_LEAN_ANSWER: &str =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10";
+
 /// `-c 3 -k 3`.
 const CONNS: u64 = 9;
 
@@ -260,4 +264,51 @@ fn a_hostile_server_is_counted_by_category_and_never_crashes_herd() {
         });
         assert_eq!(*server.codes.lock().unwrap(), vec![Some(code); conns], "{mode}");
     }
+}
+
+/// A raw client of `herd serve --deflate` offering `offer`: the stream and the answer's head.
+fn raw_client(addr: &str, path: &str, offer: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: {offer}\r\n\r\n"
+    )
+    .unwrap();
+    let head = raw::read_head(&mut s).unwrap();
+    (s, head)
+}
+
+/// A masked client frame with RSV1 (a zero mask leaves the payload as is).
+fn compressed_frame(b0: u8, z: &[u8]) -> Vec<u8> {
+    let mut f = raw::header_bytes(true, b0 & 0x0f, z.len() as u64, true);
+    f[0] = b0;
+    f.extend_from_slice(z);
+    f
+}
+
+#[test]
+fn herd_serve_relays_compressed_and_refuses_bombs_and_corrupt_data_from_clients() {
+    let serve = ServeProc::start(&["--deflate", "--max-frame", "64KiB"]);
+    let (mut a, head) = raw_client(&serve.addr, "/conv/x", LEAN);
+    assert_eq!(raw::header(&head, "sec-websocket-extensions").as_deref(), Some(HERD_LEAN_ANSWER));
+    let (mut b, _) = raw_client(&serve.addr, "/conv/x", BROWSER);
+    // A compressed message from a is relayed to b, compressed again for b.
+    let msg = b"hello hello hello hello";
+    a.write_all(&compressed_frame(0xc1, &compressed(msg))).unwrap();
+    let f = raw::read_frame(&mut b, 1 << 16).unwrap();
+    assert_eq!(f.opcode, raw::TEXT);
+    let mut d = flate2::Decompress::new(false);
+    let mut out = Vec::with_capacity(1024);
+    let mut z = f.payload.clone();
+    z.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    d.decompress_vec(&z, &mut out, flate2::FlushDecompress::Sync).unwrap();
+    assert_eq!(out, msg);
+    // A bomb: closed with 1009; corrupt data: 1007.
+    a.write_all(&compressed_frame(0xc1, &compressed(&vec![b'a'; 1 << 20]))).unwrap();
+    assert_eq!(raw::wait_close(&mut a), Some(1009));
+    b.write_all(&compressed_frame(0xc1, &[0xff, 0xff, 0xff])).unwrap();
+    assert_eq!(raw::wait_close(&mut b), Some(1007));
 }
