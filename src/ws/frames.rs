@@ -7,7 +7,7 @@
 //! Cost: the tracker looks at each frame's 2-14 header bytes and skips payloads whole, so a read
 //! costs O(frames in it), not O(bytes).
 
-use crate::ws::deflate::Codec;
+use crate::ws::deflate::{Codec, Deflated};
 use futures_lite::{AsyncRead, AsyncWrite};
 use std::io;
 use std::pin::Pin;
@@ -185,12 +185,11 @@ impl FrameTracker {
 /// a read took but cannot use goes back here ([`CloseWatch::hand_over`]) and is what tungstenite
 /// reads next, from a frame boundary, followed like any other read.
 ///
-/// With permessage-deflate negotiated, the stream's bytes go through its codec
-/// (`ws/deflate/stream.rs`) first, both ways: everything above reads and writes plain frames.
+/// With permessage-deflate negotiated, the stream's bytes go through its codec first, both ways
+/// (`ws/deflate/stream.rs`): everything above reads and writes plain frames.
 pub struct CloseWatch<S> {
-    inner: S,
-    /// permessage-deflate, when negotiated (one pointer when not).
-    deflate: Option<Box<Codec>>,
+    /// The stream, with permessage-deflate when negotiated (one pointer more when not).
+    inner: Deflated<S>,
     frames: FrameTracker,
     /// Bytes read past tungstenite that it is still to read, before the stream's own.
     replay: Vec<u8>,
@@ -204,24 +203,14 @@ impl<S> CloseWatch<S> {
     pub fn new(inner: S, already: &[u8]) -> CloseWatch<S> {
         let mut frames = FrameTracker::default();
         frames.feed(already);
-        CloseWatch { inner, deflate: None, frames, replay: Vec::new(), end: None }
+        CloseWatch { inner: Deflated::new(inner, None), frames, replay: Vec::new(), end: None }
     }
 
     /// A stream with permessage-deflate: `codec` holds the stream's first bytes (what came
     /// after the upgrade's answer) and rewrites them on the first read.
     pub fn with_deflate(inner: S, codec: Box<Codec>) -> CloseWatch<S> {
-        CloseWatch { inner, deflate: Some(codec), frames: FrameTracker::default(), replay: Vec::new(), end: None }
-    }
-
-    /// Reads the stream, through the codec when compression is on.
-    fn poll_inner(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>
-    where
-        S: AsyncRead + Unpin,
-    {
-        match &mut self.deflate {
-            Some(c) => c.poll_read(&mut self.inner, cx, buf),
-            None => Pin::new(&mut self.inner).poll_read(cx, buf),
-        }
+        let inner = Deflated::new(inner, Some(codec));
+        CloseWatch { inner, frames: FrameTracker::default(), replay: Vec::new(), end: None }
     }
 
     /// Whether tungstenite holds nothing of the stream, given that its last read found no whole
@@ -243,7 +232,7 @@ impl<S> CloseWatch<S> {
     where
         S: AsyncRead + Unpin,
     {
-        match self.poll_inner(cx, buf) {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(n)) if n > 0 => Poll::Ready(n),
             Poll::Ready(Ok(_)) => {
                 self.end = Some(Ok(()));
@@ -263,7 +252,7 @@ impl<S> CloseWatch<S> {
     }
 
     pub fn get_ref(&self) -> &S {
-        &self.inner
+        self.inner.get_ref()
     }
 
     /// The first close frame the server sent, as its bytes said.
@@ -289,7 +278,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CloseWatch<S> {
         if let Some(end) = me.end.take() {
             return Poll::Ready(end.map(|()| 0));
         }
-        let r = me.poll_inner(cx, buf);
+        let r = Pin::new(&mut me.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             me.frames.feed(&buf[..n]);
         }
@@ -299,27 +288,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for CloseWatch<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for CloseWatch<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        match &mut me.deflate {
-            Some(c) => c.poll_write(&mut me.inner, cx, buf),
-            None => Pin::new(&mut me.inner).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        match &mut me.deflate {
-            Some(c) => c.poll_flush(&mut me.inner, cx),
-            None => Pin::new(&mut me.inner).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        match &mut me.deflate {
-            Some(c) => c.poll_close(&mut me.inner, cx),
-            None => Pin::new(&mut me.inner).poll_close(cx),
-        }
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
     }
 }
 

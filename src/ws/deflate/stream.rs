@@ -73,6 +73,28 @@ fn mask(p: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// A payload as sent: unmasked into `plain` when it came masked.
+fn unmasked<'a>(payload: &'a [u8], key: Option<[u8; 4]>, plain: &'a mut Vec<u8>) -> &'a [u8] {
+    match key {
+        Some(k) => {
+            plain.extend_from_slice(payload);
+            mask(plain, k);
+            plain
+        }
+        None => payload,
+    }
+}
+
+/// Writes a whole frame: its header, and its payload masked with `key` if given.
+fn write_frame(b0: u8, key: Option<[u8; 4]>, payload: &[u8], out: &mut Vec<u8>) {
+    Header::write(b0, key, payload.len(), out);
+    let at = out.len();
+    out.extend_from_slice(payload);
+    if let Some(k) = key {
+        mask(&mut out[at..], k);
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 enum State {
     /// Reading a header (this many bytes of it so far).
@@ -96,7 +118,57 @@ struct Walk {
     held: Vec<u8>,
 }
 
+/// What a walk over a direction's bytes found next.
+enum Piece<'a> {
+    /// A whole header: the caller sets the walk to pass its payload or to collect it.
+    Header(Header),
+    /// Payload bytes passed through.
+    Pass(&'a [u8]),
+    /// A collected payload, whole: from the input itself when it came in one piece.
+    Payload(std::borrow::Cow<'a, [u8]>),
+}
+
 impl Walk {
+    /// The next piece at the start of `input` (which it advances past it); `None` once `input`
+    /// is used up.
+    fn next<'a>(&mut self, input: &mut &'a [u8]) -> Option<Piece<'a>> {
+        while !input.is_empty() {
+            match self.state {
+                State::Head => {
+                    let (used, h) = self.header(input);
+                    *input = &input[used..];
+                    if let Some(h) = h {
+                        return Some(Piece::Header(h));
+                    }
+                }
+                State::Pass(left) => {
+                    let (now, rest) = input.split_at(left.min(input.len() as u64) as usize);
+                    *input = rest;
+                    let left = left - now.len() as u64;
+                    self.state = if left == 0 { State::Head } else { State::Pass(left) };
+                    return Some(Piece::Pass(now));
+                }
+                State::Collect(left) => {
+                    let (now, rest) = input.split_at(left.min(input.len() as u64) as usize);
+                    *input = rest;
+                    let left = left - now.len() as u64;
+                    if left > 0 {
+                        self.held.extend_from_slice(now);
+                        self.state = State::Collect(left);
+                        continue;
+                    }
+                    self.state = State::Head;
+                    if self.held.is_empty() {
+                        return Some(Piece::Payload(now.into()));
+                    }
+                    self.held.extend_from_slice(now);
+                    return Some(Piece::Payload(std::mem::take(&mut self.held).into()));
+                }
+            }
+        }
+        None
+    }
+
     /// Nothing of a frame held: at a header's first byte.
     fn idle(&self) -> bool {
         self.state == State::Head && self.have == 0 && self.held.is_empty()
@@ -297,38 +369,12 @@ impl Codec {
     }
 
     fn rx_feed_into(&mut self, b: &mut Buffers, mut input: &[u8]) {
-        while !input.is_empty() && !self.rx_broken {
-            match b.rx.state {
-                State::Head => {
-                    let (used, h) = b.rx.header(input);
-                    input = &input[used..];
-                    if let Some(h) = h {
-                        self.rx_begin(b, h);
-                    }
-                }
-                State::Pass(left) => {
-                    let k = left.min(input.len() as u64) as usize;
-                    b.rx_out.extend_from_slice(&input[..k]);
-                    input = &input[k..];
-                    b.rx.state = if left == k as u64 { State::Head } else { State::Pass(left - k as u64) };
-                }
-                State::Collect(left) => {
-                    let k = left.min(input.len() as u64) as usize;
-                    let whole = left == k as u64;
-                    if whole && b.rx.held.is_empty() {
-                        self.rx_frame(b, &input[..k]);
-                    } else {
-                        b.rx.held.extend_from_slice(&input[..k]);
-                        if whole {
-                            let held = std::mem::take(&mut b.rx.held);
-                            self.rx_frame(b, &held);
-                        }
-                    }
-                    input = &input[k..];
-                    if !self.rx_broken {
-                        b.rx.state = if whole { State::Head } else { State::Collect(left - k as u64) };
-                    }
-                }
+        while !self.rx_broken {
+            match b.rx.next(&mut input) {
+                None => break,
+                Some(Piece::Header(h)) => self.rx_begin(b, h),
+                Some(Piece::Pass(bytes)) => b.rx_out.extend_from_slice(bytes),
+                Some(Piece::Payload(p)) => self.rx_frame(b, &p),
             }
         }
     }
@@ -391,14 +437,7 @@ impl Codec {
         let empty = last && payload.is_empty() && self.rx_wire == 0;
         let r = codec::with_shared(|s| {
             let codec::Shared { deflaters: _, inflater, plain, out } = s;
-            let input = match h.key {
-                Some(k) => {
-                    plain.extend_from_slice(payload);
-                    mask(plain, k);
-                    &plain[..]
-                }
-                None => payload,
-            };
+            let input = unmasked(payload, h.key, plain);
             let dict = if self.rx_keep { self.dictionary() } else { &[] };
             let mut ended = false;
             if !empty && single {
@@ -419,12 +458,7 @@ impl Codec {
             } else if self.rx_keep {
                 self.remember(out);
             }
-            Header::write(h.b0 & !0x70, h.key, out.len(), &mut b.rx_out);
-            let at = b.rx_out.len();
-            b.rx_out.extend_from_slice(out);
-            if let Some(k) = h.key {
-                mask(&mut b.rx_out[at..], k);
-            }
+            write_frame(h.b0 & !0x70, h.key, out, &mut b.rx_out);
             Ok(out.len())
         });
         match r {
@@ -449,45 +483,24 @@ impl Codec {
     }
 
     fn tx_feed_into(&mut self, b: &mut Buffers, mut input: &[u8]) {
-        while !input.is_empty() {
-            match b.tx.state {
-                State::Head => {
-                    let (used, h) = b.tx.header(input);
-                    input = &input[used..];
-                    let Some(h) = h else { continue };
+        while let Some(piece) = b.tx.next(&mut input) {
+            match piece {
+                Piece::Header(h) => {
                     let op = h.opcode();
                     if self.tx_bits == 0 || !h.fin() || !(op == 1 || op == 2) || h.b0 & 0x70 != 0 {
                         b.tx.raw_head(&h, &mut b.tx_out);
                         b.tx.state = if h.len == 0 { State::Head } else { State::Pass(h.len) };
-                    } else if h.len == 0 {
-                        b.tx.frame = h;
-                        self.tx_frame(b, &[]);
                     } else {
                         b.tx.frame = h;
-                        b.tx.state = State::Collect(h.len);
-                    }
-                }
-                State::Pass(left) => {
-                    let k = left.min(input.len() as u64) as usize;
-                    b.tx_out.extend_from_slice(&input[..k]);
-                    input = &input[k..];
-                    b.tx.state = if left == k as u64 { State::Head } else { State::Pass(left - k as u64) };
-                }
-                State::Collect(left) => {
-                    let k = left.min(input.len() as u64) as usize;
-                    let whole = left == k as u64;
-                    if whole && b.tx.held.is_empty() {
-                        self.tx_frame(b, &input[..k]);
-                    } else {
-                        b.tx.held.extend_from_slice(&input[..k]);
-                        if whole {
-                            let held = std::mem::take(&mut b.tx.held);
-                            self.tx_frame(b, &held);
+                        if h.len == 0 {
+                            self.tx_frame(b, &[]);
+                        } else {
+                            b.tx.state = State::Collect(h.len);
                         }
                     }
-                    input = &input[k..];
-                    b.tx.state = if whole { State::Head } else { State::Collect(left - k as u64) };
                 }
+                Piece::Pass(bytes) => b.tx_out.extend_from_slice(bytes),
+                Piece::Payload(p) => self.tx_frame(b, &p),
             }
         }
     }
@@ -497,21 +510,9 @@ impl Codec {
         let h = b.tx.frame;
         codec::with_shared(|s| {
             let codec::Shared { deflaters, inflater: _, plain, out } = s;
-            let input = match h.key {
-                Some(k) => {
-                    plain.extend_from_slice(payload);
-                    mask(plain, k);
-                    &plain[..]
-                }
-                None => payload,
-            };
+            let input = unmasked(payload, h.key, plain);
             codec::deflate_with(deflaters, self.tx_bits, input, out);
-            Header::write(h.b0 | 0x40, h.key, out.len(), &mut b.tx_out);
-            let at = b.tx_out.len();
-            b.tx_out.extend_from_slice(out);
-            if let Some(k) = h.key {
-                mask(&mut b.tx_out[at..], k);
-            }
+            write_frame(h.b0 | 0x40, h.key, out, &mut b.tx_out);
             tally::deflated(input.len(), out.len());
         });
     }
@@ -591,8 +592,8 @@ impl Codec {
     }
 }
 
-/// A stream with permessage-deflate when negotiated (herd's server side; the client's is in
-/// `CloseWatch`): one pointer more than the stream when not.
+/// A stream with permessage-deflate when negotiated (under `CloseWatch` on the client, under
+/// tungstenite on herd's server): one pointer more than the stream when not.
 pub struct Deflated<S> {
     inner: S,
     codec: Option<Box<Codec>>,
@@ -601,6 +602,10 @@ pub struct Deflated<S> {
 impl<S> Deflated<S> {
     pub fn new(inner: S, codec: Option<Box<Codec>>) -> Deflated<S> {
         Deflated { inner, codec }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
     }
 }
 

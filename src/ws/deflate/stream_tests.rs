@@ -7,12 +7,7 @@ use flate2::{Compress, Compression, FlushCompress};
 
 fn frame(b0: u8, key: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
-    Header::write(b0, key, payload.len(), &mut f);
-    let at = f.len();
-    f.extend_from_slice(payload);
-    if let Some(k) = key {
-        mask(&mut f[at..], k);
-    }
+    write_frame(b0, key, payload, &mut f);
     f
 }
 
@@ -49,22 +44,22 @@ fn params(server_keeps: bool) -> Params {
     Params { server_no_context_takeover: !server_keeps, ..Params::default() }
 }
 
-/// The rewritten bytes a codec holds for its reader, taken.
-fn take_rx(c: &mut Codec) -> Vec<u8> {
+/// The rewritten bytes a codec holds for its reader (`tx`: for the socket), taken.
+fn take(c: &mut Codec, tx: bool) -> Vec<u8> {
     let mut b = c.take_bufs();
-    let out = b.rx_out.split_off(b.rx_at);
-    (b.rx_out, b.rx_at) = (Vec::new(), 0);
+    let (out, at) = if tx { (&mut b.tx_out, &mut b.tx_at) } else { (&mut b.rx_out, &mut b.rx_at) };
+    let taken = out.split_off(*at);
+    (*out, *at) = (Vec::new(), 0);
     c.put_bufs(b);
-    out
+    taken
 }
 
-/// The compressed bytes a codec holds for the socket, taken.
+fn take_rx(c: &mut Codec) -> Vec<u8> {
+    take(c, false)
+}
+
 fn take_tx(c: &mut Codec) -> Vec<u8> {
-    let mut b = c.take_bufs();
-    let out = b.tx_out.split_off(b.tx_at);
-    (b.tx_out, b.tx_at) = (Vec::new(), 0);
-    c.put_bufs(b);
-    out
+    take(c, true)
 }
 
 /// Feeds `wire` to a client codec in pieces cut at `cuts`; returns what it put out and its
