@@ -2,8 +2,8 @@
 # What permessage-deflate (`--deflate`) costs herd, per mode, in one run of this script:
 #  1. memory per connection once messages have gone through it: CONNS connections (4 members per
 #     conversation, one sender at 1 message/s for HOLD, so every connection has received and
-#     inflated messages and holds whatever it keeps between them), RSS at the end of sending
-#     minus RSS at start, per connection. Against `herd serve --deflate` (which answers
+#     inflated messages and holds whatever it keeps between them), RSS after the drain minus
+#     RSS at start, per connection. Against `herd serve --deflate` (which answers
 #     browser's offer with 15-bit windows and keeps its context, as npm ws does) for off, lean
 #     and browser, and against PyPI websockets (12-bit windows, its default) for browser. 128 B
 #     messages, then 8 KiB ones for off and browser: a kept window's pages are resident only once
@@ -14,6 +14,8 @@
 #
 #   benches/deflate-cost.sh
 #   CONNS=15000 RATE_CONVS=1000 RUNS=5 benches/deflate-cost.sh
+#   HERD=path/to/older/herd MODES=off benches/deflate-cost.sh    # another build, without --deflate
+#   PARTS=cpu benches/deflate-cost.sh                              # one part only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-10000}
@@ -25,13 +27,17 @@ RATE_DURATION=${RATE_DURATION:-15s}
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 
-cargo build --release -q
-BIN=${CARGO_TARGET_DIR:-target}/release/herd
+MODES=${MODES:-off lean browser}
+PARTS=${PARTS:-memory cpu}
+if [ -z "${HERD:-}" ]; then cargo build --release -q; fi
+BIN=${HERD:-${CARGO_TARGET_DIR:-target}/release/herd}
+SERVE_BIN=${CARGO_TARGET_DIR:-target}/release/herd   # herd serve --deflate: this build's
+deflate_flag() { [ "$1" = off ] && [ -n "${HERD:-}" ] || echo "--deflate $1"; }
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-$BIN serve --deflate --listen 127.0.0.1:0 > "$OUT/serve-deflate.log" 2>&1 &
+$SERVE_BIN serve --deflate --listen 127.0.0.1:0 > "$OUT/serve-deflate.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q listening "$OUT/serve-deflate.log" && break; sleep 0.05; done
 HERD_URL="ws://$(grep -o '127\.0\.0\.1:[0-9]*' "$OUT/serve-deflate.log" | head -1)/conv/{conv}?user={user}"
@@ -45,7 +51,7 @@ RUNS=${RUNS:-3}
 
 memory() { # memory NAME URL MODE CONNS [SIZE]: the median of RUNS runs
   for i in $(seq "$RUNS"); do
-    $BIN run --url "$2" --deflate "$3" --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" --size "${5:-128}" \
+    $BIN run --url "$2" $(deflate_flag "$3") --conversations $(($4 / 4)) --members 4 --rate 1 --duration "$HOLD" --size "${5:-128}" \
       --source-ip 127.0.0.2-127.0.0.9 --quiet --out "$OUT/deflate-mem-$1-$i.json" > /dev/null
   done
   python3 - "$1" "$RUNS" "$OUT" <<'PY'
@@ -59,25 +65,31 @@ d = ds[0]
 z = d["websocket"].get("deflate", {})
 answers = ", ".join(f"{a!r}" for a in z.get("answers", {})) or "none offered"
 conn = [round(per(d, "rss_connected_bytes")) for d in ds]
-sent = [round(per(d, "rss_sent_bytes")) for d in ds]
+# A build before rss_drained_bytes has only the figure once connected.
+sent = [round(per(d, "rss_drained_bytes")) for d in ds if "rss_drained_bytes" in d["process"]]
+after = f"{statistics.median(sent)} B/connection after messages {sent}" if sent else "no figure after messages"
 print(f"{name:18} {d['connections']['established']} connections, {d['messages']['delivered']} delivered "
       f"({z.get('received', {}).get('messages', 0)} inflated): median {statistics.median(conn)} B/connection once connected "
-      f"{conn}, {statistics.median(sent)} B/connection after messages {sent}; answer {answers}")
+      f"{conn}, {after}; answer {answers}")
 PY
 }
 
+if [[ " $PARTS " == *" memory "* ]]; then
 echo "== 1. memory per connection, $CONNS connections (Python: $PY_CONNS), 1 message/s per sender for $HOLD, medians of $RUNS runs"
-memory off-herd "$HERD_URL" off "$CONNS"
-memory lean-herd "$HERD_URL" lean "$CONNS"
-memory browser-herd "$HERD_URL" browser "$CONNS"
-memory browser-python "$PY_URL" browser "$PY_CONNS"
-memory off-herd-8KiB "$HERD_URL" off "$CONNS" 8KiB
-memory browser-herd-8KiB "$HERD_URL" browser "$CONNS" 8KiB
-memory browser-py-8KiB "$PY_URL" browser "$PY_CONNS" 8KiB
+for mode in $MODES; do memory "$mode-herd" "$HERD_URL" "$mode" "$CONNS"; done
+case " $MODES " in *" browser "*) memory browser-python "$PY_URL" browser "$PY_CONNS" ;; esac
+case " $MODES " in *" off "*) memory off-herd-8KiB "$HERD_URL" off "$CONNS" 8KiB ;; esac
+case " $MODES " in *" browser "*)
+  memory browser-herd-8KiB "$HERD_URL" browser "$CONNS" 8KiB
+  memory browser-py-8KiB "$PY_URL" browser "$PY_CONNS" 8KiB ;;
+esac
 
+fi
+
+[[ " $PARTS " == *" cpu "* ]] || exit 0
 echo "== 2. CPU per delivered message: $RATE_CONVS conversations x 4 members, $RATE/s per sender, 128 B, $RATE_DURATION"
-for mode in off lean browser; do
-  $BIN run --url "$HERD_URL" --deflate "$mode" --conversations "$RATE_CONVS" --members 4 --rate "$RATE" --size 128 \
+for mode in $MODES; do
+  $BIN run --url "$HERD_URL" $(deflate_flag "$mode") --conversations "$RATE_CONVS" --members 4 --rate "$RATE" --size 128 \
     --duration "$RATE_DURATION" --quiet --out "$OUT/deflate-cpu-$mode.json" > /dev/null
   python3 - "$OUT/deflate-cpu-$mode.json" "$mode" <<'PY'
 import json, sys

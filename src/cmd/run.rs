@@ -117,9 +117,6 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
     }
     let send_s = t_send.elapsed().as_secs_f64();
     let send_end_ns = now_ns();
-    // As once connected: freed heap given back first, so what is left is what connections hold.
-    process::trim_heap();
-    let rss_sent = process::rss_bytes();
     // The executor threads' CPU while sending: whether herd itself was short of it.
     let herd_cpu = match (herd_cpu0, crate::measure::cpu::threads(&control.heartbeats.tids())) {
         (Some((a, _)), Some((b, n))) => Some(crate::measure::cpu::CpuShare::between(a, b, n, (send_s * 1e9) as u64)),
@@ -142,6 +139,10 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
         control.pending_total() == 0 || signals.count() >= 2 || nothing_can_arrive() || stalled()
     });
     let pending_at_drain_end = control.pending_total();
+    // What connections hold once messages went through them: measured once nothing is being
+    // sent, as once connected (freed heap given back first).
+    process::trim_heap();
+    let rss_drained = process::rss_bytes();
     let drain_s = t_drain.elapsed().as_secs_f64();
     let cpu_send = Cpu::now().since(cpu_send0);
 
@@ -267,7 +268,7 @@ pub fn run(s: Scenario, signals: Signals, mut hooks: Hooks) -> Result<RunResult>
             cpu_send_drain_s: cpu_send.total_s(),
             rss_start_bytes: rss_start,
             rss_connected_bytes: rss_connected,
-            rss_sent_bytes: rss_sent,
+            rss_drained_bytes: rss_drained,
             rss_end_bytes: process::rss_bytes(),
             rss_peak_bytes: process::peak_rss_bytes(),
             rss_per_connection_bytes: (!embedded && established > 0)

@@ -237,7 +237,7 @@ pub fn combine(inputs: &[Input], missing: &[u32]) -> Result<RunResult, String> {
             cpu_send_drain_s: cpu_send,
             rss_start_bytes: totalb(|i| i.doc.process.rss_start_bytes),
             rss_connected_bytes: totalb(|i| i.doc.process.rss_connected_bytes),
-            rss_sent_bytes: totalb(|i| i.doc.process.rss_sent_bytes),
+            rss_drained_bytes: totalb(|i| i.doc.process.rss_drained_bytes),
             rss_end_bytes: totalb(|i| i.doc.process.rss_end_bytes),
             rss_peak_bytes: totalb(|i| i.doc.process.rss_peak_bytes),
             rss_per_connection_bytes: None,

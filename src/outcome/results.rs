@@ -145,10 +145,10 @@ pub struct ProcessCost {
     pub cpu_send_drain_s: f64,
     pub rss_start_bytes: u64,
     pub rss_connected_bytes: u64,
-    /// RSS at the end of the send phase (after returning freed heap to the kernel): what
-    /// connections hold once messages have gone through them (a kept compression history, a
-    /// connection's buffers), before the drain and the closes.
-    pub rss_sent_bytes: u64,
+    /// RSS at the end of the drain (after returning freed heap to the kernel): what connections
+    /// hold once messages have gone through them (a kept compression history, a connection's
+    /// buffers), before the closes.
+    pub rss_drained_bytes: u64,
     pub rss_end_bytes: u64,
     pub rss_peak_bytes: u64,
     /// (RSS once connected - RSS at start) / connections established. Only with --url: with the

@@ -325,6 +325,7 @@ impl Codec {
         let w = self.window();
         if plain.len() >= w {
             self.history.clear();
+            self.history.reserve_exact(w);
             self.history.extend_from_slice(&plain[plain.len() - w..]);
             return;
         }

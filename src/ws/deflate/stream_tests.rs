@@ -147,7 +147,9 @@ fn the_history_keeps_the_window_and_no_more_over_many_messages() {
     let mut c = Codec::client(&p, 1 << 20, &[]);
     let mut next = crate::testrand::xorshift(0x41);
     for i in 0..200 {
-        let msg = format!("~h1.{:x}.{}~ {}", next() % 7, i % 13, "pad ".repeat((next() % 12) as usize)).into_bytes();
+        // Every 50th message is longer than the window on its own.
+        let pad = if i % 50 == 49 { 200 } else { (next() % 12) as usize };
+        let msg = format!("~h1.{:x}.{}~ {}", next() % 7, i % 13, "pad ".repeat(pad)).into_bytes();
         c.rx_feed(&frame(0xc1, None, &peer.compress(&msg)));
         assert_eq!(take_rx(&mut c), frame(0x81, None, &msg), "message {i}");
         assert!(c.history.capacity() <= 512 + 64, "{}", c.history.capacity());
