@@ -37,6 +37,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+# Removed first: a wait could otherwise read an earlier run's address before the new file is made.
+rm -f "$OUT/serve-deflate.log" "$OUT/py-peer.log"
 $SERVE_BIN serve --deflate --listen 127.0.0.1:0 > "$OUT/serve-deflate.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q listening "$OUT/serve-deflate.log" && break; sleep 0.05; done
