@@ -41,6 +41,8 @@ fn run(url: &str, mode: &str, extra: &[&str]) -> Value {
 /// `compressed` of the deliveries came compressed (all of them unless the server skips some).
 fn assert_compressed(v: &Value, answer: &str, all_received: bool) {
     let z = &v["websocket"]["deflate"];
+    let offered = if answer.contains("no_context") { LEAN } else { BROWSER };
+    assert_eq!(z["offered"], json!(offered), "{z}");
     assert_eq!(z["answers"], json!({ answer: CONNS }), "{z}");
     let sent = n(v, "messages.sent");
     assert_eq!(n(z, "sent.messages"), sent, "{z}");

@@ -212,6 +212,7 @@ pub fn fill_stats(r: &mut RunResult, m: &Merged, peak_open: u64) {
     }
     r.errors = errors(&m.counters);
     r.websocket = m.counters.wire.clone();
+    r.websocket.deflate.offered = r.scenario.deflate.offer().map(str::to_string);
     r.histograms = crate::outcome::histcodec::encode(&m.total);
     r.generator = crate::outcome::generator::build(&m.total, r.generator.cpu.take());
 }

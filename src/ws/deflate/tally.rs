@@ -38,6 +38,9 @@ impl Flow {
 /// permessage-deflate on a run's connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeflateCounters {
+    /// What herd offered (`Sec-WebSocket-Extensions`), set in the results from `--deflate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<String>,
     /// Established connections by the server's answer to the offer (`Sec-WebSocket-Extensions`
     /// as herd read it back; `declined` when the server answered none).
     #[serde(default)]
@@ -59,6 +62,9 @@ impl DeflateCounters {
     }
 
     pub fn add(&mut self, o: &DeflateCounters) {
+        if self.offered.is_none() {
+            self.offered.clone_from(&o.offered);
+        }
         for (k, v) in &o.answers {
             *self.answers.entry(k.clone()).or_default() += v;
         }
@@ -69,8 +75,9 @@ impl DeflateCounters {
 
 impl DeflateCounters {
     /// The summary's line: what was offered (`mode`), what the servers answered per connection,
-    /// and the compression each way, e.g. `browser: answered "permessage-deflate" x9; received
-    /// 30 messages, 3840 B in 1150 B on the wire (30%); sent 15, 1920 B in 585 B (30%)`.
+    /// and the compression each way, e.g. `browser offered "permessage-deflate;
+    /// client_max_window_bits", answered "permessage-deflate" x9; received 30 messages, 3840 B
+    /// in 1150 B on the wire (30%); sent 15 messages, 1920 B in 585 B on the wire (30%)`.
     pub fn line(&self, mode: crate::ws::deflate::Mode) -> String {
         let answers: Vec<String> = self.answers.iter().map(|(a, n)| format!("\"{a}\" x{n}")).collect();
         let answered = if answers.is_empty() { "no connection upgraded".to_string() } else { answers.join(", ") };
@@ -83,7 +90,13 @@ impl DeflateCounters {
                 f.ratio() * 100.0
             )
         };
-        format!("{}: answered {answered}; received {}; sent {}", mode.name(), flow(&self.received), flow(&self.sent))
+        let offer = mode.offer().unwrap_or("nothing");
+        format!(
+            "{} offered \"{offer}\", answered {answered}; received {}; sent {}",
+            mode.name(),
+            flow(&self.received),
+            flow(&self.sent)
+        )
     }
 }
 
@@ -146,8 +159,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<DeflateCounters>(&text).unwrap(), a);
         assert_eq!(
             b.line(crate::ws::deflate::Mode::Browser),
-            "browser: answered \"declined\" x1, \"permessage-deflate\" x2; received 1 messages, 128 B in 40 B on the \
-             wire (31%); sent 2 messages, 256 B in 80 B on the wire (31%)"
+            "browser offered \"permessage-deflate; client_max_window_bits\", answered \"declined\" x1, \
+             \"permessage-deflate\" x2; received 1 messages, 128 B in 40 B on the wire (31%); sent 2 messages, 256 B \
+             in 80 B on the wire (31%)"
         );
     }
 }
