@@ -132,6 +132,12 @@ fn herd_serve_deflate_and_the_embedded_server_compress_both_ways() {
         assert_exact(&e);
         assert_compressed(&e, answer, true);
     }
+    // Over TLS the codec sits on the plaintext stream, as the close-code tracker does.
+    let d = tempfile::tempdir().unwrap();
+    let tls =
+        herd_ok(d.path(), &["--embedded-tls", "-c", "3", "-k", "3", "-d", "1s", "--rate", "5", "--deflate", "browser"]);
+    assert_exact(&tls);
+    assert_compressed(&tls, "permessage-deflate", true);
     // Without --deflate, herd serve declines: the connections run uncompressed.
     let plain = ServeProc::start(&[]);
     let v = run(&plain.url(), "browser", &[]);
