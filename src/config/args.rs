@@ -76,7 +76,7 @@ pub struct RunArgs {
     pub size: Option<u64>,
     #[arg(long, value_parser = units::parse_bytes, help = d("Largest frame accepted from the target, in bytes; a larger one closes the connection with 1009 and counts as frame_too_large", defaults::MAX_FRAME))]
     pub max_frame: Option<u64>,
-    #[arg(long, value_name = "off|browser|lean", value_parser = crate::ws::deflate::Mode::parse, help = d("permessage-deflate: browser offers what Chrome and Firefox offer (contexts kept as the server chooses), lean asks for no context takeover both ways and 1 KiB windows (nothing held per idle connection); the server's answer is in the results", defaults::DEFLATE))]
+    #[arg(long, value_name = "off|browser|lean", value_parser = crate::ws::deflate::Mode::parse, help = d("permessage-deflate: browser offers what Chrome and Firefox offer (the server's context kept as its answer says), lean asks for no context takeover both ways and 1 KiB windows (nothing held per idle connection); the server's answer is in the results", defaults::DEFLATE))]
     pub deflate: Option<crate::ws::deflate::Mode>,
     #[arg(long, value_parser = units::parse_rate, help = d("New connections per second across all cores", defaults::CONNECT_RATE))]
     pub connect_rate: Option<f64>,

@@ -7,7 +7,7 @@
 //! Cost: the tracker looks at each frame's 2-14 header bytes and skips payloads whole, so a read
 //! costs O(frames in it), not O(bytes).
 
-use crate::ws::deflate::{Codec, Deflated};
+use crate::ws::deflate::stream::{Codec, Deflated};
 use futures_lite::{AsyncRead, AsyncWrite};
 use std::io;
 use std::pin::Pin;

@@ -6,7 +6,7 @@
 //! buffer as the connection's read buffer), and so that the server can route plain HTTP requests
 //! (`/metrics`) on the same port.
 
-use crate::ws::deflate::{Mode, Params};
+use crate::ws::deflate::params::{self, Mode, Params};
 use futures_lite::{AsyncRead, AsyncReadExt};
 use tungstenite::handshake::derive_accept_key;
 
@@ -109,8 +109,7 @@ pub fn check_response_ext(
             .filter(|v| !v.is_empty())
             .collect()
     };
-    let params = crate::ws::deflate::params::answered(deflate, &all("sec-websocket-extensions"))
-        .map_err(ResponseError::Invalid)?;
+    let params = params::answered(deflate, &all("sec-websocket-extensions")).map_err(ResponseError::Invalid)?;
     let chosen = all("sec-websocket-protocol");
     let protocol = match (chosen.as_slice(), offered.is_empty()) {
         ([], true) => Ok(None),

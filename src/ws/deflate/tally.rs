@@ -78,7 +78,7 @@ impl DeflateCounters {
     /// and the compression each way, e.g. `browser offered "permessage-deflate;
     /// client_max_window_bits", answered "permessage-deflate" x9; received 30 messages, 3840 B
     /// in 1150 B on the wire (30%); sent 15 messages, 1920 B in 585 B on the wire (30%)`.
-    pub fn line(&self, mode: crate::ws::deflate::Mode) -> String {
+    pub fn line(&self, mode: super::params::Mode) -> String {
         let answers: Vec<String> = self.answers.iter().map(|(a, n)| format!("\"{a}\" x{n}")).collect();
         let answered = if answers.is_empty() { "no connection upgraded".to_string() } else { answers.join(", ") };
         let flow = |f: &Flow| {
@@ -158,7 +158,7 @@ mod tests {
         let text = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<DeflateCounters>(&text).unwrap(), a);
         assert_eq!(
-            b.line(crate::ws::deflate::Mode::Browser),
+            b.line(super::super::params::Mode::Browser),
             "browser offered \"permessage-deflate; client_max_window_bits\", answered \"declined\" x1, \
              \"permessage-deflate\" x2; received 1 messages, 128 B in 40 B on the wire (31%); sent 2 messages, 256 B \
              in 80 B on the wire (31%)"
