@@ -490,6 +490,14 @@ mod tests {
     }
 
     #[test]
+    fn deflate_is_off_unless_asked() {
+        use crate::ws::deflate::Mode;
+        assert_eq!(resolve1(RunArgs::default()).unwrap().deflate, Mode::Off);
+        let a = RunArgs { deflate: Some(Mode::Browser), ..Default::default() };
+        assert_eq!(resolve1(a).unwrap().deflate, Mode::Browser);
+    }
+
+    #[test]
     fn socket_buffers_are_bounded() {
         let s = resolve1(RunArgs { sndbuf: Some(65536), rcvbuf: Some(8000), ..Default::default() }).unwrap();
         assert_eq!((s.sndbuf, s.rcvbuf), (Some(65536), Some(8000)));
