@@ -4,12 +4,13 @@
 //! the core's statistics (`stats::record_phase`). [`member`] is one member's attempt, bounded by
 //! `--connect-timeout` and counted; the first connection and every reconnect go through it.
 
+use super::plan::CorePlan;
 use super::session;
 use super::state::{Conv, CoreCtx};
 use super::target::{Target, Ws};
 use crate::config::template::Vars;
 use crate::measure::clock::now_ns;
-use crate::measure::stats::{self, ConnectPhase, ErrorKind};
+use crate::measure::stats::{self, ConnectPhase, CoreStats, ErrorKind};
 use crate::runtime::net::Socket;
 use crate::tls;
 use crate::ws::deflate::Codec;
@@ -18,6 +19,7 @@ use crate::ws::handshake::{self, ReadHeadError};
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use socket2::{Domain, Protocol, Type};
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tungstenite::protocol::Role;
@@ -128,17 +130,30 @@ async fn upgraded(
 /// One attempt of a member's connection, bounded by `--connect-timeout`: established or failed
 /// (with its error category), counted in the core's statistics either way.
 pub(super) async fn member(ctx: &CoreCtx, conv: &Conv, member: u32) -> Option<Box<Ws>> {
-    let p = &ctx.plan;
     let vars = ctx.vars(conv, member);
+    attempt(&ctx.plan, &ctx.target, &ctx.stats, &vars, None, vars.user).await
+}
+
+/// One connection attempt (a grid member's, or a population device's in `rooms`), bounded by
+/// `--connect-timeout`: established or failed (with its error category), counted in `stats`
+/// either way. `id` picks the source address and seeds the handshake key.
+pub async fn attempt(
+    p: &CorePlan,
+    target: &Target,
+    stats: &RefCell<CoreStats>,
+    vars: &Vars,
+    rooms: Option<&[u32]>,
+    id: u64,
+) -> Option<Box<Ws>> {
     let t0 = now_ns();
     let mut path = String::new();
-    let seed = p.scenario.seed ^ vars.user.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let seed = p.scenario.seed ^ id.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let r = crate::runtime::net::idle::timeout(p.scenario.connect_timeout, async {
-        let source = (!p.sources.is_empty()).then(|| p.sources[(vars.user % p.sources.len() as u64) as usize]);
-        Ok(open_in(&ctx.target, &vars, None, seed, source, &mut path).await)
+        let source = (!p.sources.is_empty()).then(|| p.sources[(id % p.sources.len() as u64) as usize]);
+        Ok(open_in(target, vars, rooms, seed, source, &mut path).await)
     })
     .await;
-    let mut st = ctx.stats.borrow_mut();
+    let mut st = stats.borrow_mut();
     match r {
         Ok(Ok(ws)) => {
             st.counters.conns_established += 1;

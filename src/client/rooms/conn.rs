@@ -82,36 +82,10 @@ fn vars(c: &Conn, room: u32) -> Vars {
 
 /// One attempt within `--connect-timeout`: connected and joined in every room, or failed.
 async fn attempt(ctx: &RoomsCtx, c: &Conn) -> Option<Box<Ws>> {
-    let p = &ctx.plan;
     let rooms = ctx.pop.rooms_of(c.user);
     let v = vars(c, rooms.first().copied().unwrap_or(0));
     let conn_id = ctx.pop.devices(c.user).start as u64 + c.device as u64;
-    let seed = p.scenario.seed ^ conn_id.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let t0 = now_ns();
-    let mut path = String::new();
-    let r = crate::runtime::net::idle::timeout(p.scenario.connect_timeout, async {
-        let source = (!p.sources.is_empty()).then(|| p.sources[(conn_id % p.sources.len() as u64) as usize]);
-        Ok(connect::open_in(&ctx.target, &v, Some(rooms), seed, source, &mut path).await)
-    })
-    .await;
-    let mut st = ctx.stats.borrow_mut();
-    match r {
-        Ok(Ok(ws)) => {
-            st.counters.conns_established += 1;
-            st.record_connect(now_ns() - t0);
-            Some(ws)
-        }
-        Ok(Err(kind)) => {
-            st.counters.conns_failed += 1;
-            st.counters.error(kind);
-            None
-        }
-        Err(_) => {
-            st.counters.conns_failed += 1;
-            st.counters.error(ErrorKind::ConnectTimeout);
-            None
-        }
-    }
+    connect::attempt(&ctx.plan, &ctx.target, &ctx.stats, &v, Some(rooms), conn_id).await
 }
 
 /// What one connection knows of its rooms while it serves.
