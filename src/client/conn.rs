@@ -23,7 +23,7 @@ use super::state::{Conv, CoreCtx, Slot};
 use super::target::Ws;
 use crate::config::protocol::Unmarked;
 use crate::config::template::Fill;
-use crate::measure::accounting::{Receipt, Trackers};
+use crate::measure::accounting::Trackers;
 use crate::measure::clock::now_ns;
 use crate::measure::marker::{self, DecodeError, Marker};
 use crate::measure::stats::ErrorKind;
@@ -469,26 +469,11 @@ fn on_frame(
         let evicted = t.holes_evicted;
         let receipt = t.receive(m.seq);
         stats.counters.msgs_holes_evicted += t.holes_evicted - evicted;
-        match receipt {
-            Receipt::Duplicate => {
-                stats.counters.msgs_duplicated += 1;
-                if let Some(w) = stats.windows.stages.get_mut(stage) {
-                    w.duplicated += 1;
-                }
-            }
-            r => {
-                if r != Receipt::First {
-                    stats.counters.msgs_reordered += 1;
-                }
-                stats.counters.msgs_delivered += 1;
-                let (corrected, uncorrected) = m.latencies(now);
-                stats.record_delivery(corrected, uncorrected);
-                if let Some(w) = stats.windows.stages.get_mut(stage) {
-                    w.record_delivery(corrected, uncorrected);
-                }
-                if stats.windows.outages.active() {
-                    stats.windows.outages.record_delivery(corrected, uncorrected);
-                }
+        if let Some((corrected, uncorrected)) =
+            stats.count_receipt(receipt, m.latencies(now), |w| w.stages.get_mut(stage))
+        {
+            if stats.windows.outages.active() {
+                stats.windows.outages.record_delivery(corrected, uncorrected);
             }
         }
     });

@@ -475,6 +475,35 @@ impl CoreStats {
         self.interval.uncorrected.saturating_record((uncorrected_ns / 1000).max(1));
     }
 
+    /// Counts one receipt of a message owed to the connection: a duplicate, or a delivery
+    /// (reordered unless it came first) with its `(corrected, uncorrected)` latencies, counted
+    /// also in the window `window` picks (a stage's, a room class's). Returns the latencies of a
+    /// delivery.
+    pub fn count_receipt(
+        &mut self,
+        r: crate::measure::accounting::Receipt,
+        (corrected, uncorrected): (u64, u64),
+        window: impl FnOnce(&mut crate::measure::windows::CoreWindows) -> Option<&mut crate::measure::windows::StageStats>,
+    ) -> Option<(u64, u64)> {
+        use crate::measure::accounting::Receipt;
+        if r == Receipt::Duplicate {
+            self.counters.msgs_duplicated += 1;
+            if let Some(w) = window(&mut self.windows) {
+                w.duplicated += 1;
+            }
+            return None;
+        }
+        if r != Receipt::First {
+            self.counters.msgs_reordered += 1;
+        }
+        self.counters.msgs_delivered += 1;
+        self.record_delivery(corrected, uncorrected);
+        if let Some(w) = window(&mut self.windows) {
+            w.record_delivery(corrected, uncorrected);
+        }
+        Some((corrected, uncorrected))
+    }
+
     /// A message left `ns` after its intended send time (0 when it left on time or early).
     pub fn record_send_lag(&mut self, ns: u64) {
         self.interval.send_lag.saturating_record((ns / 1000).max(1));
@@ -687,6 +716,24 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn a_receipt_counts_once_in_the_run_and_in_its_window() {
+        use crate::measure::accounting::Receipt;
+        let mut s = CoreStats::default();
+        s.windows.classes = vec![Default::default(), Default::default()];
+        assert_eq!(s.count_receipt(Receipt::First, (3_000, 2_000), |w| w.classes.get_mut(1)), Some((3_000, 2_000)));
+        assert_eq!(s.count_receipt(Receipt::Reordered, (5_000, 4_000), |w| w.classes.get_mut(1)), Some((5_000, 4_000)));
+        assert_eq!(s.count_receipt(Receipt::Duplicate, (9_000, 9_000), |w| w.classes.get_mut(1)), None);
+        // No window (a stage past the run's): the run's counts still move.
+        assert_eq!(s.count_receipt(Receipt::First, (1_000, 1_000), |w| w.classes.get_mut(7)), Some((1_000, 1_000)));
+        let c = &s.counters;
+        assert_eq!((c.msgs_delivered, c.msgs_reordered, c.msgs_duplicated), (3, 1, 1));
+        assert_eq!(s.interval.corrected.len(), 3, "duplicates record no latency");
+        let w = &s.windows.classes[1];
+        assert_eq!((w.delivered, w.duplicated, w.corrected.as_ref().map(|h| h.len())), (2, 1, Some(2)));
+        assert_eq!(s.windows.classes[0].delivered, 0);
     }
 
     #[test]

@@ -16,7 +16,6 @@ use crate::client::target::Ws;
 use crate::client::{connect, direct, session};
 use crate::config::protocol::Unmarked;
 use crate::config::template::{Fill, Vars};
-use crate::measure::accounting::Receipt;
 use crate::measure::clock::now_ns;
 use crate::measure::marker::{self, DecodeError, Marker};
 use crate::measure::stats::ErrorKind;
@@ -366,25 +365,8 @@ fn on_frame(ctx: &RoomsCtx, c: &Conn, from: u64, j: &mut Joined, frame: &[u8], n
             return;
         }
         let class = ctx.pop.room_class[room.id as usize] as usize;
-        match j.ledger.receive((j.prefix[pos] + m.sender) as usize, m.seq) {
-            Receipt::Duplicate => {
-                stats.counters.msgs_duplicated += 1;
-                if let Some(w) = stats.windows.classes.get_mut(class) {
-                    w.duplicated += 1;
-                }
-            }
-            r => {
-                if r != Receipt::First {
-                    stats.counters.msgs_reordered += 1;
-                }
-                stats.counters.msgs_delivered += 1;
-                let (corrected, uncorrected) = m.latencies(now);
-                stats.record_delivery(corrected, uncorrected);
-                if let Some(w) = stats.windows.classes.get_mut(class) {
-                    w.record_delivery(corrected, uncorrected);
-                }
-            }
-        }
+        let r = j.ledger.receive((j.prefix[pos] + m.sender) as usize, m.seq);
+        stats.count_receipt(r, m.latencies(now), |w| w.classes.get_mut(class));
     });
     if found == 0 {
         match ctx.target.protocol.unmarked {
