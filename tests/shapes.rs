@@ -17,12 +17,20 @@ fn sn(v: &Value, i: usize, key: &str) -> u64 {
     stage(v, i)[key].as_u64().unwrap_or_else(|| panic!("stage {i} {key} in {}", v["shape"]))
 }
 
-/// Every message of every stage was delivered to every other member, exactly once.
-fn assert_stages_exact(v: &Value, members: u64) {
+/// Every message of every stage was delivered exactly once to every member it was owed to: every
+/// other member, except in the first `opening` stages, which open conversations (a connection
+/// ramp). There a sender starts once it is connected, and what it sends before the rest of its
+/// conversation has connected is owed only to the members connected then.
+fn assert_stages_exact(v: &Value, members: u64, opening: usize) {
     let stages = v["shape"]["stages"].as_array().expect("stages in the results");
     let (mut sent, mut delivered) = (0, 0);
     for (i, _) in stages.iter().enumerate() {
-        assert_eq!(sn(v, i, "expected"), sn(v, i, "sent") * (members - 1), "stage {i}: {}", stage(v, i));
+        let all = sn(v, i, "sent") * (members - 1);
+        if i < opening {
+            assert!(sn(v, i, "expected") <= all, "stage {i}: {}", stage(v, i));
+        } else {
+            assert_eq!(sn(v, i, "expected"), all, "stage {i}: {}", stage(v, i));
+        }
         assert_eq!(sn(v, i, "delivered"), sn(v, i, "expected"), "stage {i}: {}", stage(v, i));
         assert_eq!((sn(v, i, "missed"), sn(v, i, "duplicated")), (0, 0), "stage {i}");
         sent += sn(v, i, "sent");
@@ -60,7 +68,7 @@ fn rate_stages_count_exactly_and_carry_the_injected_delay() {
             "7",
         ],
     );
-    assert_stages_exact(&v, 3);
+    assert_stages_exact(&v, 3, 0);
     let sent: Vec<u64> = (0..4).map(|i| sn(&v, i, "sent")).collect();
     assert_eq!(sent, vec![0, 100, 150, 100]);
     assert_eq!(v["scenario"]["duration"], 5.0);
@@ -438,7 +446,17 @@ fn shapes_stay_exact_with_executors_past_the_core_count() {
     );
     assert_eq!(u(&v, "connections.established"), 60);
     assert_eq!(sn(&v, 2, "sent"), 100, "20 conversations at 5/s for 1 s");
-    assert_stages_exact(&v, 3);
+    // The first stage ramps the connections up; the next two hold them.
+    assert_stages_exact(&v, 3, 1);
+    // The embedded server's own count: every frame it relayed reached a member, which counted it
+    // as delivered, or as unexpected when it was sent before that member's upgrade completed.
+    assert_eq!(
+        u(&v, "server.messages_delivered"),
+        u(&v, "messages.delivered") + u(&v, "messages.unexpected"),
+        "{} {}",
+        v["server"],
+        v["messages"]
+    );
     // 70 executors, each with a tiny share of the churn and of the storm: the shares still add
     // up and every owed delivery arrives.
     let (_, v) = run_herd(
