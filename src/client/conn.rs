@@ -21,11 +21,10 @@ use super::session;
 use super::shaping;
 use super::state::{Conv, CoreCtx, Slot};
 use super::target::Ws;
-use crate::config::protocol::Unmarked;
 use crate::config::template::Fill;
 use crate::measure::accounting::Trackers;
 use crate::measure::clock::now_ns;
-use crate::measure::marker::{self, DecodeError, Marker};
+use crate::measure::marker::Marker;
 use crate::measure::stats::ErrorKind;
 use crate::ws::wire;
 use futures_util::{SinkExt, StreamExt};
@@ -435,19 +434,7 @@ fn on_frame(
     frame: &[u8],
     now: u64,
 ) {
-    let mut stats = ctx.stats.borrow_mut();
-    let found = marker::find_all(frame, |r| {
-        let m = match r {
-            Ok(m) => m,
-            Err(DecodeError::Truncated) | Err(DecodeError::Malformed) => {
-                stats.counters.error(ErrorKind::MarkerMalformed);
-                return;
-            }
-        };
-        if m.run != ctx.plan.run_id {
-            stats.counters.error(ErrorKind::MarkerForeign);
-            return;
-        }
+    serving::each_marker(&ctx.target, &ctx.stats, ctx.plan.run_id, frame, |stats, m| {
         if m.conv != conv.id || m.sender >= ctx.plan.scenario.senders {
             stats.counters.error(ErrorKind::MarkerOutOfRange);
             return;
@@ -477,10 +464,4 @@ fn on_frame(
             }
         }
     });
-    if found == 0 {
-        match ctx.target.protocol.unmarked {
-            Unmarked::Error => stats.counters.error(ErrorKind::MarkerMissing),
-            Unmarked::Ignore => stats.counters.wire.unmarked_frames += 1,
-        }
-    }
 }

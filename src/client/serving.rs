@@ -8,6 +8,8 @@ use super::direct::{self, Read};
 use super::session;
 use super::target::{Target, Ws};
 use crate::config::protocol::steps::Automatic;
+use crate::config::protocol::Unmarked;
+use crate::measure::marker::{self, DecodeError, Marker};
 use crate::measure::stats::{CoreStats, ErrorKind};
 use crate::ws::wire;
 use std::cell::RefCell;
@@ -135,5 +137,29 @@ pub fn rx_time(ws: &Ws) -> u64 {
     match ws.get_ref().get_ref().get_ref().rx_ns() {
         0 => crate::measure::clock::now_ns(),
         t => t,
+    }
+}
+
+/// Calls `owed(stats, marker)` for each of this run's markers in a chat message; a malformed
+/// marker, another run's, and a message with none (per `--unmarked`) are counted here. What
+/// the marker names is the caller's to check (its conversation or rooms, its senders).
+pub fn each_marker(
+    t: &Target,
+    stats: &RefCell<CoreStats>,
+    run_id: u32,
+    frame: &[u8],
+    mut owed: impl FnMut(&mut CoreStats, Marker),
+) {
+    let mut stats = stats.borrow_mut();
+    let found = marker::find_all(frame, |r| match r {
+        Err(DecodeError::Truncated) | Err(DecodeError::Malformed) => stats.counters.error(ErrorKind::MarkerMalformed),
+        Ok(m) if m.run != run_id => stats.counters.error(ErrorKind::MarkerForeign),
+        Ok(m) => owed(&mut stats, m),
+    });
+    if found == 0 {
+        match t.protocol.unmarked {
+            Unmarked::Error => stats.counters.error(ErrorKind::MarkerMissing),
+            Unmarked::Ignore => stats.counters.wire.unmarked_frames += 1,
+        }
     }
 }

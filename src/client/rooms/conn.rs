@@ -14,10 +14,9 @@ use crate::client::conn::{close, linger};
 use crate::client::serving::{self, Got, Wire};
 use crate::client::target::Ws;
 use crate::client::{connect, direct, session};
-use crate::config::protocol::Unmarked;
 use crate::config::template::{Fill, Vars};
 use crate::measure::clock::now_ns;
-use crate::measure::marker::{self, DecodeError, Marker};
+use crate::measure::marker::Marker;
 use crate::measure::stats::ErrorKind;
 use crate::population::ledger::Ledger;
 use crate::ws::wire;
@@ -319,20 +318,8 @@ async fn send_due(ctx: &RoomsCtx, c: &Conn, j: &Joined, ws: &mut Ws) -> Result<(
 }
 
 fn on_frame(ctx: &RoomsCtx, c: &Conn, from: u64, j: &mut Joined, frame: &[u8], now: u64) {
-    let mut stats = ctx.stats.borrow_mut();
     let rooms = ctx.pop.rooms_of(c.user);
-    let found = marker::find_all(frame, |r| {
-        let m = match r {
-            Ok(m) => m,
-            Err(DecodeError::Truncated) | Err(DecodeError::Malformed) => {
-                stats.counters.error(ErrorKind::MarkerMalformed);
-                return;
-            }
-        };
-        if m.run != ctx.plan.run_id {
-            stats.counters.error(ErrorKind::MarkerForeign);
-            return;
-        }
+    serving::each_marker(&ctx.target, &ctx.stats, ctx.plan.run_id, frame, |stats, m| {
         // The room must be one of this user's, and the sender one of the room's.
         let Some(pos) = u32::try_from(m.conv).ok().and_then(|r| rooms.binary_search(&r).ok()) else {
             stats.counters.error(ErrorKind::MarkerOutOfRange);
@@ -368,10 +355,4 @@ fn on_frame(ctx: &RoomsCtx, c: &Conn, from: u64, j: &mut Joined, frame: &[u8], n
         let r = j.ledger.receive((j.prefix[pos] + m.sender) as usize, m.seq);
         stats.count_receipt(r, m.latencies(now), |w| w.classes.get_mut(class));
     });
-    if found == 0 {
-        match ctx.target.protocol.unmarked {
-            Unmarked::Error => stats.counters.error(ErrorKind::MarkerMissing),
-            Unmarked::Ignore => stats.counters.wire.unmarked_frames += 1,
-        }
-    }
 }
