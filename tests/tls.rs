@@ -86,7 +86,11 @@ fn reconnects_resume_tls_sessions_unless_disabled() {
     let v = run(&[]);
     let (handshakes, reconnected) = (n(&v, "tls.handshakes"), n(&v, "connections.reconnected"));
     assert!(reconnected >= 10, "each connection is dropped at least once: {v}");
-    assert_eq!(handshakes, n(&v, "connections.established"));
+    // Every connection established did its handshake; a reconnect still under way when the run
+    // ends may have finished its handshake without being established (at most one per
+    // connection: 5 x 2).
+    let established = n(&v, "connections.established");
+    assert!((established..=established + 10).contains(&handshakes), "{handshakes} handshakes: {v}");
     // Sessions resume whenever a ticket is at hand (README): on every reconnect (the earlier
     // handshakes left tickets), and on a first connection that starts after another one got its
     // ticket. The very first handshake cannot.
